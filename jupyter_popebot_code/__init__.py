@@ -1,0 +1,18 @@
+"""Docker code workspaces for Jupyter: a server extension, a terminal relay and a JupyterLab UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .app import CodeWorkspacesApp
+
+__version__ = "0.1.0"
+__all__ = ["CodeWorkspacesApp", "__version__"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "jupyter_popebot_code", "app": CodeWorkspacesApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-popebot-code"}]

@@ -1,0 +1,346 @@
+"""Workspace containers on a Docker engine, through the Docker SDK.
+
+Every SDK call is blocking, so all of them go through `_call`, which runs them on a small thread
+pool: Tornado's event loop never waits on Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .store import Workspace
+
+T = TypeVar("T")
+
+LABEL_PREFIX = "org.jupyter.popebot-code"
+MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
+MANAGED_BY = "jupyter-popebot-code"
+WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
+OWNER_LABEL = f"{LABEL_PREFIX}.owner"
+STORE_LABEL = f"{LABEL_PREFIX}.store"
+TTYD_PORT = 7681
+
+
+class DockerUnavailable(RuntimeError):
+    """The Docker engine cannot be reached; the request may succeed once it is back."""
+
+
+class ContainerError(RuntimeError):
+    """Docker refused an operation on a workspace container."""
+
+
+class ContainerMissing(ContainerError):
+    """The container went away between two calls."""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
+    ip_address: str | None
+
+
+class ContainerManager(LoggingConfigurable):
+    """Creates, inspects, starts and removes workspace containers and their volumes."""
+
+    docker_host = Unicode(
+        "",
+        help=(
+            "Docker engine URL, e.g. unix:///var/run/docker.sock or tcp://host:2376. Empty: found "
+            "the standard way, from DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH."
+        ),
+    ).tag(config=True)
+
+    docker_timeout = Float(120.0, help="Seconds before a single Docker API call is given up.").tag(
+        config=True
+    )
+
+    image = Unicode(
+        "jupyter-popebot-code-workspace:latest",
+        help="Image of workspace containers (build it with scripts/build-image.sh).",
+    ).tag(config=True)
+
+    network = Unicode(
+        "jupyter-popebot-code",
+        help=(
+            "Docker network for workspace containers, created as a bridge network when missing. "
+            "Put the Jupyter server on it too when it runs in a container."
+        ),
+    ).tag(config=True)
+
+    connect_via = Enum(
+        ["auto", "ip", "name"],
+        default_value="auto",
+        help=(
+            "How the relay reaches a container's ttyd: 'ip' (its address on the network, for a "
+            "server outside Docker), 'name' (its container name, for a server on the same "
+            "network), 'auto' ('name' when the server runs inside a container, else 'ip')."
+        ),
+    ).tag(config=True)
+
+    workspace_dir = Unicode(
+        "/home/coder/workspace",
+        help="Folder inside the container that holds the workspace's volume and the clone.",
+    ).tag(config=True)
+
+    mem_limit = Unicode(
+        "",
+        help="Memory limit per container in Docker's notation (e.g. '4g'); empty for none.",
+    ).tag(config=True)
+
+    cpu_limit = Float(0.0, help="CPUs per container (e.g. 1.5); 0 for no limit.").tag(config=True)
+
+    pids_limit = Int(
+        0, help="Most processes a container may run (fork-bomb guard); 0 for no limit."
+    ).tag(config=True)
+
+    extra_env = Dict(
+        value_trait=Unicode(),
+        help="More environment variables for every workspace container.",
+    ).tag(config=True)
+
+    claude_code_oauth_token = Unicode(
+        help=(
+            "CLAUDE_CODE_OAUTH_TOKEN given to containers so `claude` works in the terminal. "
+            "Defaults to the server's own CLAUDE_CODE_OAUTH_TOKEN environment variable."
+        ),
+    ).tag(config=True)
+
+    keep_volume_on_delete = Bool(
+        False,
+        help="Keep a workspace's volume (its files) when the workspace is deleted.",
+    ).tag(config=True)
+
+    restart_wait_timeout = Float(
+        30.0,
+        help="Seconds ensure waits for a container in Docker's 'restarting' state to settle.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="popebot-docker")
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+        self._network_ready = False
+
+    @default("claude_code_oauth_token")
+    def _default_claude_code_oauth_token(self) -> str:
+        return os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
+
+    # -- the one seam to the blocking SDK --------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self._guarded(fn, args, kwargs))
+
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        try:
+            return fn(self._docker(), *args, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            raise DockerUnavailable(self._unreachable_message()) from err
+        except docker.errors.ImageNotFound as err:
+            raise ContainerError(
+                f"The workspace image {self.image!r} is not on the Docker engine: build it with "
+                "scripts/build-image.sh (or set ContainerManager.image)."
+            ) from err
+        except docker.errors.NotFound as err:
+            raise ContainerMissing(str(err.explanation or err)) from err
+        except docker.errors.APIError as err:
+            raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
+
+    def _docker(self) -> docker.DockerClient:
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    if self.docker_host:
+                        self._client = docker.DockerClient(
+                            base_url=self.docker_host, timeout=int(self.docker_timeout)
+                        )
+                    else:
+                        self._client = docker.from_env(timeout=int(self.docker_timeout))
+                except docker.errors.DockerException as err:
+                    raise DockerUnavailable(self._unreachable_message()) from err
+            return self._client
+
+    def _unreachable_message(self) -> str:
+        where = self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return (
+            f"The Docker engine at {where} is not reachable. Start it (for example "
+            "`scripts/ensure-docker.sh`, or `systemctl start docker`) and try again."
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def state(self, container_name: str) -> ContainerState | None:
+        """The container's state, or None when there is no such container."""
+        return await self._call(self._state_sync, container_name)
+
+    def _state_sync(self, client: docker.DockerClient, name: str) -> ContainerState | None:
+        try:
+            attrs = client.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+        networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
+        address = (networks.get(self.network) or {}).get("IPAddress") or None
+        return ContainerState(status=attrs["State"]["Status"], ip_address=address)
+
+    async def statuses(self, store_id: str) -> dict[str, str]:
+        """Container name -> Docker status for every container of one store, in one call."""
+
+        def list_all(client: docker.DockerClient) -> dict[str, str]:
+            found = client.api.containers(
+                all=True, filters={"label": [f"{STORE_LABEL}={store_id}"]}
+            )
+            return {c["Names"][0].lstrip("/"): c["State"] for c in found}
+
+        return await self._call(list_all)
+
+    async def workspace_ids(self, store_id: str) -> dict[str, str]:
+        """Container name -> workspace id for every container of one store."""
+
+        def list_all(client: docker.DockerClient) -> dict[str, str]:
+            found = client.api.containers(
+                all=True, filters={"label": [f"{STORE_LABEL}={store_id}"]}
+            )
+            return {c["Names"][0].lstrip("/"): c["Labels"].get(WORKSPACE_LABEL, "") for c in found}
+
+        return await self._call(list_all)
+
+    def connect_host(self, container_name: str, state: ContainerState) -> str:
+        """Where the relay dials this container's ttyd."""
+        via = self.connect_via
+        if via == "auto":
+            via = "name" if os.path.exists("/.dockerenv") else "ip"
+        if via == "name":
+            return container_name
+        if not state.ip_address:
+            raise ContainerError(
+                f"Container {container_name} has no address on network {self.network!r}."
+            )
+        return state.ip_address
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+        """Create and start the workspace's container on its (possibly existing) volume."""
+        await self._call(self._create_sync, workspace, store_id, env)
+
+    def _create_sync(
+        self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
+    ) -> None:
+        assert ws.container_name
+        labels = {
+            MANAGED_BY_LABEL: MANAGED_BY,
+            WORKSPACE_LABEL: ws.id,
+            OWNER_LABEL: ws.user_id,
+            STORE_LABEL: store_id,
+        }
+        self._ensure_network(client)
+        # Creating an existing volume returns it unchanged: a recreated container keeps the files.
+        client.volumes.create(name=ws.volume_name, labels=labels)
+        environment = {
+            **self.extra_env,
+            **env,
+            "WORKSPACE_DIR": self.workspace_dir,
+            "TTYD_CREDENTIAL": ws.ttyd_credential,
+        }
+        if self.claude_code_oauth_token:
+            environment["CLAUDE_CODE_OAUTH_TOKEN"] = self.claude_code_oauth_token
+        options: dict[str, Any] = {}
+        if self.mem_limit:
+            options["mem_limit"] = self.mem_limit
+        if self.cpu_limit:
+            options["nano_cpus"] = int(self.cpu_limit * 1e9)
+        if self.pids_limit:
+            options["pids_limit"] = self.pids_limit
+        container: Container = client.containers.create(
+            self.image,
+            name=ws.container_name,
+            hostname=f"workspace-{ws.id}"[:63],
+            labels=labels,
+            environment=environment,
+            volumes={ws.volume_name: {"bind": self.workspace_dir, "mode": "rw"}},
+            network=self.network,
+            init=True,
+            restart_policy={"Name": "unless-stopped"},
+            security_opt=["no-new-privileges:true"],
+            detach=True,
+            **options,
+        )
+        try:
+            container.start()
+        except BaseException:
+            container.remove(force=True)
+            raise
+
+    def _ensure_network(self, client: docker.DockerClient) -> None:
+        if self._network_ready:
+            return
+        if not client.networks.list(names=[self.network]):
+            try:
+                client.networks.create(
+                    self.network, driver="bridge", labels={MANAGED_BY_LABEL: MANAGED_BY}
+                )
+            except docker.errors.APIError as err:
+                # Another server may have created it in the meantime.
+                if not client.networks.list(names=[self.network]):
+                    raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
+        self._network_ready = True
+
+    async def start(self, container_name: str) -> None:
+        await self._call(lambda client: client.api.start(container_name))
+
+    async def unpause(self, container_name: str) -> None:
+        await self._call(lambda client: client.api.unpause(container_name))
+
+    async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
+        """Poll a 'restarting' container until it settles or restart_wait_timeout passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.restart_wait_timeout
+        state = await self.state(container_name)
+        while state is not None and state.status == "restarting" and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            state = await self.state(container_name)
+        return state
+
+    async def remove(self, container_name: str) -> None:
+        """Remove the container; one that is already gone counts as removed."""
+
+        def remove(client: docker.DockerClient) -> None:
+            try:
+                client.api.remove_container(container_name, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as err:
+                # 409: a removal is already in progress.
+                if err.status_code != 409:
+                    raise
+
+        await self._call(remove)
+
+    async def remove_volume(self, volume_name: str) -> None:
+        def remove(client: docker.DockerClient) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_volume(volume_name, force=True)
+
+        await self._call(remove)

@@ -1,0 +1,190 @@
+"""REST API: list, create, read, rename, star, delete and ensure the caller's workspaces."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .owner import owner_for
+from .service import ContainerError, DockerUnavailable, WorkspaceNotFound, WorkspaceService
+from .validation import InvalidInput, WorkspaceValidator, validate_name
+
+AUTH_RESOURCE = "code_workspaces"
+MAX_BODY_BYTES = 16 * 1024
+
+
+class WorkspaceAPIError(web.HTTPError):
+    """An HTTP error whose JSON body carries extra fields (the bad `field`, an ensure status)."""
+
+    def __init__(self, status_code: int, message: str, **extra: Any) -> None:
+        super().__init__(status_code, "%s", message)
+        self.message = message
+        self.extra = extra
+
+
+def translate_errors(
+    **server_error_fields: Any,
+) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+    """Turn the service's exceptions into HTTP answers that tell the user what to do.
+
+    `server_error_fields` are added to the JSON of 5xx answers (ensure adds `status: error`).
+    """
+
+    def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(method)
+        async def wrapper(self: WorkspaceAPIHandler, *args: Any, **kwargs: Any) -> None:
+            try:
+                await method(self, *args, **kwargs)
+            except InvalidInput as err:
+                raise WorkspaceAPIError(400, err.message, field=err.field) from err
+            except WorkspaceNotFound as err:
+                raise WorkspaceAPIError(404, f"No workspace with id {err.args[0]!r}.") from err
+            except DockerUnavailable as err:
+                raise WorkspaceAPIError(503, str(err), **server_error_fields) from err
+            except ContainerError as err:
+                raise WorkspaceAPIError(500, str(err), **server_error_fields) from err
+
+        return wrapper
+
+    return decorate
+
+
+class WorkspaceAPIHandler(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def service(self) -> WorkspaceService:
+        return self.settings["popebot_code_service"]  # type: ignore[no-any-return]
+
+    @property
+    def validator(self) -> WorkspaceValidator:
+        return self.settings["popebot_code_validator"]  # type: ignore[no-any-return]
+
+    @property
+    def owner(self) -> str:
+        return owner_for(self)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if not isinstance(error, WorkspaceAPIError):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        reply = {"message": error.message, "reason": error.reason, **error.extra}
+        self.log.warning("wrote error: %r", error.message)
+        self.finish(json.dumps(reply))
+
+    def read_json_object(self, allowed: set[str]) -> dict[str, Any]:
+        """The body as a JSON object with only `allowed` keys, or a 400 that says what is wrong."""
+        body = self.request.body or b""
+        if len(body) > MAX_BODY_BYTES:
+            raise WorkspaceAPIError(400, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        try:
+            data = json.loads(body or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise WorkspaceAPIError(400, f"The request body is not valid JSON: {err}.") from err
+        if not isinstance(data, dict):
+            raise WorkspaceAPIError(400, "The request body must be a JSON object.")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise WorkspaceAPIError(
+                400,
+                f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.",
+                field=unknown[0],
+            )
+        return data
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class WorkspaceCollectionHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def get(self) -> None:
+        listed = await self.service.list_with_status(self.owner)
+        self.write_json(
+            {"workspaces": [{**ws.to_json(), "container": {"status": s}} for ws, s in listed]}
+        )
+
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def post(self) -> None:
+        spec = self.validator.create_spec(self.read_json_object({"name", "repo", "branch"}))
+        workspace = await self.service.create(self.owner, spec)
+        self.set_header(
+            "Location",
+            url_path_join(self.base_url, "api/code/workspaces", workspace.id),
+        )
+        self.write_json(workspace.to_json(), status=201)
+
+
+class WorkspaceHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def get(self, workspace_id: str) -> None:
+        workspace, status = await self.service.describe(self.owner, workspace_id)
+        self.write_json({**workspace.to_json(), "container": {"status": status}})
+
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def patch(self, workspace_id: str) -> None:
+        body = self.read_json_object({"name"})
+        if "name" not in body:
+            raise InvalidInput("name is required.", "name")
+        renamed = await self.service.rename(self.owner, workspace_id, validate_name(body["name"]))
+        self.write_json(renamed.to_json())
+
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def delete(self, workspace_id: str) -> None:
+        await self.service.delete(self.owner, workspace_id)
+        self.set_status(204)
+        self.finish()
+
+
+class WorkspaceStarHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def post(self, workspace_id: str) -> None:
+        self.read_json_object(set())
+        toggled = await self.service.toggle_star(self.owner, workspace_id)
+        self.write_json(toggled.to_json())
+
+
+class WorkspaceEnsureHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors(status="error")
+    async def post(self, workspace_id: str) -> None:
+        self.read_json_object(set())
+        result = await self.service.ensure(self.owner, workspace_id)
+        self.write_json(result.to_json())
+
+
+_ID = r"(?P<workspace_id>[^/]+)"
+
+
+def workspace_handlers() -> list[tuple[str, type[WorkspaceAPIHandler]]]:
+    return [
+        (r"/api/code/workspaces/?", WorkspaceCollectionHandler),
+        (rf"/api/code/workspaces/{_ID}/star", WorkspaceStarHandler),
+        (rf"/api/code/workspaces/{_ID}/ensure", WorkspaceEnsureHandler),
+        (rf"/api/code/workspaces/{_ID}/?", WorkspaceHandler),
+    ]

@@ -1,0 +1,270 @@
+"""What users can do with workspaces: the rules that join the store and the containers.
+
+Every operation that touches a workspace's container holds that workspace's lock, so concurrent
+create / ensure / delete calls cannot race each other into two containers or a half-deleted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+
+from .containers import (
+    TTYD_PORT,
+    ContainerError,
+    ContainerManager,
+    ContainerMissing,
+    DockerUnavailable,
+)
+from .store import Workspace, WorkspaceStore
+from .validation import WorkspaceSpec, WorkspaceValidator
+
+__all__ = [
+    "ContainerError",
+    "DockerUnavailable",
+    "EnsureResult",
+    "TerminalEndpoint",
+    "WorkspaceNotFound",
+    "WorkspaceService",
+]
+
+# The container is queried in one call for a listing; these mean "no answer" and "no container".
+STATUS_UNKNOWN = "unknown"
+STATUS_MISSING = "missing"
+
+
+class WorkspaceNotFound(LookupError):
+    """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    status: str  # running | started | created | no_container
+    message: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        reply = {"status": self.status}
+        if self.message:
+            reply["message"] = self.message
+        return reply
+
+
+@dataclass(frozen=True)
+class TerminalEndpoint:
+    """Where a workspace's ttyd listens, and the credential it wants (server-side only)."""
+
+    host: str
+    port: int
+    credential: str
+
+
+class WorkspaceService:
+    """Workspace operations on behalf of an owner."""
+
+    def __init__(
+        self,
+        store: WorkspaceStore,
+        containers: ContainerManager,
+        validator: WorkspaceValidator,
+        log: logging.Logger,
+        activity_interval: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.containers = containers
+        self.validator = validator
+        self.log = log
+        self.activity_interval = activity_interval
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._activity_recorded: dict[str, float] = {}
+
+    def _lock_for(self, workspace_id: str) -> asyncio.Lock:
+        lock = self._locks.get(workspace_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[workspace_id] = lock
+        return lock
+
+    def _owned(self, owner: str, workspace_id: str) -> Workspace:
+        workspace = self.store.get(workspace_id)
+        if workspace is None or workspace.user_id != owner:
+            raise WorkspaceNotFound(workspace_id)
+        return workspace
+
+    def _container_env(self, workspace: Workspace) -> dict[str, str]:
+        return {
+            "REPO_URL": self.validator.clone_url(workspace.repo),
+            "BRANCH": workspace.branch,
+            "GIT_ALLOW_PROTOCOL": self.validator.git_allow_protocol(),
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def get(self, owner: str, workspace_id: str) -> Workspace | None:
+        try:
+            return self._owned(owner, workspace_id)
+        except WorkspaceNotFound:
+            return None
+
+    async def list_with_status(self, owner: str) -> list[tuple[Workspace, str]]:
+        """The owner's workspaces with their container status, in one Docker call."""
+        workspaces = self.store.list_for_user(owner)
+        try:
+            statuses = await self.containers.statuses(self.store.store_id)
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.warning("Listing without container status: %s", err)
+            return [(ws, STATUS_UNKNOWN) for ws in workspaces]
+        return [(ws, statuses.get(ws.container_name or "", STATUS_MISSING)) for ws in workspaces]
+
+    async def describe(self, owner: str, workspace_id: str) -> tuple[Workspace, str]:
+        """The workspace and its container's Docker status ('missing' when there is none)."""
+        workspace = self._owned(owner, workspace_id)
+        if not workspace.container_name:
+            return workspace, STATUS_MISSING
+        state = await self.containers.state(workspace.container_name)
+        return workspace, state.status if state else STATUS_MISSING
+
+    # -- changing --------------------------------------------------------------------------
+
+    async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
+        """Create the record and a started container, or neither."""
+        workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
+        async with self._lock_for(workspace.id):
+            try:
+                await self.containers.create(
+                    workspace, self.store.store_id, self._container_env(workspace)
+                )
+                self.store.insert(workspace)
+            except BaseException:
+                await self._discard(workspace)
+                raise
+        self.log.info("Created code workspace %s for %s", workspace.id, owner)
+        return workspace
+
+    async def _discard(self, workspace: Workspace) -> None:
+        """Undo a failed create; the volume is new and holds nothing of the user's yet."""
+        assert workspace.container_name
+        try:
+            await self.containers.remove(workspace.container_name)
+            await self.containers.remove_volume(workspace.volume_name)
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.error("Could not clean up after a failed create of %s: %s", workspace.id, err)
+
+    async def rename(self, owner: str, workspace_id: str, name: str) -> Workspace:
+        self._owned(owner, workspace_id)
+        renamed = self.store.rename(workspace_id, name)
+        if renamed is None:
+            raise WorkspaceNotFound(workspace_id)
+        return renamed
+
+    async def toggle_star(self, owner: str, workspace_id: str) -> Workspace:
+        self._owned(owner, workspace_id)
+        toggled = self.store.toggle_star(workspace_id)
+        if toggled is None:
+            raise WorkspaceNotFound(workspace_id)
+        return toggled
+
+    async def delete(self, owner: str, workspace_id: str) -> None:
+        """Remove the container (and volume unless kept), then the record: a failure keeps all."""
+        async with self._lock_for(workspace_id):
+            workspace = self._owned(owner, workspace_id)
+            if workspace.container_name:
+                await self.containers.remove(workspace.container_name)
+            if not self.containers.keep_volume_on_delete:
+                await self.containers.remove_volume(workspace.volume_name)
+            self.store.delete(workspace_id)
+            self._activity_recorded.pop(workspace_id, None)
+        self.log.info("Deleted code workspace %s of %s", workspace_id, owner)
+
+    async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
+        """Bring the workspace's container up, keeping the user's processes where possible."""
+        async with self._lock_for(workspace_id):
+            workspace = self._owned(owner, workspace_id)
+            if not workspace.container_name:
+                return EnsureResult("no_container", "This workspace has no container.")
+            return await self._ensure_locked(workspace)
+
+    async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
+        name = workspace.container_name
+        assert name
+        state = await self.containers.state(name)
+        if state is not None and state.status == "restarting":
+            state = await self.containers.wait_while_restarting(name)
+            if state is not None and state.status == "restarting":
+                raise ContainerError(
+                    f"Container {name} is still restarting after "
+                    f"{self.containers.restart_wait_timeout:g} s; see `docker logs {name}`."
+                )
+        if state is None:
+            await self._recreate(workspace)
+            return EnsureResult("created", "The container was missing and has been recreated.")
+        if state.status == "running":
+            return EnsureResult("running")
+        if state.status == "paused":
+            await self.containers.unpause(name)
+            return EnsureResult("started", "The container was paused and has been resumed.")
+        if state.status in ("created", "exited"):
+            try:
+                await self.containers.start(name)
+            except ContainerMissing:
+                await self._recreate(workspace)
+                return EnsureResult("created", "The container vanished and has been recreated.")
+            except ContainerError as err:
+                self.log.warning("Starting %s failed (%s); recreating it", name, err)
+                await self._recreate(workspace)
+                return EnsureResult("created", f"Starting failed ({err}); recreated the container.")
+            return EnsureResult("started", "The container was stopped and has been started.")
+        # dead, removing, or a state Docker may add later: a fresh container on the same volume.
+        await self._recreate(workspace)
+        return EnsureResult("created", f"The container was {state.status} and has been recreated.")
+
+    async def _recreate(self, workspace: Workspace) -> None:
+        assert workspace.container_name
+        await self.containers.remove(workspace.container_name)
+        await self.containers.create(workspace, self.store.store_id, self._container_env(workspace))
+        self.log.info("Recreated container %s", workspace.container_name)
+
+    # -- terminals -------------------------------------------------------------------------
+
+    async def terminal_endpoint(self, workspace: Workspace) -> TerminalEndpoint:
+        name = workspace.container_name
+        if not name:
+            raise ContainerError("This workspace has no container.")
+        state = await self.containers.state(name)
+        if state is None or state.status != "running":
+            status = state.status if state else STATUS_MISSING
+            raise ContainerError(f"The workspace container is {status}, not running.")
+        return TerminalEndpoint(
+            host=self.containers.connect_host(name, state),
+            port=TTYD_PORT,
+            credential=workspace.ttyd_credential,
+        )
+
+    def record_activity(self, workspace_id: str) -> None:
+        """Note terminal use; written at most once per activity_interval per workspace."""
+        now = time.time()
+        if now - self._activity_recorded.get(workspace_id, 0.0) < self.activity_interval:
+            return
+        self._activity_recorded[workspace_id] = now
+        self.store.record_use(workspace_id, now)
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    async def remove_orphans(self) -> None:
+        """Remove this store's containers that have no record (left by a crash mid-create)."""
+        try:
+            containers = await self.containers.workspace_ids(self.store.store_id)
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.info("Skipping the orphan check: %s", err)
+            return
+        for container_name, workspace_id in containers.items():
+            async with self._lock_for(workspace_id):
+                if self.store.get(workspace_id) is None:
+                    self.log.warning("Removing orphaned container %s", container_name)
+                    await self.containers.remove(container_name)
+
+    async def close(self) -> None:
+        self.containers.close()
+        self.store.close()

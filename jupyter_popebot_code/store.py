@@ -1,0 +1,231 @@
+"""The record of workspaces: a SQLite file that survives restarts and migrates in place."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+CONTAINER_PREFIX = "code-workspace-"
+
+# Each entry upgrades the schema by one version; PRAGMA user_version records how far a file is.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE code_workspaces (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        repo TEXT NOT NULL DEFAULT '',
+        branch TEXT NOT NULL DEFAULT '',
+        starred INTEGER NOT NULL DEFAULT 0,
+        container_name TEXT UNIQUE,
+        ttyd_credential TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX code_workspaces_by_user ON code_workspaces (user_id, starred, updated_at);
+    CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    """
+    ALTER TABLE code_workspaces ADD COLUMN last_used_at REAL;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def new_workspace_id() -> str:
+    """80 random bits, lower-case base32: URL-safe and valid in container, volume and DNS names."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+
+
+def new_ttyd_credential() -> str:
+    return f"coder:{secrets.token_urlsafe(24)}"
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One user's code workspace as recorded; `ttyd_credential` never leaves the server."""
+
+    id: str
+    user_id: str
+    name: str
+    repo: str
+    branch: str
+    starred: bool
+    container_name: str | None
+    ttyd_credential: str
+    created_at: float
+    updated_at: float
+    last_used_at: float | None = None
+
+    @property
+    def volume_name(self) -> str:
+        return f"{CONTAINER_PREFIX}{self.id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "repo": self.repo,
+            "branch": self.branch,
+            "starred": self.starred,
+            "container_name": self.container_name,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "last_used_at": _iso(self.last_used_at),
+        }
+
+    @classmethod
+    def new(cls, user_id: str, name: str, repo: str, branch: str) -> Workspace:
+        workspace_id = new_workspace_id()
+        now = time.time()
+        return cls(
+            id=workspace_id,
+            user_id=user_id,
+            name=name,
+            repo=repo,
+            branch=branch,
+            starred=False,
+            container_name=f"{CONTAINER_PREFIX}{workspace_id}",
+            ttyd_credential=new_ttyd_credential(),
+            created_at=now,
+            updated_at=now,
+        )
+
+
+_COLUMNS = tuple(Workspace.__dataclass_fields__)
+# Column names come from the dataclass, never from input; values always go through placeholders.
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM code_workspaces"  # noqa: S608
+
+
+def _row_to_workspace(row: sqlite3.Row) -> Workspace:
+    values = dict(row)
+    values["starred"] = bool(values["starred"])
+    return Workspace(**values)
+
+
+class WorkspaceStore:
+    """Thread-safe access to the workspace table; every call is one short transaction."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+        self.store_id = self._store_id()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this "
+                    f"jupyter-popebot-code understands ({SCHEMA_VERSION}): upgrade the package."
+                )
+            for script in _MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _store_id(self) -> str:
+        """A random id for this file, put on its containers so stores never touch each other's."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM store_meta WHERE key = 'store_id'").fetchone()
+            if row:
+                return str(row[0])
+            store_id = secrets.token_hex(8)
+            db.execute("INSERT INTO store_meta (key, value) VALUES ('store_id', ?)", (store_id,))
+            return store_id
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def list_for_user(self, user_id: str) -> list[Workspace]:
+        """The user's workspaces, starred first, then most recently updated."""
+        with self._lock:
+            rows = self._db.execute(
+                f"{_SELECT} WHERE user_id = ? ORDER BY starred DESC, updated_at DESC, id",
+                (user_id,),
+            ).fetchall()
+        return [_row_to_workspace(row) for row in rows]
+
+    def get(self, workspace_id: str) -> Workspace | None:
+        with self._lock:
+            row = self._db.execute(f"{_SELECT} WHERE id = ?", (workspace_id,)).fetchone()
+        return _row_to_workspace(row) if row else None
+
+    def all_ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT id FROM code_workspaces")}
+
+    def insert(self, workspace: Workspace) -> None:
+        values = asdict(workspace)
+        values["starred"] = int(workspace.starred)
+        placeholders = ", ".join(f":{column}" for column in _COLUMNS)
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO code_workspaces ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+                values,
+            )
+
+    def _update(
+        self, workspace_id: str, change: Callable[[Workspace], Workspace]
+    ) -> Workspace | None:
+        with self._transaction() as db:
+            row = db.execute(f"{_SELECT} WHERE id = ?", (workspace_id,)).fetchone()
+            if row is None:
+                return None
+            updated = change(_row_to_workspace(row))
+            db.execute(
+                "UPDATE code_workspaces SET name = ?, starred = ?, updated_at = ? WHERE id = ?",
+                (updated.name, int(updated.starred), updated.updated_at, workspace_id),
+            )
+            return updated
+
+    def rename(self, workspace_id: str, name: str) -> Workspace | None:
+        return self._update(workspace_id, lambda ws: replace(ws, name=name, updated_at=time.time()))
+
+    def toggle_star(self, workspace_id: str) -> Workspace | None:
+        return self._update(
+            workspace_id, lambda ws: replace(ws, starred=not ws.starred, updated_at=time.time())
+        )
+
+    def record_use(self, workspace_id: str, when: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE code_workspaces SET last_used_at = ? WHERE id = ?", (when, workspace_id)
+            )
+
+    def delete(self, workspace_id: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM code_workspaces WHERE id = ?", (workspace_id,))
+            return cursor.rowcount > 0

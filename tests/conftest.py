@@ -1,0 +1,219 @@
+"""Shared fixtures: a Jupyter server with the extension, the real Docker engine and image."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from jupyter_server.auth.identity import IdentityProvider, User
+from tornado.httpclient import HTTPResponse
+
+from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:latest")
+# Tests keep their containers on their own network, so cleanup can never touch a real workspace.
+TEST_NETWORK = "popebot-code-test"
+USER_HEADER = "X-Test-User"
+
+
+class HeaderIdentityProvider(IdentityProvider):
+    """Test identity: the user named in a header (like a proxy login), else the token's user."""
+
+    def get_user(self, handler: Any) -> User | None:  # type: ignore[override]
+        name = handler.request.headers.get(USER_HEADER)
+        if name:
+            # A header is a bearer credential like a token: no XSRF cookie is involved.
+            handler._token_authenticated = True
+            return User(username=name)
+        return super().get_user(handler)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The real engine; a missing engine is a failure, never a skip."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as err:
+        pytest.fail(f"No Docker engine: {err}. Run scripts/ensure-docker.sh first.")
+    _remove_test_containers(client)
+    yield client
+    _remove_test_containers(client)
+    client.close()
+
+
+def _remove_test_containers(client: docker.DockerClient) -> None:
+    for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
+        if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
+            container.remove(force=True)
+            for volume in client.volumes.list(filters={"name": container.name}):
+                volume.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def workspace_image(docker_client: docker.DockerClient) -> str:
+    """The workspace image, built by the project's script when missing or stale."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "build-image.sh")], check=True)
+    docker_client.images.get(IMAGE)
+    return IMAGE
+
+
+@pytest.fixture
+def server_settings() -> dict[str, Any]:
+    """Per-test overrides of the extension's options, read by jp_server_config."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(
+    tmp_path: Path, workspace_image: str, server_settings: dict[str, Any]
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "ServerApp": {"jpserver_extensions": {"jupyter_popebot_code": True}},
+        "CodeWorkspacesApp": {"db_path": str(tmp_path / "workspaces.sqlite")},
+        "ContainerManager": {
+            "image": workspace_image,
+            "network": TEST_NETWORK,
+            "extra_env": {"POPEBOT_TEST": "1"},
+        },
+    }
+    for section, values in server_settings.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+@pytest.fixture
+def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[Any]:
+    """The running server's WorkspaceService; its containers and volumes go with the test."""
+    service = jp_serverapp.web_app.settings["popebot_code_service"]
+    yield service
+    label = f"{STORE_LABEL}={service.store.store_id}"
+    for container in docker_client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for volume in docker_client.volumes.list(filters={"label": label}):
+        volume.remove(force=True)
+
+
+@dataclass
+class GitServer:
+    url: str
+
+
+@pytest.fixture
+def git_server(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[GitServer]:
+    """A real `git daemon` on the test network's gateway, serving a repository with two branches."""
+    networks = docker_client.networks.list(names=[TEST_NETWORK])
+    network = (
+        networks[0]
+        if networks
+        else docker_client.networks.create(
+            TEST_NETWORK, driver="bridge", labels={MANAGED_BY_LABEL: "tests"}
+        )
+    )
+    network.reload()
+    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    base = tmp_path / "git"
+    source = tmp_path / "source"
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(source)], check=True)
+    (source / "README.md").write_text("on main\n")
+    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(source), "commit", "-qm", "main"], check=True)
+    subprocess.run([*git, "-C", str(source), "checkout", "-qb", "feature"], check=True)
+    (source / "FEATURE.txt").write_text("on feature\n")
+    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(source), "commit", "-qm", "feature"], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(source), str(base / "repo.git")], check=True
+    )
+    with socket.socket() as probe:
+        probe.bind((gateway, 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+         f"--listen={gateway}", f"--port={port}", str(base)]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection((gateway, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield GitServer(url=f"git://{gateway}:{port}/repo.git")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+class Api:
+    """A small client of the REST API through jp_fetch, answering (status, JSON)."""
+
+    def __init__(self, fetch: Callable[..., Any], user: str | None = None) -> None:
+        self._fetch = fetch
+        self.user = user
+
+    def as_user(self, user: str) -> Api:
+        return Api(self._fetch, user)
+
+    async def call(
+        self, method: str, path: str = "", body: Any = None, raw_body: bytes | None = None
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.user:
+            headers[USER_HEADER] = self.user
+        if raw_body is None and body is not None:
+            raw_body = json.dumps(body).encode()
+        if raw_body is None and method in ("POST", "PATCH", "PUT"):
+            raw_body = b""
+        parts = ["api", "code", "workspaces", *filter(None, path.split("/"))]
+        response: HTTPResponse = await self._fetch(
+            *parts, method=method, body=raw_body, headers=headers, raise_error=False
+        )
+        payload = json.loads(response.body) if response.body else None
+        return response.code, payload
+
+    async def create(self, name: str = "Test", repo: str = "", branch: str = "") -> dict[str, Any]:
+        code, workspace = await self.call(
+            "POST", body={"name": name, "repo": repo, "branch": branch}
+        )
+        assert code == 201, workspace
+        return workspace  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api(jp_fetch: Callable[..., Any], service: Any) -> Api:
+    return Api(jp_fetch)
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25
+) -> Any:
+    """Poll a (possibly async) predicate until it is truthy; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
