@@ -150,6 +150,8 @@ class ContainerManager(LoggingConfigurable):
         try:
             return fn(self._docker(), *args, **kwargs)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            # Start afresh when the engine is back: new connections, API version negotiated again.
+            self._drop_client()
             raise DockerUnavailable(self._unreachable_message()) from err
         except docker.errors.ImageNotFound as err:
             raise ContainerError(
@@ -182,12 +184,15 @@ class ContainerManager(LoggingConfigurable):
             "`scripts/ensure-docker.sh`, or `systemctl start docker`) and try again."
         )
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def _drop_client(self) -> None:
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._drop_client()
 
     # -- queries -----------------------------------------------------------------------------
 

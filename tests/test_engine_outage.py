@@ -1,0 +1,102 @@
+"""The Docker engine going away: clear 503s, nothing lost, everything back once it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from .conftest import Api
+from .docker_proxy import DockerSocketProxy
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DockerSocketProxy]:
+    proxy = DockerSocketProxy(tmp_path / "docker.sock")
+    proxy.start()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def server_settings(engine: DockerSocketProxy) -> dict[str, Any]:
+    return {"ContainerManager": {"docker_host": engine.url}}
+
+
+def assert_engine_message(reply: dict[str, Any]) -> None:
+    assert "Docker engine" in reply["message"]
+    assert "not reachable" in reply["message"]
+
+
+async def test_outage_answers_503_and_loses_nothing(
+    api: Api, engine: DockerSocketProxy, docker_client: docker.DockerClient
+) -> None:
+    kept = await api.create(name="kept")
+    engine.stop()
+
+    code, listed = await api.call("GET")
+    assert code == 200
+    assert [(w["id"], w["container"]["status"]) for w in listed["workspaces"]] == [
+        (kept["id"], "unknown")
+    ]
+    code, reply = await api.call("POST", body={"name": "during outage"})
+    assert code == 503
+    assert_engine_message(reply)
+    code, reply = await api.call("POST", f"{kept['id']}/ensure")
+    assert code == 503
+    assert reply["status"] == "error"
+    assert_engine_message(reply)
+    code, reply = await api.call("DELETE", kept["id"])
+    assert code == 503
+    assert_engine_message(reply)
+    assert (await api.call("GET", kept["id"]))[0] == 503
+    # What needs no engine keeps working.
+    assert (await api.call("PATCH", kept["id"], body={"name": "renamed"}))[0] == 200
+
+    code, listed = await api.call("GET")
+    assert [w["name"] for w in listed["workspaces"]] == ["renamed"]
+    assert docker_client.containers.get(kept["container_name"]).status == "running"
+
+    engine.start()
+    assert await api.call("POST", f"{kept['id']}/ensure") == (200, {"status": "running"})
+    assert (await api.call("DELETE", kept["id"]))[0] == 204
+    assert await api.call("GET") == (200, {"workspaces": []})
+
+
+@pytest.fixture
+def engine_down_at_start(engine: DockerSocketProxy) -> DockerSocketProxy:
+    engine.stop()
+    return engine
+
+
+async def test_server_starts_without_the_engine_and_works_once_it_is_back(
+    engine_down_at_start: DockerSocketProxy, api: Api
+) -> None:
+    assert await api.call("GET") == (200, {"workspaces": []})
+    code, reply = await api.call("POST", body={"name": "too early"})
+    assert code == 503
+    assert_engine_message(reply)
+    assert await api.call("GET") == (200, {"workspaces": []})
+
+    engine_down_at_start.start()
+    workspace = await api.create(name="on time")
+    code, described = await api.call("GET", workspace["id"])
+    assert (code, described["container"]["status"]) == (200, "running")
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{"ContainerManager": {"image": "popebot-no-such-image:latest"}}]
+)
+async def test_create_with_a_missing_image_leaves_nothing(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    code, reply = await api.call("POST", body={"name": "no image"})
+    assert code == 500
+    assert "scripts/build-image.sh" in reply["message"]
+    assert await api.call("GET") == (200, {"workspaces": []})
+    label = f"org.jupyter.popebot-code.store={service.store.store_id}"
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert docker_client.volumes.list(filters={"label": label}) == []
