@@ -1,0 +1,51 @@
+"""docs/openapi.yaml describes what the server really serves."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jupyter_popebot_code.handlers import workspace_handlers
+from jupyter_popebot_code.relay import relay_handlers
+
+from .conftest import Api
+
+SPEC = yaml.safe_load((Path(__file__).parent.parent / "docs" / "openapi.yaml").read_text())
+
+
+def as_openapi_path(pattern: str) -> str:
+    return re.sub(r"\(\?P<workspace_id>[^)]*\)", "{id}", pattern).rstrip("?").rstrip("/")
+
+
+def test_every_route_is_documented_and_every_documented_path_is_served() -> None:
+    served = {as_openapi_path(p) for p, _ in [*workspace_handlers(), *relay_handlers()]}
+    assert served == set(SPEC["paths"])
+
+
+def schema(name: str) -> dict[str, Any]:
+    return SPEC["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+
+async def test_answers_have_the_documented_fields(api: Api) -> None:
+    workspace = await api.create(name="documented")
+    documented = schema("Workspace")
+    assert set(documented["required"]) <= set(workspace) <= set(documented["properties"])
+    assert re.fullmatch(documented["properties"]["id"]["pattern"], workspace["id"])
+    code, listed = await api.call("GET")
+    assert code == 200
+    assert set(listed) == set(
+        SPEC["paths"]["/api/code/workspaces"]["get"]["responses"]["200"]["content"][
+            "application/json"
+        ]["schema"]["properties"]
+    )
+    ensure_statuses = SPEC["paths"]["/api/code/workspaces/{id}/ensure"]["post"]["responses"]["200"][
+        "content"
+    ]["application/json"]["schema"]["properties"]["status"]["enum"]
+    code, ensured = await api.call("POST", f"{workspace['id']}/ensure")
+    assert (code, ensured["status"] in ensure_statuses) == (200, True)
+    code, error = await api.call("POST", body={"name": ""})
+    assert code == 400
+    assert set(error) <= set(schema("Error")["properties"])
