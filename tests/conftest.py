@@ -65,8 +65,19 @@ def _remove_test_containers(client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="session")
 def workspace_image(docker_client: docker.DockerClient) -> str:
-    """The workspace image, built by the project's script when missing or stale."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "build-image.sh")], check=True)
+    """The workspace image, built (or found current) by scripts/build-image.sh."""
+    try:
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "build-image.sh")],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("scripts/build-image.sh did not finish within an hour")
+    if result.returncode != 0:
+        pytest.fail(f"scripts/build-image.sh failed:\n{result.stderr[-4000:]}")
     docker_client.images.get(IMAGE)
     return IMAGE
 
