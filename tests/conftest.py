@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,63 @@ def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[A
 
 @dataclass
 class GitServer:
-    url: str
+    """A real `git daemon` serving `repo.git`, with `main` and `branch` holding FEATURE.txt."""
+
+    base_url: str
+    branch: str
+    feature_text: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/repo.git"
+
+
+@contextmanager
+def serve_git_repository(
+    root: Path, listen: str, branch: str = "feature", feature_text: str = "on feature"
+) -> Iterator[GitServer]:
+    """Create a repository under `root` and serve it with `git daemon` on address `listen`."""
+    source, served = root / "source", root / "served"
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+
+    def run(*args: str) -> None:
+        subprocess.run([*git, *args], check=True, timeout=30)
+
+    run("init", "-q", "-b", "main", str(source))
+    (source / "README.md").write_text("on main\n")
+    run("-C", str(source), "add", ".")
+    run("-C", str(source), "commit", "-qm", "main")
+    run("-C", str(source), "checkout", "-qb", branch)
+    (source / "FEATURE.txt").write_text(feature_text + "\n")
+    run("-C", str(source), "add", ".")
+    run("-C", str(source), "commit", "-qm", "feature")
+    run("clone", "-q", "--bare", str(source), str(served / "repo.git"))
+    with socket.socket() as probe:
+        probe.bind((listen, 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={served}",
+         f"--listen={listen}", f"--port={port}", str(served)]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection((listen, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield GitServer(f"git://{listen}:{port}", branch, feature_text)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
 
 
 @pytest.fixture
 def git_server(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[GitServer]:
-    """A real `git daemon` on the test network's gateway, serving a repository with two branches."""
+    """A git server on the test network's gateway, which workspace containers can reach."""
     networks = docker_client.networks.list(names=[TEST_NETWORK])
     network = (
         networks[0]
@@ -136,41 +188,8 @@ def git_server(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[G
     )
     network.reload()
     gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
-    base = tmp_path / "git"
-    source = tmp_path / "source"
-    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main", str(source)], check=True)
-    (source / "README.md").write_text("on main\n")
-    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
-    subprocess.run([*git, "-C", str(source), "commit", "-qm", "main"], check=True)
-    subprocess.run([*git, "-C", str(source), "checkout", "-qb", "feature"], check=True)
-    (source / "FEATURE.txt").write_text("on feature\n")
-    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
-    subprocess.run([*git, "-C", str(source), "commit", "-qm", "feature"], check=True)
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(source), str(base / "repo.git")], check=True
-    )
-    with socket.socket() as probe:
-        probe.bind((gateway, 0))
-        port = probe.getsockname()[1]
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
-         f"--listen={gateway}", f"--port={port}", str(base)]
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection((gateway, port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield GitServer(url=f"git://{gateway}:{port}/repo.git")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+    with serve_git_repository(tmp_path, gateway) as server:
+        yield server
 
 
 class Api:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
+
+from .conftest import GitServer, serve_git_repository
 
 # Everything these tests create carries this prefix, so cleanup can never touch anything else.
 PREFIX = "popebot-test-image-"
@@ -149,60 +150,14 @@ def run_workspace(
             docker_client.volumes.get(workspace.volume).remove(force=True)
 
 
-@dataclass
-class GitDaemon:
-    """A real `git daemon` on the test network's gateway."""
-
-    base_url: str
-
-    @property
-    def repo_url(self) -> str:
-        return f"{self.base_url}/repo.git"
-
-
 @pytest.fixture(scope="module")
 def git_daemon(
     image_network: Network, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GitDaemon]:
+) -> Iterator[GitServer]:
     """Serve a repository with a main and a non-default branch over git:// to the containers."""
     gateway = image_network.attrs["IPAM"]["Config"][0]["Gateway"]
-    root = tmp_path_factory.mktemp("git")
-    source, served = root / "source", root / "served"
-    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main", str(source)], check=True, timeout=30)
-    (source / "README.md").write_text("on main\n")
-    subprocess.run([*git, "-C", str(source), "add", "."], check=True, timeout=30)
-    subprocess.run([*git, "-C", str(source), "commit", "-qm", "main"], check=True, timeout=30)
-    subprocess.run([*git, "-C", str(source), "checkout", "-qb", BRANCH], check=True, timeout=30)
-    (source / "FEATURE.txt").write_text(FEATURE_TEXT + "\n")
-    subprocess.run([*git, "-C", str(source), "add", "."], check=True, timeout=30)
-    subprocess.run([*git, "-C", str(source), "commit", "-qm", "feature"], check=True, timeout=30)
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(source), str(served / "repo.git")],
-        check=True,
-        timeout=30,
-    )
-    with socket.socket() as probe:
-        probe.bind((gateway, 0))
-        port = probe.getsockname()[1]
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={served}",
-         f"--listen={gateway}", f"--port={port}", str(served)]
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection((gateway, port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield GitDaemon(base_url=f"git://{gateway}:{port}")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+    with serve_git_repository(tmp_path_factory.mktemp("git"), gateway, BRANCH, FEATURE_TEXT) as git:
+        yield git
 
 
 # --- a ttyd client speaking the browser's protocol ---------------------------------------------
@@ -387,10 +342,10 @@ def test_reconnect_reattaches_the_tmux_session(
 def test_first_start_clones_the_branch_and_a_restart_keeps_it(
     run_workspace: Callable[..., Workspace],
     open_terminal: Callable[[Workspace], Terminal],
-    git_daemon: GitDaemon,
+    git_daemon: GitServer,
 ) -> None:
     workspace = run_workspace(
-        {"REPO_URL": git_daemon.repo_url, "BRANCH": BRANCH, "GIT_ALLOW_PROTOCOL": "git"},
+        {"REPO_URL": git_daemon.url, "BRANCH": BRANCH, "GIT_ALLOW_PROTOCOL": "git"},
         volume=True,
     )
     terminal = open_terminal(workspace)
@@ -428,7 +383,7 @@ def test_first_start_clones_the_branch_and_a_restart_keeps_it(
 def test_failed_clone_still_opens_a_working_shell(
     run_workspace: Callable[..., Workspace],
     open_terminal: Callable[[Workspace], Terminal],
-    git_daemon: GitDaemon,
+    git_daemon: GitServer,
     repo_path: str,
     allowed_protocols: str,
     git_says: str,
@@ -450,11 +405,11 @@ def test_failed_clone_still_opens_a_working_shell(
 def test_non_empty_folder_without_clone_is_left_alone(
     run_workspace: Callable[..., Workspace],
     open_terminal: Callable[[Workspace], Terminal],
-    git_daemon: GitDaemon,
+    git_daemon: GitServer,
 ) -> None:
     workspace = run_workspace(
         {
-            "REPO_URL": git_daemon.repo_url,
+            "REPO_URL": git_daemon.url,
             "GIT_ALLOW_PROTOCOL": "git",
             "WORKSPACE_DIR": "/home/coder",
         }
