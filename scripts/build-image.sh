@@ -200,6 +200,7 @@ if [ -r "$ca_bundle" ]; then
 else
 	: >"$build_context/build-ca-certificates.crt"
 fi
+previous_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 log "building $IMAGE (slim=$slim) from $CONTEXT_DIR ..."
 start=$SECONDS
 # docker.io 20.10 on Debian ships no buildx plugin, so use the classic builder everywhere: it sees
@@ -213,3 +214,11 @@ DOCKER_BUILDKIT=0 docker build \
 	"$build_context" >&2 || die "docker build of $IMAGE failed (see the output above)"
 log "docker build took $((SECONDS - start)) s"
 docker image inspect --format "$IMAGE: {{.Size}} bytes" "$IMAGE" >&2
+# The image this build replaced is now untagged: remove it, unless a workspace container still
+# uses it (Docker refuses then, and it goes once those containers are recreated).
+if [ -n "$previous_id" ] && [ "$previous_id" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ] &&
+	[ "$(docker image inspect --format '{{len .RepoTags}}' "$previous_id" 2>/dev/null)" = 0 ]; then
+	if docker image rm "$previous_id" >/dev/null 2>&1; then
+		log "removed the previous image ${previous_id:7:12}"
+	fi
+fi
