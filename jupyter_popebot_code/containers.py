@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,8 @@ class ContainerManager(LoggingConfigurable):
         help=(
             "How the relay reaches a container's ttyd: 'ip' (its address on the network, for a "
             "server outside Docker), 'name' (its container name, for a server on the same "
-            "network), 'auto' ('name' when the server runs inside a container, else 'ip')."
+            "network), 'auto' ('name' when the server runs in a container attached to the "
+            "workspace network, else 'ip')."
         ),
     ).tag(config=True)
 
@@ -135,6 +137,7 @@ class ContainerManager(LoggingConfigurable):
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._network_ready = False
+        self._resolved_connect_via: str | None = None
 
     @default("claude_code_oauth_token")
     def _default_claude_code_oauth_token(self) -> str:
@@ -231,11 +234,13 @@ class ContainerManager(LoggingConfigurable):
 
         return await self._call(list_all)
 
-    def connect_host(self, container_name: str, state: ContainerState) -> str:
+    async def connect_host(self, container_name: str, state: ContainerState) -> str:
         """Where the relay dials this container's ttyd."""
         via = self.connect_via
         if via == "auto":
-            via = "name" if os.path.exists("/.dockerenv") else "ip"
+            if self._resolved_connect_via is None:
+                self._resolved_connect_via = await self._call(self._detect_connect_via)
+            via = self._resolved_connect_via
         if via == "name":
             return container_name
         if not state.ip_address:
@@ -243,6 +248,21 @@ class ContainerManager(LoggingConfigurable):
                 f"Container {container_name} has no address on network {self.network!r}."
             )
         return state.ip_address
+
+    def _detect_connect_via(self, client: docker.DockerClient) -> str:
+        """'name' when this server runs in a container attached to the workspace network.
+
+        /.dockerenv alone proves nothing (some VMs and sandboxes have it): ask the engine whether
+        a container with this host's name exists and sits on the network.
+        """
+        try:
+            me = client.api.inspect_container(socket.gethostname())
+        except docker.errors.NotFound:
+            return "ip"
+        networks = me.get("NetworkSettings", {}).get("Networks") or {}
+        via = "name" if self.network in networks else "ip"
+        self.log.info("Relay reaches workspace containers by %s (connect_via=auto)", via)
+        return via
 
     # -- changes -----------------------------------------------------------------------------
 

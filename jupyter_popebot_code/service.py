@@ -237,7 +237,7 @@ class WorkspaceService:
             status = state.status if state else STATUS_MISSING
             raise ContainerError(f"The workspace container is {status}, not running.")
         return TerminalEndpoint(
-            host=self.containers.connect_host(name, state),
+            host=await self.containers.connect_host(name, state),
             port=TTYD_PORT,
             credential=workspace.ttyd_credential,
         )

@@ -1,0 +1,91 @@
+// Copyright (c) jupyter-popebot-code contributors.
+// Distributed under the terms of the Modified BSD License.
+
+import {
+  describeClose,
+  isFinalClose,
+  isRetryableStatus,
+  ReconnectPolicy
+} from '../reconnect';
+
+describe('ReconnectPolicy', () => {
+  it('doubles the delay up to the cap (no jitter)', () => {
+    const policy = new ReconnectPolicy({ jitter: 0, maxAttempts: 0 });
+    const delays = Array.from({ length: 8 }, () => policy.next());
+    expect(delays).toEqual([
+      1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000
+    ]);
+  });
+
+  it('jitter only shortens the wait, by at most its fraction', () => {
+    const low = new ReconnectPolicy({ jitter: 0.2 }, () => 1);
+    const high = new ReconnectPolicy({ jitter: 0.2 }, () => 0);
+    expect(low.next()).toBe(800);
+    expect(high.next()).toBe(1000);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const delay = new ReconnectPolicy({}, Math.random).delayFor(attempt);
+      expect(delay).toBeLessThanOrEqual(ReconnectPolicy.defaults.maxDelay);
+      expect(delay).toBeGreaterThan(0);
+    }
+  });
+
+  it('gives up after maxAttempts and starts over after reset', () => {
+    const policy = new ReconnectPolicy({ maxAttempts: 3, jitter: 0 });
+    expect(policy.next()).toBe(1000);
+    expect(policy.next()).toBe(2000);
+    expect(policy.next()).toBe(4000);
+    expect(policy.exhausted).toBe(true);
+    expect(policy.next()).toBeNull();
+    expect(policy.attempts).toBe(3);
+    policy.reset();
+    expect(policy.exhausted).toBe(false);
+    expect(policy.next()).toBe(1000);
+  });
+
+  it('never gives up with maxAttempts 0', () => {
+    const policy = new ReconnectPolicy({ maxAttempts: 0 });
+    for (let i = 0; i < 100; i++) {
+      expect(policy.next()).not.toBeNull();
+    }
+  });
+
+  it('refuses options that would spin', () => {
+    expect(() => new ReconnectPolicy({ initialDelay: 0 })).toThrow();
+    expect(() => new ReconnectPolicy({ factor: 0.5 })).toThrow();
+  });
+});
+
+describe('close classification', () => {
+  it('does not reconnect after an exit or a refusal', () => {
+    expect(isFinalClose(1000)).toBe(true);
+    expect(isFinalClose(1008)).toBe(true);
+    expect(isFinalClose(4403)).toBe(true);
+    expect(isFinalClose(4404)).toBe(true);
+  });
+
+  it('reconnects after drops and server-side trouble', () => {
+    for (const code of [1001, 1006, 1011, 1012, 1013, 1014, 4000, 4500]) {
+      expect(isFinalClose(code)).toBe(false);
+    }
+  });
+
+  it('retries network and server errors, not client errors', () => {
+    expect(isRetryableStatus(undefined)).toBe(true);
+    expect(isRetryableStatus(0)).toBe(true);
+    expect(isRetryableStatus(500)).toBe(true);
+    expect(isRetryableStatus(503)).toBe(true);
+    expect(isRetryableStatus(429)).toBe(true);
+    for (const status of [400, 401, 403, 404, 409]) {
+      expect(isRetryableStatus(status)).toBe(false);
+    }
+  });
+
+  it("prefers the server's reason and explains bare codes", () => {
+    expect(describeClose(1011, ' workspace container stopped ')).toBe(
+      'workspace container stopped'
+    );
+    expect(describeClose(1006, '')).toBe('the connection was lost');
+    expect(describeClose(1000, '')).toBe('the shell exited');
+    expect(describeClose(4999, '')).toBe('the connection closed (code 4999)');
+  });
+});

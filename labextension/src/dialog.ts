@@ -1,0 +1,315 @@
+// Copyright (c) jupyter-popebot-code contributors.
+// Distributed under the terms of the Modified BSD License.
+
+/**
+ * The "new code workspace" dialog. It stays open until the server accepted
+ * the workspace, showing the server's validation errors beside the fields.
+ */
+
+import { Dialog } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
+import type { IWorkspace, IWorkspaceSpec, WorkspaceField } from './api';
+import { WorkspaceRequestError } from './api';
+
+const FORM_CLASS = 'jp-CodeWorkspaces-form';
+const FIELD_ERROR_CLASS = 'jp-CodeWorkspaces-fieldError';
+const FORM_ERROR_CLASS = 'jp-CodeWorkspaces-formError';
+
+interface IField {
+  input: HTMLInputElement;
+  error: HTMLElement;
+}
+
+/**
+ * The form inside the dialog.
+ */
+export class CreateWorkspaceForm
+  extends Widget
+  implements Dialog.IBodyWidget<IWorkspace | null>
+{
+  constructor(trans: TranslationBundle) {
+    super();
+    this.addClass(FORM_CLASS);
+    this._fields = {
+      name: this._addField('name', trans.__('Name'), {
+        placeholder: trans.__('my-project'),
+        hint: trans.__('Shown in the sidebar and on the terminal tab.'),
+        required: true,
+        maxLength: 100
+      }),
+      repo: this._addField('repo', trans.__('Repository'), {
+        placeholder: trans.__('owner/repo or https://host/owner/repo.git'),
+        hint: trans.__('Cloned into the workspace when it first starts.')
+      }),
+      branch: this._addField('branch', trans.__('Branch'), {
+        placeholder: trans.__('main'),
+        hint: trans.__("Leave empty for the repository's default branch.")
+      })
+    };
+    this._formError = document.createElement('div');
+    this._formError.className = FORM_ERROR_CLASS;
+    this._formError.setAttribute('role', 'alert');
+    this._formError.hidden = true;
+    this.node.appendChild(this._formError);
+  }
+
+  /**
+   * The workspace the server created, once it did.
+   */
+  created: IWorkspace | null = null;
+
+  getValue(): IWorkspace | null {
+    return this.created;
+  }
+
+  /**
+   * What the user typed, trimmed.
+   */
+  get spec(): IWorkspaceSpec {
+    return {
+      name: this._fields.name.input.value.trim(),
+      repo: this._fields.repo.input.value.trim(),
+      branch: this._fields.branch.input.value.trim()
+    };
+  }
+
+  /**
+   * Fill the fields (used to prefill from command arguments).
+   */
+  setSpec(spec: Partial<IWorkspaceSpec>): void {
+    for (const key of Object.keys(this._fields) as WorkspaceField[]) {
+      if (spec[key] !== undefined) {
+        this._fields[key].input.value = spec[key]!;
+      }
+    }
+  }
+
+  /**
+   * Disable the fields while the request runs.
+   */
+  setBusy(busy: boolean): void {
+    for (const field of Object.values(this._fields)) {
+      field.input.disabled = busy;
+    }
+  }
+
+  /**
+   * Show an error beside its field, or above the buttons when it is about no
+   * field in particular.
+   */
+  showError(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const field = error instanceof WorkspaceRequestError ? error.field : null;
+    this.showMessage(message, field);
+  }
+
+  /**
+   * Show a message beside a field (or above the buttons for null).
+   */
+  showMessage(message: string, field: WorkspaceField | null): void {
+    this.clearErrors();
+    if (field && this._fields[field]) {
+      const { input, error: slot } = this._fields[field];
+      slot.textContent = message;
+      slot.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      input.select();
+    } else {
+      this._formError.textContent = message;
+      this._formError.hidden = false;
+    }
+  }
+
+  clearErrors(): void {
+    for (const key of Object.keys(this._fields) as WorkspaceField[]) {
+      this._clearFieldError(key);
+    }
+    this._formError.hidden = true;
+    this._formError.textContent = '';
+  }
+
+  private _clearFieldError(key: WorkspaceField): void {
+    const { input, error } = this._fields[key];
+    input.removeAttribute('aria-invalid');
+    error.hidden = true;
+    error.textContent = '';
+  }
+
+  private _addField(
+    key: WorkspaceField,
+    label: string,
+    options: {
+      placeholder: string;
+      hint: string;
+      required?: boolean;
+      maxLength?: number;
+    }
+  ): IField {
+    const id = `jp-CodeWorkspaces-${key}-${Private.id++}`;
+    const row = document.createElement('div');
+    row.className = 'jp-CodeWorkspaces-field';
+
+    const labelNode = document.createElement('label');
+    labelNode.htmlFor = id;
+    labelNode.textContent = label;
+
+    const input = document.createElement('input');
+    input.id = id;
+    input.name = key;
+    input.className = 'jp-mod-styled';
+    input.type = 'text';
+    input.autocomplete = 'off';
+    input.spellcheck = false;
+    input.placeholder = options.placeholder;
+    if (options.required) {
+      input.required = true;
+    }
+    if (options.maxLength) {
+      input.maxLength = options.maxLength;
+    }
+
+    const hint = document.createElement('div');
+    hint.className = 'jp-CodeWorkspaces-hint';
+    hint.id = `${id}-hint`;
+    hint.textContent = options.hint;
+
+    const error = document.createElement('div');
+    error.className = FIELD_ERROR_CLASS;
+    error.id = `${id}-error`;
+    error.dataset.field = key;
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+
+    input.setAttribute('aria-describedby', `${hint.id} ${error.id}`);
+    // Typing in a field answers its error.
+    input.addEventListener('input', () => this._clearFieldError(key));
+
+    row.append(labelNode, input, error, hint);
+    this.node.appendChild(row);
+    return { input, error };
+  }
+
+  private _fields: Record<WorkspaceField, IField>;
+  private _formError: HTMLElement;
+}
+
+/**
+ * A dialog whose accept button creates the workspace and which closes only
+ * when that worked.
+ */
+export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
+  constructor(options: CreateWorkspaceDialog.IOptions) {
+    const { trans } = options;
+    const form = new CreateWorkspaceForm(trans);
+    if (options.initial) {
+      form.setSpec(options.initial);
+    }
+    const buttons = [
+      Dialog.cancelButton({ label: trans.__('Cancel') }),
+      Dialog.okButton({ label: trans.__('Create') })
+    ];
+    super({
+      title: trans.__('New Code Workspace'),
+      body: form,
+      buttons,
+      focusNodeSelector: 'input[name="name"]'
+    });
+    this.addClass('jp-CodeWorkspaces-createDialog');
+    this._form = form;
+    this._buttonsSpec = buttons;
+    this._create = options.create;
+    this._trans = trans;
+  }
+
+  /**
+   * Intercept the accept button: create first, close only on success.
+   */
+  resolve(index?: number): void {
+    const button = this._buttonsSpec[index ?? this._buttonsSpec.length - 1];
+    if (!button?.accept || this._form.created) {
+      super.resolve(index);
+      return;
+    }
+    if (!this._busy) {
+      void this._submit(index);
+    }
+  }
+
+  private async _submit(index: number | undefined): Promise<void> {
+    const spec = this._form.spec;
+    if (!spec.name) {
+      this._form.showMessage(
+        this._trans.__('Give the workspace a name.'),
+        'name'
+      );
+      return;
+    }
+    this._setBusy(true);
+    this._form.clearErrors();
+    try {
+      this._form.created = await this._create(spec);
+    } catch (error) {
+      if (!this.isDisposed) {
+        this._setBusy(false);
+        this._form.showError(error);
+      }
+      return;
+    }
+    this._setBusy(false);
+    super.resolve(index);
+  }
+
+  private _setBusy(busy: boolean): void {
+    this._busy = busy;
+    this._form.setBusy(busy);
+    this.node.classList.toggle('jp-mod-busy', busy);
+    const buttons = this.node.querySelectorAll<HTMLButtonElement>(
+      '.jp-Dialog-footer button'
+    );
+    buttons.forEach(button => {
+      button.disabled = busy;
+    });
+    const accept = this.node.querySelector<HTMLButtonElement>(
+      '.jp-Dialog-footer .jp-mod-accept'
+    );
+    if (accept) {
+      const label = accept.querySelector('.jp-Dialog-buttonLabel') ?? accept;
+      label.textContent = busy
+        ? this._trans.__('Creating…')
+        : this._trans.__('Create');
+    }
+  }
+
+  private _form: CreateWorkspaceForm;
+  private _buttonsSpec: Dialog.IButton[];
+  private _create: (spec: IWorkspaceSpec) => Promise<IWorkspace>;
+  private _trans: TranslationBundle;
+  private _busy = false;
+}
+
+/**
+ * The namespace for `CreateWorkspaceDialog` statics.
+ */
+export namespace CreateWorkspaceDialog {
+  export interface IOptions {
+    trans: TranslationBundle;
+    create: (spec: IWorkspaceSpec) => Promise<IWorkspace>;
+    initial?: Partial<IWorkspaceSpec>;
+  }
+
+  /**
+   * Show the dialog; resolves with the created workspace, or null if the
+   * user cancelled.
+   */
+  export async function show(options: IOptions): Promise<IWorkspace | null> {
+    const dialog = new CreateWorkspaceDialog(options);
+    const result = await dialog.launch();
+    return result.button.accept ? result.value : null;
+  }
+}
+
+namespace Private {
+  export let id = 0;
+}

@@ -1,0 +1,158 @@
+// Copyright (c) jupyter-popebot-code contributors.
+// Distributed under the terms of the Modified BSD License.
+
+/**
+ * When and how often a terminal reconnects after its connection drops.
+ */
+
+/**
+ * Options of the reconnect policy.
+ */
+export interface IReconnectOptions {
+  /** Delay before the first retry, in milliseconds. */
+  initialDelay: number;
+  /** Upper bound of any delay, in milliseconds. */
+  maxDelay: number;
+  /** Growth of the delay from one attempt to the next. */
+  factor: number;
+  /**
+   * Fraction of the delay that is randomized (0 to 1), so that many tabs
+   * that lost the same server do not all come back at the same instant.
+   */
+  jitter: number;
+  /** Attempts before giving up and asking the user; 0 means never give up. */
+  maxAttempts: number;
+}
+
+/**
+ * Exponential backoff with jitter and a cap.
+ */
+export class ReconnectPolicy {
+  constructor(
+    options: Partial<IReconnectOptions> = {},
+    random: () => number = Math.random
+  ) {
+    this.options = { ...ReconnectPolicy.defaults, ...options };
+    if (this.options.initialDelay <= 0 || this.options.factor < 1) {
+      throw new Error('initialDelay must be positive and factor at least 1');
+    }
+    this._random = random;
+  }
+
+  readonly options: IReconnectOptions;
+
+  /**
+   * Attempts made since the last success.
+   */
+  get attempts(): number {
+    return this._attempts;
+  }
+
+  /**
+   * Whether the policy allows another attempt.
+   */
+  get exhausted(): boolean {
+    const { maxAttempts } = this.options;
+    return maxAttempts > 0 && this._attempts >= maxAttempts;
+  }
+
+  /**
+   * Count an attempt and return how long to wait before making it, or null
+   * when the attempts are used up.
+   */
+  next(): number | null {
+    if (this.exhausted) {
+      return null;
+    }
+    const delay = this.delayFor(this._attempts);
+    this._attempts++;
+    return delay;
+  }
+
+  /**
+   * The delay before attempt number `attempt` (0-based).
+   */
+  delayFor(attempt: number): number {
+    const { initialDelay, maxDelay, factor, jitter } = this.options;
+    const base = Math.min(initialDelay * Math.pow(factor, attempt), maxDelay);
+    const spread = base * Math.min(Math.max(jitter, 0), 1);
+    // Jitter only shortens the wait, so maxDelay stays a true bound.
+    return Math.round(base - spread * this._random());
+  }
+
+  /**
+   * Start over after a connection that worked.
+   */
+  reset(): void {
+    this._attempts = 0;
+  }
+
+  private _attempts = 0;
+  private _random: () => number;
+}
+
+/**
+ * The namespace for `ReconnectPolicy` statics.
+ */
+export namespace ReconnectPolicy {
+  export const defaults: IReconnectOptions = {
+    initialDelay: 1000,
+    maxDelay: 30000,
+    factor: 2,
+    jitter: 0.2,
+    maxAttempts: 12
+  };
+}
+
+/**
+ * WebSocket close codes after which reconnecting cannot help.
+ *
+ * 1000: the shell exited on purpose (ttyd closes normally); reconnecting would
+ * silently start a new shell, so the user decides.
+ * 1008: policy violation, e.g. a refused credential or identity.
+ * 4400-4499: the relay's "client error" range (unknown workspace, forbidden).
+ */
+export function isFinalClose(code: number): boolean {
+  return code === 1000 || code === 1008 || (code >= 4400 && code < 4500);
+}
+
+/**
+ * Whether a failed HTTP call (ensure) should be retried.
+ *
+ * Client errors (bad request, not authenticated, unknown or someone else's
+ * workspace) will fail the same way again; server and network errors may not.
+ */
+export function isRetryableStatus(status: number | undefined): boolean {
+  if (status === undefined || status === 0) {
+    return true; // no response at all: network error
+  }
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * Human text for a WebSocket close, preferring the reason the server gave.
+ */
+export function describeClose(code: number, reason: string): string {
+  const trimmed = reason.trim();
+  if (trimmed) {
+    return trimmed;
+  }
+  switch (code) {
+    case 1000:
+      return 'the shell exited';
+    case 1001:
+      return 'the server is going away';
+    case 1006:
+      return 'the connection was lost';
+    case 1008:
+      return 'the server refused the connection';
+    case 1011:
+      return 'the server hit an error';
+    case 1012:
+      return 'the server is restarting';
+    case 1013:
+      return 'the server is busy';
+    default:
+      return `the connection closed (code ${code})`;
+  }
+}

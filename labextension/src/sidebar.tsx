@@ -1,0 +1,388 @@
+// Copyright (c) jupyter-popebot-code contributors.
+// Distributed under the terms of the Modified BSD License.
+
+/**
+ * The left sidebar: the user's workspaces with their status, and the actions
+ * on them (open, star, rename in place, delete, create, refresh).
+ */
+
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import {
+  addIcon,
+  deleteIcon,
+  editIcon,
+  ReactWidget,
+  refreshIcon,
+  ToolbarButtonComponent,
+  UseSignal
+} from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
+import * as React from 'react';
+import type { IWorkspace } from './api';
+import { starEmptyIcon, starFilledIcon, workspaceIcon } from './icons';
+import type { DisplayStatus, WorkspaceListModel } from './model';
+
+/**
+ * What the sidebar asks its owner to do.
+ */
+export interface ISidebarActions {
+  open(workspace: IWorkspace): void;
+  create(): void;
+}
+
+/**
+ * The sidebar widget.
+ */
+export class WorkspaceSidebar extends ReactWidget {
+  constructor(options: WorkspaceSidebar.IOptions) {
+    super();
+    this._model = options.model;
+    this._actions = options.actions;
+    this._trans = options.trans;
+    this.id = 'jp-CodeWorkspaces-sidebar';
+    this.addClass('jp-CodeWorkspaces');
+    this.title.icon = workspaceIcon;
+    this.title.caption = this._trans.__('Code Workspaces');
+  }
+
+  get model(): WorkspaceListModel {
+    return this._model;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._model.visible = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._model.visible = false;
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._model.visible = this.isVisible;
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._model.visible = false;
+    super.onBeforeDetach(msg);
+  }
+
+  render(): JSX.Element {
+    return (
+      <UseSignal signal={this._model.changed}>
+        {() => (
+          <WorkspaceList
+            model={this._model}
+            actions={this._actions}
+            trans={this._trans}
+          />
+        )}
+      </UseSignal>
+    );
+  }
+
+  private _model: WorkspaceListModel;
+  private _actions: ISidebarActions;
+  private _trans: TranslationBundle;
+}
+
+/**
+ * The namespace for `WorkspaceSidebar` statics.
+ */
+export namespace WorkspaceSidebar {
+  export interface IOptions {
+    model: WorkspaceListModel;
+    actions: ISidebarActions;
+    trans: TranslationBundle;
+  }
+}
+
+interface IListProps {
+  model: WorkspaceListModel;
+  actions: ISidebarActions;
+  trans: TranslationBundle;
+}
+
+function WorkspaceList(props: IListProps): JSX.Element {
+  const { model, actions, trans } = props;
+  const [refreshing, setRefreshing] = React.useState(false);
+  const refresh = async () => {
+    setRefreshing(true);
+    try {
+      await model.refresh();
+    } finally {
+      setRefreshing(false);
+    }
+  };
+  const workspaces = model.workspaces;
+  return (
+    <div className="jp-CodeWorkspaces-panel">
+      <header className="jp-CodeWorkspaces-header">
+        <h2 className="jp-CodeWorkspaces-title">
+          {trans.__('Code Workspaces')}
+        </h2>
+        <div className="jp-CodeWorkspaces-toolbar">
+          <ToolbarButtonComponent
+            className="jp-CodeWorkspaces-create"
+            icon={addIcon}
+            tooltip={trans.__('New Code Workspace…')}
+            onClick={() => actions.create()}
+          />
+          <ToolbarButtonComponent
+            className="jp-CodeWorkspaces-refresh"
+            icon={refreshIcon}
+            tooltip={trans.__('Refresh the list')}
+            enabled={!refreshing}
+            onClick={() => void refresh()}
+          />
+        </div>
+      </header>
+      {model.error && (
+        <div className="jp-CodeWorkspaces-error" role="alert">
+          {model.error}
+        </div>
+      )}
+      {model.loaded && workspaces.length === 0 && !model.error && (
+        <div className="jp-CodeWorkspaces-empty">
+          <p>{trans.__('No code workspaces yet.')}</p>
+          <button
+            className="jp-mod-styled jp-mod-accept"
+            onClick={() => actions.create()}
+          >
+            {trans.__('Create a workspace')}
+          </button>
+        </div>
+      )}
+      <ul
+        className="jp-CodeWorkspaces-list"
+        aria-label={trans.__('Code Workspaces')}
+      >
+        {workspaces.map(workspace => (
+          <WorkspaceItem
+            key={workspace.id}
+            workspace={workspace}
+            status={model.status(workspace)}
+            model={model}
+            actions={actions}
+            trans={trans}
+          />
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+interface IItemProps {
+  workspace: IWorkspace;
+  status: DisplayStatus;
+  model: WorkspaceListModel;
+  actions: ISidebarActions;
+  trans: TranslationBundle;
+}
+
+function statusLabel(status: DisplayStatus, trans: TranslationBundle): string {
+  switch (status) {
+    case 'running':
+      return trans.__('Running');
+    case 'starting':
+      return trans.__('Starting');
+    case 'error':
+      return trans.__('Error');
+    case 'stopped':
+    default:
+      return trans.__('Stopped');
+  }
+}
+
+function WorkspaceItem(props: IItemProps): JSX.Element {
+  const { workspace, status, model, actions, trans } = props;
+  const [editing, setEditing] = React.useState(false);
+  const [renameError, setRenameError] = React.useState<string | null>(null);
+  const [busy, setBusy] = React.useState(false);
+  const inputRef = React.useRef<HTMLInputElement>(null);
+
+  React.useEffect(() => {
+    if (editing && inputRef.current) {
+      inputRef.current.focus();
+      inputRef.current.select();
+    }
+  }, [editing]);
+
+  const commitRename = async () => {
+    const name = inputRef.current?.value.trim() ?? '';
+    if (!editing || busy) {
+      return;
+    }
+    if (name === workspace.name) {
+      setEditing(false);
+      setRenameError(null);
+      return;
+    }
+    setBusy(true);
+    try {
+      await model.rename(workspace.id, name);
+      setEditing(false);
+      setRenameError(null);
+    } catch (error) {
+      setRenameError(error instanceof Error ? error.message : String(error));
+      inputRef.current?.focus();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const toggleStar = async () => {
+    try {
+      await model.toggleStar(workspace.id);
+    } catch (error) {
+      Notification.error(
+        trans.__(
+          'Could not star %1: %2',
+          workspace.name,
+          String((error as Error).message ?? error)
+        ),
+        { autoClose: 5000 }
+      );
+    }
+  };
+
+  const remove = async () => {
+    const body = (
+      <div className="jp-CodeWorkspaces-deleteBody">
+        <p>
+          {trans.__(
+            'Delete the workspace "%1"? Its container is removed, and so are the files in it (the workspace volume), including changes you have not pushed.',
+            workspace.name
+          )}
+        </p>
+        <p>{trans.__('This cannot be undone.')}</p>
+      </div>
+    );
+    const result = await showDialog({
+      title: trans.__('Delete Code Workspace'),
+      body,
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.warnButton({ label: trans.__('Delete workspace and files') })
+      ]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    setBusy(true);
+    try {
+      await model.remove(workspace.id);
+    } catch (error) {
+      setBusy(false);
+      Notification.error(
+        trans.__(
+          'Could not delete %1: %2',
+          workspace.name,
+          String((error as Error).message ?? error)
+        ),
+        { autoClose: false }
+      );
+    }
+  };
+
+  const repo = workspace.repo
+    ? workspace.branch
+      ? `${workspace.repo} @ ${workspace.branch}`
+      : workspace.repo
+    : trans.__('no repository');
+  const label = statusLabel(status, trans);
+
+  return (
+    <li
+      className={`jp-CodeWorkspaces-item${busy ? ' jp-mod-busy' : ''}`}
+      data-workspace-id={workspace.id}
+      data-status={status}
+    >
+      <span
+        className={`jp-CodeWorkspaces-status jp-mod-${status}`}
+        title={label}
+        role="img"
+        aria-label={label}
+      />
+      <div className="jp-CodeWorkspaces-itemMain">
+        {editing ? (
+          <div className="jp-CodeWorkspaces-rename">
+            <input
+              ref={inputRef}
+              className="jp-mod-styled jp-CodeWorkspaces-renameInput"
+              defaultValue={workspace.name}
+              aria-label={trans.__('New name of %1', workspace.name)}
+              aria-invalid={renameError !== null}
+              disabled={busy}
+              onKeyDown={event => {
+                if (event.key === 'Enter') {
+                  event.preventDefault();
+                  void commitRename();
+                } else if (event.key === 'Escape') {
+                  event.preventDefault();
+                  event.stopPropagation();
+                  setEditing(false);
+                  setRenameError(null);
+                }
+              }}
+              onBlur={() => void commitRename()}
+            />
+            {renameError && (
+              <div className="jp-CodeWorkspaces-fieldError" role="alert">
+                {renameError}
+              </div>
+            )}
+          </div>
+        ) : (
+          <button
+            className="jp-CodeWorkspaces-name"
+            title={trans.__('Open the terminal of %1', workspace.name)}
+            onClick={() => actions.open(workspace)}
+          >
+            {workspace.name}
+          </button>
+        )}
+        <span className="jp-CodeWorkspaces-repo" title={repo}>
+          {repo}
+        </span>
+      </div>
+      <div className="jp-CodeWorkspaces-actions">
+        <button
+          className="jp-CodeWorkspaces-action jp-CodeWorkspaces-star"
+          title={workspace.starred ? trans.__('Unstar') : trans.__('Star')}
+          aria-label={workspace.starred ? trans.__('Unstar') : trans.__('Star')}
+          aria-pressed={workspace.starred}
+          onClick={() => void toggleStar()}
+        >
+          {workspace.starred ? (
+            <starFilledIcon.react tag="span" />
+          ) : (
+            <starEmptyIcon.react tag="span" />
+          )}
+        </button>
+        <button
+          className="jp-CodeWorkspaces-action jp-CodeWorkspaces-renameButton"
+          title={trans.__('Rename')}
+          aria-label={trans.__('Rename')}
+          onClick={() => {
+            setRenameError(null);
+            setEditing(true);
+          }}
+        >
+          <editIcon.react tag="span" />
+        </button>
+        <button
+          className="jp-CodeWorkspaces-action jp-CodeWorkspaces-delete"
+          title={trans.__('Delete')}
+          aria-label={trans.__('Delete')}
+          onClick={() => void remove()}
+        >
+          <deleteIcon.react tag="span" />
+        </button>
+      </div>
+    </li>
+  );
+}

@@ -1,0 +1,471 @@
+// Copyright (c) jupyter-popebot-code contributors.
+// Distributed under the terms of the Modified BSD License.
+
+/**
+ * The terminal panel of a workspace: xterm.js (loaded lazily, as JupyterLab's
+ * terminal does) on top of a `TerminalConnection`, with a status bar that
+ * says what the connection is doing.
+ */
+
+import type { ITranslator, TranslationBundle } from '@jupyterlab/translation';
+import { nullTranslator } from '@jupyterlab/translation';
+import { PromiseDelegate } from '@lumino/coreutils';
+import { Platform } from '@lumino/domutils';
+import type { Message } from '@lumino/messaging';
+import { MessageLoop } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+import type { FitAddon } from '@xterm/addon-fit';
+import type {
+  ITerminalOptions as IXtermOptions,
+  Terminal as Xterm
+} from '@xterm/xterm';
+import type { IWorkspace, WorkspacesClient } from './api';
+import type { IConnectionStatus } from './connection';
+import { TerminalConnection } from './connection';
+import { workspaceIcon } from './icons';
+import type { TerminalTheme } from './theme';
+import { codeFontFamily, xtermTheme } from './theme';
+
+const TERMINAL_CLASS = 'jp-CodeWorkspaceTerminal';
+const BODY_CLASS = 'jp-CodeWorkspaceTerminal-body';
+const STATUS_CLASS = 'jp-CodeWorkspaceTerminal-status';
+const STATUS_TEXT_CLASS = 'jp-CodeWorkspaceTerminal-statusText';
+const RETRY_CLASS = 'jp-CodeWorkspaceTerminal-retry';
+
+/**
+ * The terminal settings users can change (schema/plugin.json).
+ */
+export interface ITerminalOptions {
+  fontSize: number;
+  scrollback: number;
+  theme: TerminalTheme;
+  pasteWithCtrlV: boolean;
+}
+
+/**
+ * A workspace's terminal, the content of its main-area panel.
+ */
+export class WorkspaceTerminal extends Widget {
+  constructor(options: WorkspaceTerminal.IOptions) {
+    super();
+    this.workspaceId = options.workspaceId;
+    this._trans = (options.translator ?? nullTranslator).load(
+      'jupyter_popebot_code'
+    );
+    this._options = { ...WorkspaceTerminal.defaultOptions, ...options.options };
+    this.id = `jp-CodeWorkspaceTerminal-${Private.id++}`;
+    this.addClass(TERMINAL_CLASS);
+    this.node.dataset.workspaceId = this.workspaceId;
+    this._setThemeAttribute();
+    this.title.label = options.name || this._trans.__('Code Workspace');
+    this.title.icon = workspaceIcon;
+    this.node.tabIndex = -1;
+
+    this._statusNode = document.createElement('div');
+    this._statusNode.className = STATUS_CLASS;
+    this._statusNode.setAttribute('role', 'status');
+    this._statusText = document.createElement('span');
+    this._statusText.className = STATUS_TEXT_CLASS;
+    this._retryButton = document.createElement('button');
+    this._retryButton.className = `jp-mod-styled jp-mod-accept ${RETRY_CLASS}`;
+    this._retryButton.addEventListener('click', () => {
+      void this.reconnect();
+    });
+    this._statusNode.append(this._statusText, this._retryButton);
+    this._body = document.createElement('div');
+    this._body.className = BODY_CLASS;
+    this.node.append(this._statusNode, this._body);
+
+    const t = this._trans;
+    this.connection = new TerminalConnection({
+      workspaceId: this.workspaceId,
+      client: options.client,
+      sink: {
+        write: (text, rendered) => this._term?.write(text, rendered),
+        reset: () => this._term?.reset(),
+        size: () => ({
+          columns: this._term?.cols ?? 80,
+          rows: this._term?.rows ?? 24
+        })
+      },
+      texts: {
+        checking: t.__('Checking the workspace…'),
+        starting: t.__('Starting the container…'),
+        creating: t.__('Creating the container…'),
+        connecting: t.__('Connecting to the terminal…'),
+        waitingForShell: t.__('Waiting for the shell…'),
+        shellExited: t.__(
+          'The shell exited. Press Enter or Reconnect to start a new one.'
+        ),
+        disconnected: why => t.__('Disconnected: %1.', why),
+        connectionLost: why => t.__('Connection lost: %1.', why),
+        reconnectingIn: (seconds, attempt, max) =>
+          t.__(
+            'Reconnecting in %1 s (attempt %2 of %3)…',
+            seconds,
+            attempt,
+            max
+          ),
+        gaveUp: attempts => t.__('Gave up after %1 attempts.', attempts),
+        notFound: t.__('This workspace no longer exists.'),
+        noContainer: t.__('This workspace has no container.'),
+        failed: why => t.__('Could not open the terminal: %1', why)
+      }
+    });
+    this.connection.statusChanged.connect(this._onStatus, this);
+    this.connection.workspaceChanged.connect(this._onWorkspace, this);
+    this.connection.titleChanged.connect((_, title) => {
+      this._shellTitle = title;
+      this._updateCaption();
+    });
+    this._onStatus(this.connection, this.connection.status);
+
+    Private.createTerminal(this._xtermOptions())
+      .then(([term, fit]) => {
+        if (this.isDisposed) {
+          term.dispose();
+          return;
+        }
+        this._term = term;
+        this._fit = fit;
+        this._initializeTerm();
+        this._ready.resolve();
+        this.update();
+      })
+      .catch(reason => {
+        console.error('Failed to load the terminal.', reason);
+        this._showStatus({
+          phase: 'failed',
+          message: this._trans.__(
+            'Could not load the terminal: %1',
+            String(reason)
+          ),
+          canRetry: false
+        });
+        this._ready.reject(reason);
+      });
+  }
+
+  /**
+   * The workspace this terminal belongs to.
+   */
+  readonly workspaceId: string;
+
+  /**
+   * The connection to the workspace's shell.
+   */
+  readonly connection: TerminalConnection;
+
+  /**
+   * Resolves once xterm.js is loaded.
+   */
+  get ready(): Promise<void> {
+    return this._ready.promise;
+  }
+
+  /**
+   * The last workspace record fetched, if any.
+   */
+  get workspace(): IWorkspace | null {
+    return this._workspace;
+  }
+
+  /**
+   * Get a terminal option.
+   */
+  getOption<K extends keyof ITerminalOptions>(key: K): ITerminalOptions[K] {
+    return this._options[key];
+  }
+
+  /**
+   * Set a terminal option; applies at once.
+   */
+  setOption<K extends keyof ITerminalOptions>(
+    key: K,
+    value: ITerminalOptions[K]
+  ): void {
+    if (this._options[key] === value && key !== 'theme') {
+      return;
+    }
+    this._options[key] = value;
+    if (key === 'theme') {
+      this._setThemeAttribute();
+    }
+    if (this._term) {
+      const { theme, fontSize, scrollback, fontFamily } = this._xtermOptions();
+      this._term.options.theme = theme;
+      this._term.options.fontSize = fontSize;
+      this._term.options.scrollback = scrollback;
+      this._term.options.fontFamily = fontFamily;
+    }
+    this._needsResize = true;
+    this.update();
+  }
+
+  /**
+   * Re-read the JupyterLab theme (called when the theme changes).
+   */
+  refreshTheme(): void {
+    this.setOption('theme', this._options.theme);
+  }
+
+  /**
+   * Reconnect now, ensuring the container first.
+   */
+  reconnect(): Promise<void> {
+    return this.connection.connect();
+  }
+
+  /**
+   * The terminal's size in cells, or null before it is opened.
+   */
+  get size(): { columns: number; rows: number } | null {
+    return this._term && this._opened
+      ? { columns: this._term.cols, rows: this._term.rows }
+      : null;
+  }
+
+  hasSelection(): boolean {
+    return this._term?.hasSelection() ?? false;
+  }
+
+  getSelection(): string | null {
+    return this._term ? this._term.getSelection() : null;
+  }
+
+  /**
+   * Paste text as if typed (bracketed paste when the shell asked for it).
+   */
+  paste(data: string): void {
+    this._term?.paste(data);
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    // Closing the panel leaves the container and its tmux session running.
+    this.connection.dispose();
+    this._term?.dispose();
+    this._term = null;
+    super.dispose();
+  }
+
+  processMessage(msg: Message): void {
+    super.processMessage(msg);
+    if (msg.type === 'fit-request') {
+      MessageLoop.sendMessage(this, Widget.ResizeMessage.UnknownSize);
+    }
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    this.update();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this._needsResize = true;
+    this.update();
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    this._needsResize = true;
+    this.update();
+  }
+
+  protected onActivateRequest(msg: Message): void {
+    if (this._term) {
+      this._term.focus();
+    } else {
+      this.node.focus();
+    }
+  }
+
+  protected onUpdateRequest(msg: Message): void {
+    if (!this.isVisible || !this.isAttached || !this._term) {
+      return;
+    }
+    if (!this._opened) {
+      // xterm.js measures its cells on open: it must be visible by then.
+      this._term.open(this._body);
+      this._opened = true;
+      this._needsResize = true;
+    }
+    if (this._needsResize) {
+      this._needsResize = false;
+      try {
+        this._fit?.fit();
+      } catch (reason) {
+        console.debug('Terminal fit failed', reason);
+      }
+      this.connection.resize({
+        columns: this._term.cols,
+        rows: this._term.rows
+      });
+    }
+    if (!this._started) {
+      // Connect once the size is known: ttyd starts the shell at that size.
+      this._started = true;
+      void this.connection.connect();
+    }
+  }
+
+  private _xtermOptions() {
+    const { fontSize, scrollback, theme } = this._options;
+    return {
+      fontSize,
+      scrollback,
+      theme: xtermTheme(theme),
+      fontFamily: codeFontFamily(
+        this.node.isConnected ? this.node : document.body
+      ),
+      cursorBlink: true
+    };
+  }
+
+  private _initializeTerm(): void {
+    const term = this._term!;
+    term.onData(data => this.connection.send(data));
+    term.attachCustomKeyEventHandler(event => {
+      // As in JupyterLab's terminal: Cmd+C/V work natively on macOS.
+      if (Platform.IS_MAC) {
+        return true;
+      }
+      if (event.ctrlKey && event.key === 'c' && term.hasSelection()) {
+        // Let the browser copy the selection instead of sending an interrupt.
+        return false;
+      }
+      if (event.ctrlKey && event.key === 'v' && this._options.pasteWithCtrlV) {
+        // Let the browser paste (xterm.js handles the paste event).
+        return false;
+      }
+      return true;
+    });
+  }
+
+  private _onWorkspace(_: TerminalConnection, workspace: IWorkspace): void {
+    this._workspace = workspace;
+    this.title.label = workspace.name;
+    this._updateCaption();
+  }
+
+  /**
+   * Show the workspace's repository and the shell's own title on hover.
+   */
+  private _updateCaption(): void {
+    const ws = this._workspace;
+    const lines = [ws ? ws.name : this.title.label];
+    if (ws?.repo) {
+      lines.push(ws.branch ? `${ws.repo} @ ${ws.branch}` : ws.repo);
+    }
+    if (this._shellTitle) {
+      lines.push(this._shellTitle);
+    }
+    this.title.caption = lines.join('\n');
+  }
+
+  private _onStatus(_: TerminalConnection, status: IConnectionStatus): void {
+    this._showStatus(status);
+  }
+
+  private _showStatus(status: IConnectionStatus): void {
+    const visible = status.message !== '';
+    const wasVisible = !this._statusNode.hidden;
+    this._statusNode.hidden = !visible;
+    this._statusNode.dataset.phase = status.phase;
+    this._statusText.textContent = status.message;
+    this._retryButton.hidden = !status.canRetry;
+    this._retryButton.textContent =
+      status.phase === 'failed'
+        ? this._trans.__('Retry')
+        : status.phase === 'waiting'
+          ? this._trans.__('Reconnect now')
+          : this._trans.__('Reconnect');
+    this.node.dataset.phase = status.phase;
+    if (visible !== wasVisible) {
+      // The status bar takes room from the terminal: fit again.
+      this._needsResize = true;
+      this.update();
+    }
+  }
+
+  private _setThemeAttribute(): void {
+    this.node.setAttribute('data-term-theme', this._options.theme);
+  }
+
+  private _trans: TranslationBundle;
+  private _options: ITerminalOptions;
+  private _term: Xterm | null = null;
+  private _fit: FitAddon | null = null;
+  private _opened = false;
+  private _started = false;
+  private _needsResize = true;
+  private _ready = new PromiseDelegate<void>();
+  private _workspace: IWorkspace | null = null;
+  private _shellTitle = '';
+  private _statusNode: HTMLDivElement;
+  private _statusText: HTMLSpanElement;
+  private _retryButton: HTMLButtonElement;
+  private _body: HTMLDivElement;
+}
+
+/**
+ * The namespace for `WorkspaceTerminal` statics.
+ */
+export namespace WorkspaceTerminal {
+  export interface IOptions {
+    workspaceId: string;
+    /** The name to show until the workspace record arrives. */
+    name?: string;
+    client: WorkspacesClient;
+    options?: Partial<ITerminalOptions>;
+    translator?: ITranslator;
+  }
+
+  /**
+   * Defaults, kept equal to schema/plugin.json.
+   */
+  export const defaultOptions: ITerminalOptions = {
+    fontSize: 13,
+    scrollback: 1000,
+    theme: 'inherit',
+    pasteWithCtrlV: true
+  };
+}
+
+namespace Private {
+  export let id = 0;
+
+  let modules: Promise<
+    [
+      typeof import('@xterm/xterm'),
+      typeof import('@xterm/addon-fit'),
+      typeof import('@xterm/addon-web-links')
+    ]
+  > | null = null;
+
+  /**
+   * Create an xterm.js terminal, loading xterm.js on first use so JupyterLab
+   * starts without it.
+   */
+  export async function createTerminal(
+    options: IXtermOptions
+  ): Promise<[Xterm, FitAddon]> {
+    if (!modules) {
+      modules = Promise.all([
+        import('@xterm/xterm'),
+        import('@xterm/addon-fit'),
+        import('@xterm/addon-web-links')
+      ]);
+      // A failed load (e.g. the server restarted mid-upgrade) may work later.
+      modules.catch(() => {
+        modules = null;
+      });
+    }
+    const [xterm, fit, links] = await modules;
+    const term = new xterm.Terminal(options);
+    const fitAddon = new fit.FitAddon();
+    term.loadAddon(fitAddon);
+    term.loadAddon(new links.WebLinksAddon());
+    return [term, fitAddon];
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Everything the product and the tests need, from a fresh Debian machine: system packages, a
+# running Docker engine, a Python environment with the package (and its JupyterLab extension)
+# installed, and the workspace image. Idempotent: each step is skipped when already done.
+#
+# Environment:
+#   VENV            the Python environment to use or create (default: .venv in the repository)
+#   PYTHON          the interpreter that creates it (default: python3)
+#   POPEBOT_EXTRAS  pip extras to install (default: test)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="${VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+extras="${POPEBOT_EXTRAS:-test}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() {
+	printf '[setup] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+apt_updated=0
+apt_install() {
+	[ "$(id -u)" = 0 ] || die "installing $* needs root (or install them yourself)"
+	if [ "$apt_updated" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -q
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# --- system packages -------------------------------------------------------------------------
+command -v git >/dev/null || apt_install git ca-certificates
+"$python" -m venv --help >/dev/null 2>&1 || apt_install python3-venv python3-pip
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 18 ]; then
+	apt_install nodejs npm
+fi
+
+# --- Docker engine (and debootstrap for the image) -------------------------------------------
+bash "$root/scripts/ensure-docker.sh"
+
+# --- Python environment ----------------------------------------------------------------------
+if [ ! -x "$venv/bin/python" ]; then
+	log "creating $venv"
+	"$python" -m venv "$venv"
+	"$venv/bin/pip" install -q --upgrade pip
+fi
+stamp="$venv/.popebot-installed"
+inputs_hash="$(cat pyproject.toml labextension/package.json labextension/yarn.lock 2>/dev/null | sha256sum | cut -c1-16)-$extras"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs_hash" ]; then
+	log "installing jupyter-popebot-code[$extras] (builds the JupyterLab extension)"
+	"$venv/bin/pip" install -q -e ".[$extras]"
+	echo "$inputs_hash" >"$stamp"
+fi
+
+# --- JupyterLab extension: rebuild when its sources are newer than the build -----------------
+built="$root/jupyter_popebot_code/labextension/package.json"
+if [ ! -f "$built" ] || [ -n "$(find labextension/src labextension/style labextension/schema labextension/package.json -newer "$built" -print -quit)" ]; then
+	log "building the JupyterLab extension"
+	(cd labextension && PATH="$venv/bin:$PATH" jlpm install && PATH="$venv/bin:$PATH" jlpm build:prod)
+fi
+PATH="$venv/bin:$PATH" jupyter labextension develop --overwrite . >/dev/null
+
+# --- workspace image -------------------------------------------------------------------------
+bash "$root/scripts/build-image.sh"
+log "ready"
