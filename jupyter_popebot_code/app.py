@@ -13,7 +13,7 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
-from .relay import relay_handlers
+from .relay import close_all_relays, relay_handlers
 from .service import WorkspaceService
 from .store import WorkspaceStore
 from .validation import WorkspaceValidator
@@ -140,4 +140,6 @@ class CodeWorkspacesApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
+            # Terminals get a clean close; their containers and tmux sessions keep running.
+            await close_all_relays()
             await self.service.close()

@@ -38,11 +38,14 @@ rm -rf "/tmp/tmux-$(id -u)"
 # tmux (and so every new window) starts in the workspace folder when it exists.
 cd "$WORKSPACE_DIR" 2>/dev/null || cd "$HOME"
 
+# ttyd's default 5 s keepalive hangs up on a relay that stops reading during backpressure (the
+# pongs wait behind the output); the relay keeps both legs alive itself. 0 would stop all output.
 exec ttyd \
 	--writable \
 	--port 7681 \
 	--credential "$credential" \
 	--terminal-type xterm-256color \
+	--ping-interval 3600 \
 	-t disableLeaveAlert=true \
 	-t disableResizeOverlay=true \
 	tmux -u new-session -A -s workspace /usr/local/bin/workspace-shell

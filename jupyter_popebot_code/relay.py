@@ -1,0 +1,515 @@
+"""WebSocket relay between the browser and a workspace container's ttyd (subprotocol ``tty``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import Awaitable
+from functools import partial
+from http.client import responses
+from typing import TYPE_CHECKING, Any, cast
+
+from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.iostream import StreamClosedError
+from tornado.websocket import (
+    WebSocketClientConnection,
+    WebSocketClosedError,
+    WebSocketHandler,
+    websocket_connect,
+)
+
+from .owner import owner_for
+from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
+
+if TYPE_CHECKING:
+    from .app import CodeWorkspacesApp
+    from .service import TerminalEndpoint, WorkspaceService
+    from .store import Workspace
+
+AUTH_RESOURCE = "code_workspaces"
+TTY_SUBPROTOCOL = "tty"
+TTYD_WS_PATH = "/ws"
+
+# RFC 6455: a close frame's reason is at most 123 bytes (125 minus the 2-byte code).
+MAX_CLOSE_REASON_BYTES = 123
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_INTERNAL_ERROR = 1011
+# Codes that only describe what happened locally and must never appear in a close frame.
+_UNSENDABLE_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
+
+BACKEND_LOST_REASON = "workspace terminal closed unexpectedly (container stopped?)"
+SESSION_ENDED_REASON = "workspace terminal session ended"
+ENGINE_DOWN_REASON = "the Docker engine is not reachable; try again later"
+
+# How long to pause between attempts while ttyd starts listening in a fresh container.
+_RETRY_DELAY_FIRST = 0.05
+_RETRY_DELAY_MAX = 0.5
+# Activity is written at most this often per connection: terminals send many small frames.
+_ACTIVITY_INTERVAL = 1.0
+# After ttyd drops a terminal, wait this long before asking whether it still listens: a killed
+# container's shell can die a moment before its ttyd does. Then allow the probe this long.
+_PROBE_DELAY = 0.25
+_PROBE_TIMEOUT = 2.0
+
+
+SHUTDOWN_REASON = "Jupyter server is shutting down"
+
+# Relays from upgrade until both legs are closed: for shutdown, and for tests and benchmarks.
+_open_relays: set[TerminalRelayHandler] = set()
+
+
+class TerminalUnavailable(Exception):
+    """The workspace terminal cannot be reached; the message is shown to the user."""
+
+
+def close_reason(text: str) -> str:
+    """Cut ``text`` to what fits in a close frame without splitting a UTF-8 character."""
+    return text.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+def sendable_close(code: int | None, reason: str | None) -> tuple[int | None, str | None]:
+    """A close code and reason received on one leg, made valid for the other leg."""
+    if code is None or code in _UNSENDABLE_CLOSE_CODES or not 1000 <= code <= 4999:
+        return None, None
+    return code, close_reason(reason) if reason else None
+
+
+def ttyd_token(credential: str) -> str:
+    """ttyd's token for a ``user:password`` credential (what its ``GET /token`` would return)."""
+    return base64.b64encode(credential.encode("utf-8")).decode("ascii")
+
+
+class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
+    """Relays one browser terminal to its workspace's ttyd, authorized before the upgrade."""
+
+    auth_resource = AUTH_RESOURCE
+
+    # Bytes written to a leg whose write has not yet reached the kernel's socket buffer.
+    # Reading from the other leg stops while one is over the limit (backpressure).
+    client_backlog_bytes: int = 0
+    backend_backlog_bytes: int = 0
+    peak_client_backlog_bytes: int = 0
+
+    def initialize(self) -> None:
+        self.workspace_id = ""
+        self._workspace: Workspace | None = None
+        self._owner = ""
+        self._backend: WebSocketClientConnection | None = None
+        self._pending: list[str | bytes] = []
+        self._pending_bytes = 0
+        self._backend_ready: asyncio.Future[None] | None = None
+        self.relay_task: asyncio.Task[None] | None = None
+        self._handshake_sent = False
+        self._auth_token = ""
+        self._endpoint: TerminalEndpoint | None = None
+        self._client_closed = False
+        self._activity_at = 0.0
+
+    @property
+    def code_app(self) -> CodeWorkspacesApp:
+        return cast("CodeWorkspacesApp", self.settings["popebot_code_app"])
+
+    @property
+    def service(self) -> WorkspaceService:
+        return cast("WorkspaceService", self.settings["popebot_code_service"])
+
+    # -- options of the browser leg -------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        """JupyterHandler's page headers (CSP and friends) mean nothing on a WebSocket."""
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        """No permessage-deflate: it costs latency and CPU on every keystroke and screenful."""
+        return None
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between tornado's own keepalive pings (WebSocketMixin's ms timer is unused)."""
+        return self.code_app.relay_ping_interval or None
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """A browser that has not answered a ping after one interval is gone."""
+        return self.code_app.relay_ping_interval or None
+
+    @property
+    def max_message_size(self) -> int:
+        return self.code_app.relay_max_message_size
+
+    def skip_check_origin(self) -> bool:
+        """Never skipped: jupyter_server waives it for token logins, but this is a shell.
+
+        Scripts send no Origin and still pass; browsers must be same-site or allow_origin'ed.
+        """
+        return False
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return TTY_SUBPROTOCOL if TTY_SUBPROTOCOL in subprotocols else None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Refusals before the upgrade are JSON, like the REST API's."""
+        self.set_header("Content-Type", "application/json")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reply = {"message": responses.get(status_code, "Unknown HTTP Error"), "reason": None}
+        if isinstance(exc, web.HTTPError):
+            reply = {"message": exc.log_message or reply["message"], "reason": exc.reason}
+        self.finish(json.dumps(reply))
+
+    # -- before the upgrade: plain HTTP answers ---------------------------------------------
+
+    # jupyter_server would answer a missing identity with 403; this endpoint's contract is 401,
+    # so authentication is checked here, first thing, instead of in prepare().
+    @allow_unauthenticated
+    async def get(self, workspace_id: str) -> None:
+        """Authenticate, authorize and check the Origin, then upgrade; nothing is started before."""
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(401, "Authentication required")
+        if not self.check_origin(self.request.headers.get("Origin")):
+            raise web.HTTPError(403, "Cross-origin WebSocket refused")
+        authorized = await ensure_async(
+            self.authorizer.is_authorized(self, user, "execute", self.auth_resource)
+        )
+        if not authorized:
+            raise web.HTTPError(403, f"Not authorized to execute on {self.auth_resource}")
+        try:
+            owner = owner_for(self)
+        except PermissionError as exc:
+            raise web.HTTPError(403, str(exc)) from exc
+        workspace = await self.service.get(owner, workspace_id)
+        if workspace is None:
+            # Unknown and someone else's look the same, so ids cannot be probed.
+            raise web.HTTPError(403, "No such workspace for this user")
+        self.workspace_id = workspace_id
+        self._owner = owner
+        self._workspace = workspace
+        await super().get(workspace_id=workspace_id)
+
+    # -- after the upgrade --------------------------------------------------------------------
+
+    def open(self, workspace_id: str) -> None:
+        """Start reaching ttyd in the background so pongs and early frames are read meanwhile."""
+        self.set_nodelay(True)
+        self.log.info(
+            "Terminal relay for workspace %s (owner %s) opened", workspace_id, self._owner
+        )
+        _open_relays.add(self)
+        self._record_activity()
+        self._backend_ready = asyncio.get_running_loop().create_future()
+        self.relay_task = asyncio.create_task(self._relay())
+
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """Forward a browser frame to ttyd, or queue it in order until ttyd is connected."""
+        self._record_activity()
+        backend = self._backend
+        if backend is None:
+            if self.ws_connection is None:
+                return None  # we are closing this socket: nothing more will reach ttyd
+            self._pending.append(message)
+            self._pending_bytes += len(message)
+            if self._pending_bytes > self.code_app.relay_client_buffer_limit:
+                # Stop reading the browser until ttyd is there: nothing dropped, memory bounded.
+                return self._backend_ready
+            return None
+        return self._send_to_backend(backend, message)
+
+    def on_close(self) -> None:
+        """The browser left: close only our socket to ttyd (tmux and the container stay)."""
+        self._client_closed = True
+        self.log.info(
+            "Terminal relay for workspace %s closed (browser close code %s)",
+            self.workspace_id,
+            self.close_code,
+        )
+        backend = self._backend
+        if backend is not None:
+            backend.close(*sendable_close(self.close_code, self.close_reason))
+        self._resolve_backend_ready()
+
+    def shut_down(self) -> None:
+        """Close both legs now, telling the browser why."""
+        self._client_closed = True
+        if self._backend is not None:
+            self._backend.close(CLOSE_GOING_AWAY)
+        self.close(CLOSE_GOING_AWAY, SHUTDOWN_REASON)
+        self._resolve_backend_ready()
+
+    # -- the ttyd leg ---------------------------------------------------------------------------
+
+    async def _relay(self) -> None:
+        """Reach ttyd, then pump its output to the browser until either side closes."""
+        backend = None
+        try:
+            try:
+                backend = await self._connect_backend()
+            finally:
+                self._resolve_backend_ready()
+            if backend is not None:
+                await self._pump_backend_to_client(backend)
+        except TerminalUnavailable as exc:
+            self._fail(str(exc))
+        except Exception:
+            self.log.exception("Terminal relay for workspace %s failed", self.workspace_id)
+            self._fail("the terminal relay failed (see the server log)")
+        finally:
+            if backend is not None:
+                backend.close()
+            _open_relays.discard(self)
+
+    async def _connect_backend(self) -> WebSocketClientConnection | None:
+        """Ensure the container, wait for ttyd, connect and flush the queued frames."""
+        workspace = self._workspace
+        assert workspace is not None
+        try:
+            result = await self.service.ensure(self._owner, workspace.id)
+            if result.status not in ("running", "started", "created"):
+                raise TerminalUnavailable(result.message or f"workspace is {result.status}")
+            if self._client_closed:
+                return None
+            endpoint = await self.service.terminal_endpoint(workspace)
+        except DockerUnavailable as exc:
+            raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
+        except ContainerError as exc:
+            raise TerminalUnavailable(f"workspace container: {exc}") from exc
+        backend = await self._open_ttyd(endpoint)
+        if backend is None:
+            return None
+        if self._client_closed:
+            backend.close(CLOSE_GOING_AWAY)
+            return None
+        if backend.protocol is not None:
+            backend.protocol.set_nodelay(True)
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for message in pending:
+            self._send_to_backend(backend, message)
+        # Set only after the queue is flushed, with no await in between, so order is kept.
+        self._backend = backend
+        self.log.info(
+            "Terminal relay for workspace %s connected to ttyd at %s:%s",
+            workspace.id,
+            endpoint.host,
+            endpoint.port,
+        )
+        return backend
+
+    async def _open_ttyd(self, endpoint: TerminalEndpoint) -> WebSocketClientConnection | None:
+        """Connect to ttyd, retrying while it is still starting, for terminal_ready_timeout."""
+        self._auth_token = ttyd_token(endpoint.credential)
+        self._endpoint = endpoint
+        url = f"ws://{endpoint.host}:{endpoint.port}{TTYD_WS_PATH}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.code_app.terminal_ready_timeout
+        delay = _RETRY_DELAY_FIRST
+        while True:
+            remaining = deadline - loop.time()
+            request = HTTPRequest(
+                url,
+                headers={"Authorization": f"Basic {self._auth_token}"},
+                connect_timeout=max(remaining, 0.1),
+                request_timeout=max(remaining, 0.1),
+            )
+            try:
+                return await websocket_connect(
+                    request,
+                    subprotocols=[TTY_SUBPROTOCOL],
+                    max_message_size=self.code_app.relay_max_message_size,
+                    ping_interval=self.code_app.relay_ping_interval or None,
+                    # No pong timeout: while the browser is slow we stop reading ttyd on purpose,
+                    # so its pongs wait in the socket; a dead container closes TCP anyway.
+                    ping_timeout=0,
+                )
+            except HTTPClientError as exc:
+                if exc.code != 599:
+                    raise TerminalUnavailable(
+                        f"workspace terminal refused the connection (HTTP {exc.code})"
+                    ) from exc
+                error: Exception = exc
+            except (OSError, StreamClosedError) as exc:
+                error = exc
+            if self._client_closed:
+                return None
+            if loop.time() + delay >= deadline:
+                self.log.warning(
+                    "ttyd of workspace %s not reachable at %s:%s: %s",
+                    self.workspace_id,
+                    endpoint.host,
+                    endpoint.port,
+                    error,
+                )
+                raise TerminalUnavailable(
+                    f"workspace terminal did not start within "
+                    f"{self.code_app.terminal_ready_timeout:g} s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_DELAY_MAX)
+
+    async def _pump_backend_to_client(self, backend: WebSocketClientConnection) -> None:
+        """Forward ttyd's frames as they are; pause reading while the browser is behind."""
+        limit = self.code_app.relay_client_buffer_limit
+        while True:
+            message = await backend.read_message()
+            if message is None:
+                break
+            self._record_activity()
+            try:
+                flushed = self.write_message(message, binary=isinstance(message, bytes))
+            except WebSocketClosedError:
+                return
+            size = len(message)
+            self.client_backlog_bytes += size
+            flushed.add_done_callback(partial(self._client_flushed, size))
+            if self.client_backlog_bytes > limit:
+                self.peak_client_backlog_bytes = max(
+                    self.peak_client_backlog_bytes, self.client_backlog_bytes
+                )
+                # Not reading ttyd fills its socket, and ttyd stops reading the pty.
+                try:
+                    await flushed
+                except WebSocketClosedError:
+                    return
+        await self._backend_closed(backend)
+
+    def _send_to_backend(
+        self, backend: WebSocketClientConnection, message: str | bytes
+    ) -> Awaitable[None] | None:
+        if not self._handshake_sent and message[:1] in ("{", b"{"):
+            try:
+                message = self._authenticated_handshake(message)
+            except ValueError:
+                self.close(CLOSE_INVALID_PAYLOAD, "terminal handshake is not a JSON object")
+                return None
+            self._handshake_sent = True
+        try:
+            flushed = backend.write_message(message, binary=isinstance(message, bytes))
+        except WebSocketClosedError:
+            return None  # ttyd's close reaches the browser through the pump
+        size = len(message)
+        self.backend_backlog_bytes += size
+        flushed.add_done_callback(partial(self._backend_flushed, size))
+        if self.backend_backlog_bytes > self.code_app.relay_client_buffer_limit:
+            # Returning an awaitable makes tornado stop reading the browser until ttyd drains.
+            return self._drained(flushed)
+        return None
+
+    def _authenticated_handshake(self, message: str | bytes) -> str | bytes:
+        """The browser's handshake with ttyd's token put in (the browser never has it)."""
+        handshake = json.loads(message)
+        if not isinstance(handshake, dict):
+            raise ValueError("handshake is not an object")
+        handshake["AuthToken"] = self._auth_token
+        text = json.dumps(handshake, separators=(",", ":"))
+        return text.encode("utf-8") if isinstance(message, bytes) else text
+
+    async def _backend_closed(self, backend: WebSocketClientConnection) -> None:
+        """ttyd closed: pass its code and reason on, or explain an abrupt end."""
+        if self._client_closed:
+            return
+        code, reason = sendable_close(backend.close_code, backend.close_reason)
+        if code is None:
+            # ttyd 1.7.7 drops the TCP connection without a close frame even when the shell
+            # exits normally; ttyd still listening in a running container tells that apart from
+            # a container being stopped or killed (ttyd may still accept during a stop).
+            if await self._ttyd_listening() and await self._container_running():
+                code, reason = CLOSE_NORMAL, SESSION_ENDED_REASON
+            else:
+                code, reason = CLOSE_INTERNAL_ERROR, BACKEND_LOST_REASON
+        elif code == CLOSE_INTERNAL_ERROR and not reason:
+            reason = SESSION_ENDED_REASON
+        if self._client_closed:
+            return
+        self.log.info(
+            "Terminal relay for workspace %s: ttyd closed (code %s, sent %s to the browser)",
+            self.workspace_id,
+            backend.close_code,
+            code,
+        )
+        self.close(code, reason)
+
+    async def _ttyd_listening(self) -> bool:
+        """Whether ttyd still accepts connections (a plain TCP connect, closed at once)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            return False
+        await asyncio.sleep(_PROBE_DELAY)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(endpoint.host, endpoint.port), _PROBE_TIMEOUT
+            )
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def _container_running(self) -> bool:
+        try:
+            _, status = await self.service.describe(self._owner, self.workspace_id)
+        except (WorkspaceNotFound, DockerUnavailable, ContainerError):
+            return False
+        return status == "running"
+
+    def _fail(self, reason: str) -> None:
+        self.log.warning("Terminal relay for workspace %s: %s", self.workspace_id, reason)
+        if not self._client_closed:
+            self.close(CLOSE_INTERNAL_ERROR, close_reason(reason))
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _client_flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
+        self.client_backlog_bytes -= size
+        if not flushed.cancelled():
+            flushed.exception()  # a closed browser is handled by on_close, not here
+
+    def _backend_flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
+        self.backend_backlog_bytes -= size
+        if not flushed.cancelled():
+            flushed.exception()  # a closed ttyd is handled by the pump, not here
+
+    @staticmethod
+    async def _drained(flushed: Awaitable[None]) -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            await flushed
+
+    def _resolve_backend_ready(self) -> None:
+        if self._backend_ready is not None and not self._backend_ready.done():
+            self._backend_ready.set_result(None)
+
+    def _record_activity(self) -> None:
+        """Mark the workspace and the server as used, so idle culling sees terminal traffic."""
+        now = asyncio.get_running_loop().time()
+        if now - self._activity_at < _ACTIVITY_INTERVAL:
+            return
+        self._activity_at = now
+        self.service.record_activity(self.workspace_id)
+        self.settings["api_last_activity"] = utcnow()
+
+
+def open_relays() -> list[TerminalRelayHandler]:
+    """The relays still running (upgraded, and not yet closed on both legs)."""
+    return list(_open_relays)
+
+
+async def close_all_relays(timeout: float = 5.0) -> None:
+    """Close every relay on both legs (server shutdown); tmux sessions and containers stay."""
+    relays = open_relays()
+    for relay in relays:
+        relay.shut_down()
+    tasks = [relay.relay_task for relay in relays if relay.relay_task is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
+def relay_handlers() -> list[tuple[str, type]]:
+    """Routes of the terminal relay (the ExtensionApp prefixes base_url)."""
+    return [(r"/api/ws/code/(?P<workspace_id>[^/]+)", TerminalRelayHandler)]

@@ -1,0 +1,564 @@
+"""The terminal relay, through the Jupyter server, to real ttyd in real workspace containers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from jupyter_server._tz import utcnow
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from jupyter_popebot_code.containers import STORE_LABEL
+from jupyter_popebot_code.relay import (
+    BACKEND_LOST_REASON,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_INVALID_PAYLOAD,
+    ENGINE_DOWN_REASON,
+    SESSION_ENDED_REASON,
+    SHUTDOWN_REASON,
+    close_all_relays,
+    open_relays,
+)
+
+from .conftest import TEST_NETWORK, USER_HEADER, Api, HeaderIdentityProvider, wait_for
+from .docker_proxy import DockerSocketProxy
+
+WsFetch = Callable[..., Any]
+
+MULTI_USER = {"ServerApp": {"identity_provider_class": HeaderIdentityProvider}}
+# The largest frame ttyd sends: one pty read (libuv reads at most 64 KiB) plus the type byte.
+TTYD_MAX_FRAME = 64 * 1024 + 1
+
+
+def settings(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Server settings for a test: the given option sections."""
+    return {section: dict(values) for section, values in sections.items()}
+
+
+class Terminal:
+    """A client speaking ttyd's browser protocol; output is decoded as one UTF-8 stream."""
+
+    def __init__(self, ws: WebSocketClientConnection) -> None:
+        self.ws = ws
+        self._unread = ""  # decoded output not yet consumed by read_until
+        self.frames_seen: list[bytes] = []  # every frame, while keep_frames is set
+        self.keep_frames = False
+        self.closed = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")()  # strict: a broken char raises
+
+    def handshake(self, columns: int = 80, rows: int = 24, token: str = "") -> None:
+        hello = {"AuthToken": token, "columns": columns, "rows": rows}
+        self.ws.write_message(json.dumps(hello).encode(), binary=True)
+
+    def type(self, text: str) -> None:
+        self.ws.write_message(b"0" + text.encode(), binary=True)
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.ws.write_message(b"1" + json.dumps({"columns": columns, "rows": rows}).encode(), True)
+
+    async def output(self) -> bytes | None:
+        """The next output frame's bytes, or None once the socket is closed."""
+        while True:
+            frame = await self.ws.read_message()
+            if frame is None:
+                self.closed = True
+                return None
+            assert isinstance(frame, bytes), "ttyd frames are binary and must stay binary"
+            if self.keep_frames:
+                self.frames_seen.append(frame)
+            if frame[:1] == b"0":
+                return frame[1:]
+
+    async def read_until(self, needle: str, timeout: float = 60.0) -> str:
+        """Read output until `needle` appears; answer the unread text up to and including it."""
+
+        async def read() -> str:
+            seen, start = self._unread, 0
+            while (found := seen.find(needle, start)) < 0:
+                start = max(0, len(seen) - len(needle) + 1)
+                data = await self.output()
+                assert data is not None, f"closed before {needle!r}: {self.ws.close_reason}"
+                seen += self._decoder.decode(data)
+            end = found + len(needle)
+            self._unread = seen[end:]
+            return seen[:end]
+
+        return await asyncio.wait_for(read(), timeout)
+
+    async def wait_closed(self, timeout: float = 60.0) -> tuple[int | None, str | None]:
+        async def drain() -> None:
+            while not self.closed:
+                await self.output()
+
+        await asyncio.wait_for(drain(), timeout)
+        return self.ws.close_code, self.ws.close_reason
+
+    async def close(self) -> None:
+        """Close and wait for the server's side, so no relay outlives the test."""
+        self.ws.close()
+        await self.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def terminal(
+    jp_ws_fetch: WsFetch,
+    workspace_id: str,
+    user: str | None = None,
+    handshake: bool = True,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[Terminal]:
+    headers = {**({USER_HEADER: user} if user else {}), **(headers or {})}
+    ws = await jp_ws_fetch("api", "ws", "code", workspace_id, headers=headers, subprotocols=["tty"])
+    term = Terminal(ws)
+    if handshake:
+        # Sent at once, while the relay is still reaching ttyd: it must be queued, not dropped.
+        term.handshake()
+    try:
+        yield term
+    finally:
+        await term.close()
+        # The relay's ttyd leg closes right after: let it finish before the server stops.
+        await wait_for(lambda: not open_relays(), timeout=30, interval=0.05)
+
+
+async def refusal(connecting: Awaitable[WebSocketClientConnection]) -> tuple[int, str]:
+    """The HTTP status and JSON message of an upgrade the server refuses."""
+    try:
+        ws = await connecting
+    except HTTPClientError as refused:
+        body = refused.response.body if refused.response else b"{}"
+        return refused.code, json.loads(body).get("message")
+    ws.close()
+    raise AssertionError("the WebSocket upgrade was accepted")
+
+
+def relay_fetch(jp_ws_fetch: WsFetch, workspace_id: str, **headers: str) -> Any:
+    return jp_ws_fetch("api", "ws", "code", workspace_id, headers=headers, subprotocols=["tty"])
+
+
+def container_of(docker_client: docker.DockerClient, workspace: dict[str, Any]) -> Any:
+    return docker_client.containers.get(workspace["container_name"])
+
+
+def raw_ttyd(
+    docker_client: docker.DockerClient, service: Any, workspace: dict[str, Any], script: str
+) -> Any:
+    """Replace the workspace's container by one running ttyd -> bash `script`, without tmux.
+
+    tmux redraws a screen rather than passing bytes on, so byte-exact checks need ttyd running the
+    producer itself. Same image, name, labels, network and credential: the relay cannot tell.
+    """
+    old = container_of(docker_client, workspace)
+    credential = service.store.get(workspace["id"]).ttyd_credential
+    image, labels = old.attrs["Config"]["Image"], old.labels
+    old.remove(force=True)
+    return docker_client.containers.run(
+        image,
+        entrypoint=["ttyd"],
+        command=["--writable", "--port", "7681", "--credential", credential, "bash", "-c", script],
+        name=workspace["container_name"],
+        labels=labels,
+        network=TEST_NETWORK,
+        init=True,
+        detach=True,
+    )
+
+
+def seq_output(count: int, end: bytes = b"END") -> tuple[int, str]:
+    """Size and SHA-256 of `seq 1 count` (LF line ends) followed by `end`."""
+    digest, size = hashlib.sha256(), 0
+    for start in range(1, count + 1, 100_000):
+        chunk = "".join(f"{i}\n" for i in range(start, min(start + 100_000, count + 1))).encode()
+        digest.update(chunk)
+        size += len(chunk)
+    digest.update(end)
+    return size + len(end), digest.hexdigest()
+
+
+# `seq 1 6400000` prints 50,088,896 bytes.
+SEQ_COUNT = 6_400_000
+SEQ_SCRIPT = f"stty -onlcr; seq 1 {SEQ_COUNT}; printf END; exec sleep 3600"
+# Longer than ttyd's default keepalive tolerates a peer that does not answer (it pings every 5 s).
+STALL_SECONDS = 20
+
+
+async def read_exactly(term: Terminal, size: int, digest: Any, timeout: float = 300.0) -> int:
+    """Read output into `digest` until `size` bytes have arrived; answer how many did."""
+
+    async def read() -> int:
+        received = 0
+        while received < size:
+            data = await term.output()
+            assert data is not None, f"closed after {received} bytes: {term.ws.close_reason}"
+            digest.update(data)
+            received += len(data)
+        return received
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+# -- the terminal ----------------------------------------------------------------------------
+
+
+async def test_echo_round_trip_and_the_credential_stays_server_side(
+    api: Api, service: Any, jp_ws_fetch: WsFetch
+) -> None:
+    workspace = await api.create()
+    credential = service.store.get(workspace["id"]).ttyd_credential
+    async with terminal(jp_ws_fetch, workspace["id"], handshake=False) as term:
+        assert term.ws.selected_subprotocol == "tty"
+        term.keep_frames = True
+        term.handshake(token="whatever-the-browser-has")  # replaced by the relay
+        term.type("echo $((6*7))-echoed\r")
+        await term.read_until("42-echoed")
+        for secret in (credential, base64.b64encode(credential.encode()).decode()):
+            assert all(secret.encode() not in frame for frame in term.frames_seen)
+
+
+async def test_resize_changes_the_terminal_size(api: Api, jp_ws_fetch: WsFetch) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type('echo "size=$(stty size)"\r')
+        await term.read_until("size=24 80")
+        term.resize(132, 41)
+        term.type('echo "size=$(stty size)"\r')
+        await term.read_until("size=41 132")
+
+
+async def test_multibyte_output_through_tmux(api: Api, jp_ws_fetch: WsFetch) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type(r"printf '\u00e9\u6f22\U0001F600-%s\n' wide" + "\r")
+        await term.read_until("é漢😀-wide")
+
+
+async def test_multibyte_output_split_across_frames_arrives_intact(
+    api: Api, service: Any, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    lines = 30_000
+    script = f"stty -onlcr; for i in $(seq 1 {lines}); do printf 'é漢😀%d\\n' $i; done; printf END"
+    raw_ttyd(docker_client, service, workspace, script + "; exec sleep 3600")
+    expected = "".join(f"é漢😀{i}\n" for i in range(1, lines + 1)) + "END"
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.keep_frames = True
+        text = await term.read_until("END")
+    assert text == expected
+    outputs = [frame[1:] for frame in term.frames_seen if frame[:1] == b"0"]
+    # The case that matters happened: some frame ended inside a character.
+    assert any(not _decodes(output) for output in outputs)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def test_fifty_megabytes_arrive_complete_and_in_order(
+    api: Api, service: Any, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    raw_ttyd(docker_client, service, workspace, SEQ_SCRIPT)
+    size, expected = seq_output(SEQ_COUNT)
+    assert size > 50_000_000
+    digest = hashlib.sha256()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        received = await read_exactly(term, size, digest)
+    assert received == size
+    assert digest.hexdigest() == expected
+
+
+@pytest.mark.parametrize(
+    "server_settings", [settings(CodeWorkspacesApp={"relay_client_buffer_limit": 256 * 1024})]
+)
+async def test_a_stalled_reader_holds_back_the_producer_not_server_memory(
+    api: Api,
+    service: Any,
+    jp_ws_fetch: WsFetch,
+    docker_client: docker.DockerClient,
+    jp_serverapp: Any,
+) -> None:
+    workspace = await api.create()
+    container = raw_ttyd(docker_client, service, workspace, SEQ_SCRIPT)
+    size, expected = seq_output(SEQ_COUNT)
+    limit = jp_serverapp.web_app.settings["popebot_code_app"].relay_client_buffer_limit
+
+    def written_by_seq() -> int:
+        script = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm)" = seq ] && cat $d/io; done'
+        result = container.exec_run(["sh", "-c", script])
+        fields = dict(line.split(": ") for line in result.output.decode().splitlines())
+        assert "wchar" in fields, "seq has finished: nothing held it back"
+        return int(fields["wchar"])
+
+    digest = hashlib.sha256()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        received = await read_exactly(term, 1_000_000, digest)
+        # Stop reading. seq must come to a halt: every buffer on the way is full.
+        previous = -1
+
+        async def halted() -> bool:
+            nonlocal previous
+            now = await asyncio.to_thread(written_by_seq)
+            steady, previous = now == previous, now
+            return steady
+
+        # seq has stopped while it still has output to write: it is held back, all the way.
+        await wait_for(halted, timeout=60, interval=0.5)
+        [relay] = open_relays()
+        assert relay.client_backlog_bytes <= limit + TTYD_MAX_FRAME
+        assert relay.peak_client_backlog_bytes <= limit + TTYD_MAX_FRAME
+        # Reading again resumes the flow; nothing was lost or reordered meanwhile.
+        received += await read_exactly(term, size - received, digest)
+    assert digest.hexdigest() == expected
+
+
+@pytest.mark.parametrize(
+    "server_settings", [settings(CodeWorkspacesApp={"relay_client_buffer_limit": 64 * 1024})]
+)
+async def test_a_reader_stalled_for_a_while_keeps_its_terminal(
+    api: Api, jp_ws_fetch: WsFetch
+) -> None:
+    # A slow link makes the relay stop reading ttyd until the browser catches up, so ttyd cannot
+    # send for that long; neither leg may give up on the other meanwhile.
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("while :; do seq 1 100000; done\r")
+        await term.read_until("99999")
+        await asyncio.sleep(STALL_SECONDS)  # not reading: every buffer on the way fills up
+        term.type("\x03")
+        term.type("echo $((8*8))-after-stall\r")
+        await term.read_until("64-after-stall", timeout=120)
+
+
+async def test_reconnecting_shows_the_earlier_screen(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((40+2))-before-reconnect\r")
+        await term.read_until("42-before-reconnect")
+    started = container_of(docker_client, workspace).attrs["State"]["StartedAt"]
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        await term.read_until("42-before-reconnect")  # tmux redraws the session's screen
+    state = container_of(docker_client, workspace).attrs["State"]
+    assert (state["Status"], state["StartedAt"]) == ("running", started)
+
+
+async def test_a_stopped_container_is_started_and_early_input_is_kept(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    await asyncio.to_thread(container_of(docker_client, workspace).stop, timeout=1)
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        # Typed before the relay has the container running and ttyd listening.
+        term.type("echo $((5*5))-typed-early\r")
+        await term.read_until("25-typed-early")
+    assert container_of(docker_client, workspace).status == "running"
+
+
+async def test_exiting_the_shell_forwards_a_normal_close(api: Api, jp_ws_fetch: WsFetch) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((1+1))-ready\r")
+        await term.read_until("2-ready")
+        term.type("exit\r")
+        assert await term.wait_closed() == (1000, SESSION_ENDED_REASON)
+
+
+async def test_a_killed_container_closes_the_terminal_with_a_reason(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((2+2))-alive\r")
+        await term.read_until("4-alive")
+        await asyncio.to_thread(container_of(docker_client, workspace).kill)
+        assert await term.wait_closed() == (CLOSE_INTERNAL_ERROR, BACKEND_LOST_REASON)
+    # Closing is all the relay does: it does not bring the container back by itself.
+    assert container_of(docker_client, workspace).status == "exited"
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [
+        {
+            "ContainerManager": {"connect_via": "name"},
+            "CodeWorkspacesApp": {"terminal_ready_timeout": 1},
+        }
+    ],
+)
+async def test_an_unreachable_terminal_closes_with_a_reason(api: Api, jp_ws_fetch: WsFetch) -> None:
+    # From outside Docker a container's name does not resolve, so ttyd is never reached.
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        code, reason = await term.wait_closed()
+    assert code == CLOSE_INTERNAL_ERROR
+    assert reason == "workspace terminal did not start within 1 s"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DockerSocketProxy]:
+    """A Docker socket in front of the real engine that the test can cut and restore."""
+    proxy = DockerSocketProxy(tmp_path / "docker.sock")
+    proxy.start()
+    yield proxy
+    proxy.close()
+
+
+class TestWithoutTheEngine:
+    @pytest.fixture
+    def server_settings(self, engine: DockerSocketProxy) -> dict[str, Any]:
+        return settings(ContainerManager={"docker_host": engine.url})
+
+    async def test_the_terminal_closes_with_a_reason_and_works_once_it_is_back(
+        self, api: Api, jp_ws_fetch: WsFetch, engine: DockerSocketProxy
+    ) -> None:
+        workspace = await api.create()
+        engine.stop()
+        async with terminal(jp_ws_fetch, workspace["id"]) as term:
+            assert await term.wait_closed() == (CLOSE_INTERNAL_ERROR, ENGINE_DOWN_REASON)
+        engine.start()
+        async with terminal(jp_ws_fetch, workspace["id"]) as term:
+            term.type("echo $((9*9))-engine-back\r")
+            await term.read_until("81-engine-back")
+
+
+async def test_an_invalid_handshake_is_refused(api: Api, jp_ws_fetch: WsFetch) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"], handshake=False) as term:
+        term.ws.write_message(b"{not json", binary=True)
+        assert (await term.wait_closed())[0] == CLOSE_INVALID_PAYLOAD
+
+
+async def test_server_shutdown_closes_terminals_and_leaves_containers(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((6+6))-before-shutdown\r")
+        await term.read_until("12-before-shutdown")
+        await close_all_relays()
+        assert await term.wait_closed() == (CLOSE_GOING_AWAY, SHUTDOWN_REASON)
+        assert not open_relays()
+    assert container_of(docker_client, workspace).status == "running"
+
+
+# -- activity and keepalive ----------------------------------------------------------------
+
+
+async def test_terminal_use_counts_as_activity(
+    api: Api, jp_ws_fetch: WsFetch, jp_serverapp: Any
+) -> None:
+    workspace = await api.create()
+    before = utcnow()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((3*3))-active\r")
+        await term.read_until("9-active")
+    assert jp_serverapp.web_app.settings["api_last_activity"] > before
+    assert jp_serverapp.web_app.last_activity() > before
+    code, described = await api.call("GET", workspace["id"])
+    assert code == 200
+    assert described["last_used_at"] is not None
+
+
+@pytest.mark.parametrize(
+    "server_settings", [settings(CodeWorkspacesApp={"relay_ping_interval": 1})]
+)
+async def test_a_browser_that_stops_answering_pings_is_dropped(
+    api: Api, jp_http_port: int, jp_base_url: str, jp_auth_header: dict[str, str]
+) -> None:
+    workspace = await api.create()
+    reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+    request = (
+        f"GET {jp_base_url}api/ws/code/{workspace['id']} HTTP/1.1\r\n"
+        f"Host: localhost:{jp_http_port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        "Sec-WebSocket-Protocol: tty\r\n"
+        f"Authorization: {jp_auth_header['Authorization']}\r\n\r\n"
+    )
+    writer.write(request.encode())
+    status = await asyncio.wait_for(reader.readline(), 30)
+    assert status.startswith(b"HTTP/1.1 101")
+    # Never answer a ping: the server must give up on this socket and close the ttyd leg too.
+    await wait_for(lambda: open_relays(), timeout=30)
+    await asyncio.wait_for(reader.read(), 60)  # returns at end of stream
+    await wait_for(lambda: not open_relays(), timeout=30)
+    writer.close()
+    await writer.wait_closed()
+
+
+# -- who may connect ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server_settings", [MULTI_USER])
+async def test_refused_before_the_upgrade_without_touching_containers(
+    api: Api,
+    service: Any,
+    jp_ws_fetch: WsFetch,
+    jp_http_port: int,
+    jp_base_url: str,
+    docker_client: docker.DockerClient,
+) -> None:
+    alice = api.as_user("alice")
+    workspace = await alice.create()
+    container = container_of(docker_client, workspace)
+    await asyncio.to_thread(container.stop, timeout=1)
+    workspace_id = workspace["id"]
+
+    # No identity at all, and a wrong token.
+    url = f"ws://localhost:{jp_http_port}{jp_base_url}api/ws/code/{workspace_id}"
+    anonymous = websocket_connect(HTTPRequest(url), subprotocols=["tty"])
+    assert await refusal(anonymous) == (401, "Authentication required")
+    wrong_token = relay_fetch(jp_ws_fetch, workspace_id, Authorization="token not-the-token")
+    assert (await refusal(wrong_token))[0] == 401
+    # Someone else's workspace, and one that does not exist: the same answer.
+    for user, target in (("bob", workspace_id), ("alice", "nosuchworkspace")):
+        answer = await refusal(relay_fetch(jp_ws_fetch, target, **{USER_HEADER: user}))
+        assert answer == (403, "No such workspace for this user")
+    # The owner from another site's page, even with the server's token (a shell stays strict).
+    for credential in ({USER_HEADER: "alice"}, {}):
+        cross_site = {**credential, "Origin": "https://evil.example"}
+        answer = await refusal(relay_fetch(jp_ws_fetch, workspace_id, **cross_site))
+        assert answer == (403, "Cross-origin WebSocket refused")
+
+    container.reload()
+    assert container.status == "exited"
+    label = f"{STORE_LABEL}={service.store.store_id}"
+    assert docker_client.containers.list(all=True, filters={"label": label}) == [container]
+
+    # The same-site owner gets in (and the relay starts the container).
+    same_site = {USER_HEADER: "alice", "Origin": f"http://localhost:{jp_http_port}"}
+    async with terminal(jp_ws_fetch, workspace["id"], headers=same_site) as term:
+        term.type("echo $((7*6))-owner\r")
+        await term.read_until("42-owner")
+
+
+@pytest.mark.parametrize("server_settings", [MULTI_USER])
+async def test_two_users_each_reach_only_their_own_workspace(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspaces = {user: await api.as_user(user).create(name=user) for user in ("alice", "bob")}
+    for user, workspace in workspaces.items():
+        hostname = container_of(docker_client, workspace).attrs["Config"]["Hostname"]
+        async with terminal(jp_ws_fetch, workspace["id"], user=user) as term:
+            term.type('echo "host=$(hostname)"\r')
+            await term.read_until(f"host={hostname}")
+    for user, other in (("alice", "bob"), ("bob", "alice")):
+        theirs = relay_fetch(jp_ws_fetch, workspaces[other]["id"], **{USER_HEADER: user})
+        assert (await refusal(theirs))[0] == 403
