@@ -6,14 +6,14 @@
 # Environment:
 #   VENV            the Python environment to use or create (default: .venv in the repository)
 #   PYTHON          the interpreter that creates it (default: python3)
-#   POPEBOT_EXTRAS  pip extras to install (default: test)
+#   POPEBOT_EXTRAS  pip extras to install (default: lab,test)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="${VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
-extras="${POPEBOT_EXTRAS:-test}"
+extras="${POPEBOT_EXTRAS:-lab,test}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() {
