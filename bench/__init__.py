@@ -1,0 +1,1 @@
+"""Benchmarks of jupyter-popebot-code against its peers; run with `python -m bench`."""

@@ -1,0 +1,280 @@
+"""Run the benchmarks: `.venv/bin/python -m bench [--only ensure,list,relay]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from . import api_bench, docker_env, report, terminal_bench
+from .cpu import CpuProbe, container_cpu_file
+from .server import OWNER, BenchServer
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
+DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
+PARTS = ("ensure", "list", "relay")
+PARAMETERS = (
+    "ensure_iterations",
+    "stopped_iterations",
+    "list_workspaces",
+    "list_iterations",
+    "rounds",
+    "seq_lines",
+    "echo_trips",
+    "idle_sessions",
+    "budget",
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help="comma-separated parts to run: ensure, list, relay (default: all)",
+    )
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
+    parser.add_argument("--ensure-iterations", type=int, default=200)
+    parser.add_argument("--stopped-iterations", type=int, default=20)
+    parser.add_argument("--list-workspaces", type=int, default=1000)
+    parser.add_argument("--list-iterations", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5, help="terminal rounds per path")
+    parser.add_argument("--seq-lines", type=int, default=2_000_000)
+    parser.add_argument("--echo-trips", type=int, default=50)
+    parser.add_argument("--idle-sessions", type=int, default=100)
+    parser.add_argument(
+        "--budget", type=float, default=300.0, help="seconds each timed loop may take at most"
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    args.parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown or not args.parts:
+        parser.error(f"--only takes {', '.join(PARTS)}; got {args.only!r}")
+    return args
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def machine_info(client: docker.DockerClient) -> dict[str, Any]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    relay = ROOT / "jupyter_popebot_code" / "relay.py"
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker_engine": client.version().get("Version"),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # Identifies the relay that was measured when comparing runs before/after a change.
+        "relay_py_sha256": hashlib.sha256(relay.read_bytes()).hexdigest()[:16]
+        if relay.exists()
+        else None,
+    }
+
+
+def create_workspace(server: BenchServer) -> dict[str, Any]:
+    """One real workspace through the API: the server creates and starts its container."""
+    response = server.api("POST", "api/code/workspaces", json={"name": "bench", "repo": ""})
+    if response.status_code != 201:
+        raise RuntimeError(f"create answered {response.status_code}: {response.text}")
+    workspace: dict[str, Any] = response.json()
+    ensured = server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure", data=b"")
+    if ensured.status_code != 200:
+        raise RuntimeError(f"ensure answered {ensured.status_code}: {ensured.text}")
+    return workspace
+
+
+def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(client),
+        "parts": args.parts,
+        # Other work on a shared machine moves wall-clock figures; this says how much there was.
+        "load_average_start": os.getloadavg(),
+        "parameters": {key: getattr(args, key) for key in PARAMETERS},
+    }
+    server = BenchServer(workdir, docker_env.NETWORK, args.image)
+    store_ids: set[str] = set()
+    seeded: list[Any] = []
+    try:
+        docker_env.ensure_network(client)
+        # Records go into the store before the server opens it; the plain-shell workspace's
+        # container is made by the bench (see docker_env.start_plain_terminal).
+        count = args.list_workspaces if "list" in args.parts else 0
+        store_id, seeded = docker_env.seed_store(server.db_path, OWNER, count)
+        plain: list[Any] = []
+        if "relay" in args.parts:
+            plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
+        store_ids.add(store_id)
+        server.start()
+        workspace = create_workspace(server)
+        container = workspace["container_name"]
+        print(
+            f"server pid {server.pid} on {server.base_url}, workspace {workspace['id']} "
+            f"({container})",
+            flush=True,
+        )
+
+        if "ensure" in args.parts:
+            print("ensure: running and stopped container, API vs SDK ...", flush=True)
+            results["ensure"] = api_bench.bench_ensure(
+                server,
+                client,
+                workspace_id=workspace["id"],
+                container=container,
+                iterations=args.ensure_iterations,
+                stopped_iterations=args.stopped_iterations,
+                budget_s=args.budget,
+            )
+
+        if "relay" in args.parts:
+            print("terminals: relay, straight to ttyd, terminado ...", flush=True)
+            server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
+            docker_env.start_plain_terminal(client, args.image, store_id, plain[0])
+            targets = []
+            for workspace_id, container_name in (
+                (plain[0].id, plain[0].container_name),
+                (workspace["id"], container),
+            ):
+                host = docker_env.container_ip(client, container_name)
+                docker_env.wait_for_port(host)
+                container_id = client.api.inspect_container(container_name)["Id"]
+                probe = CpuProbe(server.pid, container_cpu_file(container_id))
+                credential = server.ttyd_credential(workspace_id)
+                targets.append(terminal_bench.TerminalTarget(workspace_id, host, credential, probe))
+            terminals = asyncio.run(
+                terminal_bench.bench_terminals(
+                    server,
+                    plain=targets[0],
+                    shipped=targets[1],
+                    rounds=args.rounds,
+                    lines=args.seq_lines,
+                    trips=args.echo_trips,
+                    idle_sessions=args.idle_sessions,
+                    timeout_s=max(120.0, args.seq_lines / 10_000),
+                )
+            )
+            terminals["verdicts"] = {
+                name: report.terminal_verdicts(terminals[name], terminals["targets"])
+                for name in ("plain", "shipped")
+            }
+            results["terminals"] = terminals
+
+        if "list" in args.parts:
+            expected = len(seeded) + len(plain) + 1
+            print(f"list: {expected} workspaces, records only ...", flush=True)
+            results["list_records_only"] = api_bench.bench_list(
+                server, client, store_id, expected, args.list_iterations, args.budget
+            )
+            print(f"list: creating {len(seeded)} containers ...", flush=True)
+            seconds = docker_env.seed_containers(client, args.image, store_id, seeded)
+            print(f"list: created them in {seconds:.0f} s; measuring ...", flush=True)
+            results["list_with_containers"] = api_bench.bench_list(
+                server, client, store_id, expected, args.list_iterations, args.budget
+            )
+            results["list_with_containers"]["seed_seconds"] = seconds
+        results["server_rss_end_mib"] = server.rss_bytes() / 2**20
+        results["load_average_end"] = os.getloadavg()
+    finally:
+        server.stop()
+        results["cleanup"] = docker_env.cleanup(client, store_ids)
+    return results
+
+
+def print_report(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    print()
+    load = ", ".join(f"{value:.1f}" for value in results["load_average_start"])
+    print(
+        f"{results['date']}  load average {load}  {machine['cpus']} cores {machine['cpu_model']}, "
+        f"Docker {machine['docker_engine']}, Python {machine['python']}, "
+        f"commit {machine['git_commit']}{' (dirty)' if machine['git_dirty'] else ''}, "
+        f"relay.py {machine['relay_py_sha256']}"
+    )
+    if "ensure" in results or "list_records_only" in results:
+        print()
+        print(report.api_table(results))
+    if "terminals" in results:
+        terminals = results["terminals"]
+        workload = terminals["workload"]
+        print()
+        print(
+            f"terminals: seq 1 {workload['seq_lines']}, {workload['echo_trips']} echo round "
+            f"trips, {workload['rounds']} rounds per path, MB = 10^6 bytes"
+        )
+        print("\nttyd serving a plain bash (no tmux): the transports compared on the same bytes")
+        print(report.terminal_table(terminals["plain"]))
+        print("\nthe workspace image as shipped (ttyd -> tmux -> bash): tmux sends redraws, not")
+        print(
+            "every byte, when output outruns a client; 'speed vs ttyd' compares time to last line"
+        )
+        print(report.terminal_table(terminals["shipped"]))
+        print(report.memory_line(terminals["memory"]))
+        for name, verdicts in terminals["verdicts"].items():
+            summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
+            print(f"relay targets ({name}): {summary}")
+    load_end = ", ".join(f"{value:.1f}" for value in results["load_average_end"])
+    print(f"load average at the end: {load_end}; cleanup removed: {results['cleanup']}")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the cleanup below still runs.
+    signal.signal(signal.SIGTERM, _interrupted)
+    client = docker_env.docker_client()
+    try:
+        client.images.get(args.image)
+    except docker.errors.ImageNotFound:
+        print(f"No image {args.image}: run scripts/build-image.sh first.", file=sys.stderr)
+        return 2
+    # Leftovers of an interrupted earlier run (recognised by the bench network) go first.
+    docker_env.cleanup(client, set())
+    workdir = Path(tempfile.mkdtemp(prefix="popebot-bench-"))
+    started = time.monotonic()
+    try:
+        results = run(args, client, workdir)
+    except BaseException:
+        print(f"bench failed; server log kept in {workdir / 'server.log'}", file=sys.stderr)
+        raise
+    results["wall_seconds"] = time.monotonic() - started
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+    print_report(results)
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

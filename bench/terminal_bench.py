@@ -1,0 +1,245 @@
+"""Issue 3 §5: the relay against straight-to-ttyd and JupyterLab's terminal, same run, same box."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cpu import CpuProbe
+from .server import BenchServer
+from .stats import ratio, summarize
+from .terminal_clients import TerminadoSession, TerminalSession, relay_session, ttyd_session
+
+# The shell prints the sentinel right after seq's last line; its echoed command line shows
+# `$((6*7))` instead, so the typed command can never be mistaken for the end of the output.
+SEQ_COMMAND = "seq 1 {lines}; echo BENCH_$((6*7))_END\r"
+SENTINEL = "BENCH_42_END"
+# Letters that no escape sequence tmux or bash sends in reply to a keystroke ends with.
+ECHO_CHARS = "xyz"
+ERASE = "\x7f"
+WARMUP_LINES = 100_000
+WARMUP_ECHOES = 5
+# Between two sessions: ttyd hangs up the closed session's child before the next one attaches.
+SESSION_GAP_S = 0.5
+
+
+@dataclass(frozen=True)
+class TerminalTarget:
+    """A workspace whose ttyd the bench reaches through the relay and straight."""
+
+    workspace_id: str
+    host: str
+    credential: str
+    cpu: CpuProbe
+
+
+def seq_output_bytes(lines: int) -> int:
+    """Bytes a terminal shows for `seq 1 lines`: every line ends in CR LF after the pty."""
+    total = 0
+    digits = 1
+    while 10 ** (digits - 1) <= lines:
+        first, last = 10 ** (digits - 1), min(10**digits - 1, lines)
+        total += (last - first + 1) * (digits + 2)
+        digits += 1
+    return total
+
+
+async def measure_throughput(
+    session: TerminalSession, lines: int, timeout_s: float, cpu: CpuProbe | None = None
+) -> dict[str, Any]:
+    """Seconds from sending `seq` until its last line (and the sentinel after it) arrives."""
+    await session.drain()
+    before = cpu.snapshot() if cpu else None
+    started = time.perf_counter()
+    await session.send_input(SEQ_COMMAND.format(lines=lines))
+    received, frames = await session.read_until(SENTINEL, timeout_s)
+    elapsed = time.perf_counter() - started
+    run: dict[str, Any] = {
+        "seconds": elapsed,
+        "bytes": received,
+        "frames": frames,
+        "mb_per_s": received / elapsed / 1e6,
+    }
+    if cpu and before:
+        run.update(CpuProbe.spent(before, cpu.snapshot()))
+    return run
+
+
+async def measure_echo(session: TerminalSession, trips: int, timeout_s: float) -> list[float]:
+    """Keystroke to its echo, one character at a time; each is erased (untimed) after."""
+    await session.drain()
+    samples = []
+    for trip in range(trips):
+        char = ECHO_CHARS[trip % len(ECHO_CHARS)]
+        started = time.perf_counter()
+        await session.send_input(char)
+        await session.read_until(char, timeout_s)
+        samples.append(time.perf_counter() - started)
+        await session.send_input(ERASE)
+        await session.drain(quiet_s=0.05, limit_s=2.0)
+    return samples
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+async def run_paths(
+    make_session: dict[str, Callable[[], TerminalSession]],
+    cpu: CpuProbe,
+    rounds: int,
+    lines: int,
+    trips: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Each round visits every path once, in a rotated order, one session open at a time."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in make_session}
+    echoes: dict[str, list[float]] = {kind: [] for kind in make_session}
+    kinds = list(make_session)
+    for round_index in range(rounds):
+        shift = round_index % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
+            session = make_session[kind]()
+            await asyncio.wait_for(session.open(), 90)
+            try:
+                # Warm-up on every fresh connection (and fresh ttyd child or terminado pty).
+                await measure_throughput(session, WARMUP_LINES, timeout_s)
+                await measure_echo(session, WARMUP_ECHOES, timeout_s)
+                run = await measure_throughput(session, lines, timeout_s, cpu)
+                trip_samples = await measure_echo(session, trips, timeout_s)
+            finally:
+                await session.close()
+            run["echo"] = summarize(trip_samples)
+            runs[kind].append(run)
+            echoes[kind].extend(trip_samples)
+            await asyncio.sleep(SESSION_GAP_S)
+    shown = seq_output_bytes(lines)
+    results: dict[str, Any] = {}
+    for kind in kinds:
+        rates = [run["mb_per_s"] for run in runs[kind]]
+        seconds = statistics.median(run["seconds"] for run in runs[kind])
+        server_cpu = _median_of(runs[kind], "server_cpu_s")
+        frames = statistics.median(run["frames"] for run in runs[kind])
+        results[kind] = {
+            "mb_per_s_median": statistics.median(rates),
+            "mb_per_s_min": min(rates),
+            "mb_per_s_max": max(rates),
+            "seconds_median": seconds,
+            "bytes_median": statistics.median(run["bytes"] for run in runs[kind]),
+            "frames_median": frames,
+            "seq_output_bytes": shown,
+            # What the user waits for: all of seq's output shown, whatever was sent to get there.
+            "effective_mb_per_s": shown / seconds / 1e6,
+            "server_cpu_s_median": server_cpu,
+            # The relay's cost goes with frames more than bytes (tmux sends many small ones).
+            "server_cpu_us_per_frame": None if server_cpu is None else server_cpu * 1e6 / frames,
+            "client_cpu_s_median": _median_of(runs[kind], "client_cpu_s"),
+            "container_cpu_s_median": _median_of(runs[kind], "container_cpu_s"),
+            "machine_busy_s_median": _median_of(runs[kind], "machine_busy_s"),
+            "echo": summarize(echoes[kind]),
+            "echo_samples_ms": [round(sample * 1000, 3) for sample in echoes[kind]],
+            "runs": runs[kind],
+        }
+    if "ttyd" in results:
+        base = results["ttyd"]
+        for kind in kinds:
+            results[kind]["throughput_ratio_vs_ttyd"] = ratio(
+                results[kind]["mb_per_s_median"], base["mb_per_s_median"]
+            )
+            results[kind]["time_ratio_vs_ttyd"] = ratio(
+                base["seconds_median"], results[kind]["seconds_median"]
+            )
+            results[kind]["echo_p50_minus_ttyd_ms"] = (
+                results[kind]["echo"]["p50_ms"] - base["echo"]["p50_ms"]
+            )
+    return results
+
+
+def _rss_median(server: BenchServer, readings: int = 5) -> int:
+    values = []
+    for _ in range(readings):
+        values.append(server.rss_bytes())
+        time.sleep(0.2)
+    return int(statistics.median(values))
+
+
+async def measure_idle_memory(
+    server: BenchServer, workspace_id: str, count: int, settle_s: float = 3.0
+) -> dict[str, Any]:
+    """Server RSS with `count` relayed sessions open and idle, against none.
+
+    Run before the throughput rounds: memory a 17 MB stream left in Python's allocator would
+    be reused by the sessions and hide their cost.
+    """
+    # One session first, so code loaded and caches filled on first use count as the baseline.
+    warm = relay_session(server.ws_base_url, server.token, workspace_id)
+    await warm.open()
+    await warm.read_until("", 60)
+    await warm.close()
+    await asyncio.sleep(settle_s)
+    before = await asyncio.to_thread(_rss_median, server)
+    sessions: list[TerminalSession] = []
+    limit = asyncio.Semaphore(10)
+
+    async def open_one() -> None:
+        async with limit:
+            session = relay_session(server.ws_base_url, server.token, workspace_id)
+            sessions.append(session)
+            await session.open()
+            await session.read_until("", 60)  # the first output: ttyd spawned its child
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(open_one() for _ in range(count))), 300)
+        await asyncio.sleep(settle_s)
+        with_sessions = await asyncio.to_thread(_rss_median, server)
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+    await asyncio.sleep(settle_s)
+    after = await asyncio.to_thread(_rss_median, server)
+    return {
+        "sessions": count,
+        "rss_idle_mib": before / 2**20,
+        "rss_with_sessions_mib": with_sessions / 2**20,
+        "rss_after_close_mib": after / 2**20,
+        "delta_mib": (with_sessions - before) / 2**20,
+        "per_session_kib": (with_sessions - before) / count / 1024,
+    }
+
+
+async def bench_terminals(
+    server: BenchServer,
+    plain: TerminalTarget,
+    shipped: TerminalTarget,
+    rounds: int,
+    lines: int,
+    trips: int,
+    idle_sessions: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Idle memory; the three paths on a plain ttyd shell; relay vs ttyd on the shipped image."""
+
+    def makers(target: TerminalTarget) -> dict[str, Callable[[], TerminalSession]]:
+        return {
+            "relay": lambda: relay_session(server.ws_base_url, server.token, target.workspace_id),
+            "ttyd": lambda: ttyd_session(target.host, target.credential),
+        }
+
+    memory = await measure_idle_memory(server, shipped.workspace_id, idle_sessions)
+    plain_makers = {
+        **makers(plain),
+        "terminado": lambda: TerminadoSession(server.base_url, server.ws_base_url, server.token),
+    }
+    plain_paths = await run_paths(plain_makers, plain.cpu, rounds, lines, trips, timeout_s)
+    shipped_paths = await run_paths(makers(shipped), shipped.cpu, rounds, lines, trips, timeout_s)
+    return {
+        "plain": plain_paths,
+        "shipped": shipped_paths,
+        "memory": memory,
+        "workload": {"seq_lines": lines, "echo_trips": trips, "rounds": rounds},
+        "targets": {"throughput_ratio_min": 0.9, "echo_p50_delta_ms_max": 1.0, "echo_p90_ms": 3.0},
+    }
