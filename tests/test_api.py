@@ -432,3 +432,20 @@ async def test_listing_without_cache_shows_outside_changes_at_once(
     assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "running"
     docker_client.containers.get(workspace["container_name"]).stop(timeout=1)
     assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "exited"
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{"ContainerManager": {"mem_limit": "512m", "cpu_limit": 0.5, "pids_limit": 256}}],
+)
+async def test_limits_and_hardening_reach_the_container(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    host = docker_client.containers.get(workspace["container_name"]).attrs["HostConfig"]
+    assert host["Memory"] == 512 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] == 256
+    assert host["Init"] is True
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert "no-new-privileges:true" in host["SecurityOpt"]

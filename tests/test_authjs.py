@@ -30,6 +30,8 @@ from jupyter_popebot_code.authjs import (
     session_cookie_values,
 )
 
+from .terminal_client import refusal, relay_fetch, terminal
+
 MINT_DIR = Path(__file__).resolve().parent / "authjs"
 PROVIDER = "jupyter_popebot_code.authjs.AuthJSIdentityProvider"
 SECRET = secrets.token_urlsafe(32)
@@ -646,3 +648,34 @@ async def test_each_session_user_sees_only_their_workspaces(
         assert code in (403, 404)
     response = await jp_fetch("api", "code", "workspaces", raise_error=False)
     assert response.code == 403
+
+
+async def test_the_relay_takes_the_same_session_and_only_for_the_owner(
+    jp_fetch: Callable[..., Any],
+    jp_ws_fetch: Callable[..., Any],
+    service: Any,
+    minted: dict[str, dict[str, Any]],
+) -> None:
+    xsrf = secrets.token_hex(16)
+    created: HTTPResponse = await jp_fetch(
+        "api",
+        "code",
+        "workspaces",
+        method="POST",
+        headers={
+            "Cookie": f"{PLAIN}={minted['alice']['token']}; _xsrf={xsrf}",
+            "X-XSRFToken": xsrf,
+        },
+        body=json.dumps({"name": "alice-terminal"}),
+    )
+    workspace_id = json.loads(created.body)["id"]
+
+    alice = {"Cookie": f"{PLAIN}={minted['alice']['token']}"}
+    async with terminal(jp_ws_fetch, workspace_id, headers=alice) as term:
+        term.type("echo session-$((6*7))\r")
+        assert "session-42" in await term.read_until("session-42")
+
+    bob = {"Cookie": f"{PLAIN}={minted['bob']['token']}"}
+    assert (await refusal(relay_fetch(jp_ws_fetch, workspace_id, **bob)))[0] == 403
+    # Jupyter's token is no credential here (allow_token_auth is off): no session, no identity.
+    assert (await refusal(relay_fetch(jp_ws_fetch, workspace_id)))[0] == 401
