@@ -13,12 +13,10 @@ import docker
 import docker.errors
 
 from jupyter_popebot_code.containers import (
-    MANAGED_BY,
     MANAGED_BY_LABEL,
-    OWNER_LABEL,
     STORE_LABEL,
     TTYD_PORT,
-    WORKSPACE_LABEL,
+    workspace_labels,
 )
 from jupyter_popebot_code.store import Workspace, WorkspaceStore
 
@@ -69,13 +67,7 @@ def seed_containers(
     """
 
     def create(workspace: Workspace) -> None:
-        labels = {
-            MANAGED_BY_LABEL: MANAGED_BY,
-            WORKSPACE_LABEL: workspace.id,
-            OWNER_LABEL: workspace.user_id,
-            STORE_LABEL: store_id,
-            BENCH_LABEL: "1",
-        }
+        labels = {**workspace_labels(workspace, store_id), BENCH_LABEL: "1"}
         client.api.create_container(
             image,
             name=workspace.container_name,
@@ -157,13 +149,7 @@ def start_plain_terminal(
     of every byte, so a stream through it measures tmux, not the transport. Without it, the
     relay, straight-to-ttyd and terminado paths all carry the same pty bytes.
     """
-    labels = {
-        MANAGED_BY_LABEL: MANAGED_BY,
-        WORKSPACE_LABEL: workspace.id,
-        OWNER_LABEL: workspace.user_id,
-        STORE_LABEL: store_id,
-        BENCH_LABEL: "1",
-    }
+    labels = {**workspace_labels(workspace, store_id), BENCH_LABEL: "1"}
     client.api.create_container(
         image,
         name=workspace.container_name,

@@ -54,6 +54,16 @@ class ContainerState:
     ip_address: str | None
 
 
+def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
+    """The labels that tell this project's containers and volumes apart, and whose they are."""
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        WORKSPACE_LABEL: workspace.id,
+        OWNER_LABEL: workspace.user_id,
+        STORE_LABEL: store_id,
+    }
+
+
 def _store_containers(client: docker.DockerClient, store_id: str) -> dict[str, dict[str, Any]]:
     """Name -> summary of every container (running or not) labelled with one store's id."""
     found = client.api.containers(all=True, filters={"label": [f"{STORE_LABEL}={store_id}"]})
@@ -312,12 +322,7 @@ class ContainerManager(LoggingConfigurable):
         self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
     ) -> None:
         assert ws.container_name
-        labels = {
-            MANAGED_BY_LABEL: MANAGED_BY,
-            WORKSPACE_LABEL: ws.id,
-            OWNER_LABEL: ws.user_id,
-            STORE_LABEL: store_id,
-        }
+        labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
         # Creating an existing volume returns it unchanged: a recreated container keeps the files.
         client.volumes.create(name=ws.volume_name, labels=labels)

@@ -21,6 +21,8 @@ from tornado.httpclient import HTTPResponse
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
 
+from .docker_proxy import DockerSocketProxy
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +64,15 @@ def _remove_test_containers(client: docker.DockerClient) -> None:
             container.remove(force=True)
             for volume in client.volumes.list(filters={"name": container.name}):
                 volume.remove(force=True)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DockerSocketProxy]:
+    """A Docker socket in front of the real engine that the test can cut and restore."""
+    proxy = DockerSocketProxy(tmp_path / "docker.sock")
+    proxy.start()
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -11,14 +9,6 @@ import pytest
 
 from .conftest import Api
 from .docker_proxy import DockerSocketProxy
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[DockerSocketProxy]:
-    proxy = DockerSocketProxy(tmp_path / "docker.sock")
-    proxy.start()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

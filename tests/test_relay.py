@@ -6,8 +6,6 @@ import asyncio
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -304,15 +302,6 @@ async def test_an_unreachable_terminal_closes_with_a_reason(api: Api, jp_ws_fetc
         code, reason = await term.wait_closed()
     assert code == CLOSE_INTERNAL_ERROR
     assert reason == "workspace terminal did not start within 1 s"
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[DockerSocketProxy]:
-    """A Docker socket in front of the real engine that the test can cut and restore."""
-    proxy = DockerSocketProxy(tmp_path / "docker.sock")
-    proxy.start()
-    yield proxy
-    proxy.close()
 
 
 class TestWithoutTheEngine:
