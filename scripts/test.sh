@@ -11,6 +11,7 @@ export PATH="$venv/bin:$PATH"
 bash scripts/setup.sh
 if ! command -v chromium >/dev/null; then
 	[ "$(id -u)" = 0 ] || { echo "[test] chromium is missing: apt-get install chromium" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 fi
 
