@@ -1,0 +1,62 @@
+"""A server that died between creating a container and recording it leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from jupyter_popebot_code.containers import workspace_labels
+from jupyter_popebot_code.store import Workspace, WorkspaceStore
+
+from .conftest import TEST_NETWORK, Api, wait_for
+
+
+@pytest.fixture
+def crash_leftovers(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
+) -> Iterator[dict[str, str]]:
+    """The store and containers a server killed mid-create leaves: one orphan, one recorded."""
+    store = WorkspaceStore(str(tmp_path / "workspaces.sqlite"))
+    recorded = Workspace.new(getpass.getuser(), "recorded", "", "")
+    orphan = Workspace.new(getpass.getuser(), "orphan", "", "")
+    store.insert(recorded)
+    store_id = store.store_id
+    store.close()
+    for workspace in (recorded, orphan):
+        docker_client.containers.create(
+            workspace_image,
+            name=workspace.container_name,
+            labels=workspace_labels(workspace, store_id),
+            environment={"TTYD_CREDENTIAL": workspace.ttyd_credential},
+            network=TEST_NETWORK,
+        )
+    names = {"recorded": str(recorded.container_name), "orphan": str(orphan.container_name)}
+    yield names
+    for name in names.values():
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.containers.get(name).remove(force=True)
+
+
+@pytest.fixture
+def server_settings(crash_leftovers: dict[str, str]) -> dict[str, Any]:
+    return {}
+
+
+async def test_a_container_without_a_record_is_removed_at_start(
+    crash_leftovers: dict[str, str], api: Api, docker_client: docker.DockerClient
+) -> None:
+    def orphan_gone() -> bool:
+        return not docker_client.containers.list(
+            all=True, filters={"name": crash_leftovers["orphan"]}
+        )
+
+    await wait_for(orphan_gone, timeout=30)
+    assert docker_client.containers.get(crash_leftovers["recorded"]).status == "created"
+    code, listed = await api.call("GET")
+    assert (code, [w["name"] for w in listed["workspaces"]]) == (200, ["recorded"])
