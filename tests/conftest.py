@@ -59,6 +59,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
+    for sidecar in client.containers.list(all=True, filters={"name": "popebot-test-sidecar-"}):
+        sidecar.remove(force=True)
     for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
         if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
             container.remove(force=True)

@@ -1,0 +1,86 @@
+"""A server on the workspaces' Docker network reaches ttyd by container name (connect_via=auto).
+
+The server is a real `jupyter server` process run inside a sidecar container's network and UTS
+namespaces (nsenter), with the container's resolv.conf, so it sees what a server deployed as a
+container on that network sees: Docker's embedded DNS, and its own container when it asks the
+engine about its host name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+from websockets.sync.client import connect
+
+from .conftest import TEST_NETWORK
+from .server_process import ServerProcess, run_and_clean_up
+
+
+@pytest.fixture
+def sidecar(workspace_image: str, docker_client: docker.DockerClient) -> Iterator[Container]:
+    """An idle container on the test network whose namespaces the server will join."""
+    for tool in ("nsenter", "unshare"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} (util-linux) is needed to run the server on the network")
+    container = docker_client.containers.run(
+        workspace_image,
+        entrypoint=["sleep", "infinity"],
+        name=f"popebot-test-sidecar-{uuid.uuid4().hex[:8]}",
+        network=TEST_NETWORK,
+        detach=True,
+    )
+    container.reload()
+    yield container
+    container.remove(force=True)
+
+
+@pytest.fixture
+def server_in_network(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient, sidecar: Container
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path, workspace_image)
+    pid = sidecar.attrs["State"]["Pid"]
+    resolv_conf = sidecar.attrs["ResolvConfPath"]
+    # A private mount namespace gives the server the container's DNS without touching the host.
+    server.launcher = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c",
+        'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
+        'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
+        resolv_conf, str(pid),
+    ]  # fmt: skip
+    server.extra_args = ["--ServerApp.ip=0.0.0.0"]
+    server.host = sidecar.attrs["NetworkSettings"]["Networks"][TEST_NETWORK]["IPAddress"]
+    yield from run_and_clean_up(server, docker_client)
+
+
+def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
+    server_in_network: ServerProcess,
+) -> None:
+    server = server_in_network
+    server.start()
+    created = server.request("POST", "api/code/workspaces", json={"name": "by name"})
+    assert created.status_code == 201, created.text
+    workspace_id = created.json()["id"]
+
+    url = f"ws://{server.host}:{server.port}/api/ws/code/{workspace_id}?token={server.token}"
+    with connect(url, subprotocols=["tty"], open_timeout=60, close_timeout=10) as terminal:
+        hello = {"AuthToken": "", "columns": 80, "rows": 24}
+        terminal.send(json.dumps(hello).encode())
+        terminal.send(b"0echo by-name-$((6*7))\r")
+        seen = ""
+        while "by-name-42" not in seen:
+            frame = terminal.recv(timeout=60)
+            assert isinstance(frame, bytes)
+            if frame[:1] == b"0":
+                seen += frame[1:].decode(errors="replace")
+
+    log = server.log_path.read_text()
+    assert "Relay reaches workspace containers by name (connect_via=auto)" in log
+    assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
