@@ -16,6 +16,7 @@ from .owner import owner_for
 from .service import ContainerError, DockerUnavailable, WorkspaceNotFound, WorkspaceService
 from .validation import InvalidInput, WorkspaceValidator, validate_name
 
+# The authorizer resource of the REST API and the terminal relay alike.
 AUTH_RESOURCE = "code_workspaces"
 MAX_BODY_BYTES = 16 * 1024
 

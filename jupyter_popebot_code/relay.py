@@ -26,6 +26,7 @@ from tornado.websocket import (
     websocket_connect,
 )
 
+from .handlers import AUTH_RESOURCE
 from .owner import owner_for
 from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from .service import TerminalEndpoint, WorkspaceService
     from .store import Workspace
 
-AUTH_RESOURCE = "code_workspaces"
 TTY_SUBPROTOCOL = "tty"
 TTYD_WS_PATH = "/ws"
 
