@@ -162,7 +162,6 @@ class ContainerManager(LoggingConfigurable):
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="popebot-docker")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
-        self._network_ready = False
         self._resolved_connect_via: str | None = None
         # Listing cache: store id -> (loop time, statuses); bumping the generation invalidates it.
         self._status_cache: dict[str, tuple[float, dict[str, str]]] = {}
@@ -362,8 +361,7 @@ class ContainerManager(LoggingConfigurable):
             raise
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
-        if self._network_ready:
-            return
+        # Checked on every create (one cheap call): a network removed meanwhile comes back.
         if not client.networks.list(names=[self.network]):
             try:
                 client.networks.create(
@@ -373,7 +371,6 @@ class ContainerManager(LoggingConfigurable):
                 # Another server may have created it in the meantime.
                 if not client.networks.list(names=[self.network]):
                     raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
-        self._network_ready = True
 
     async def start(self, container_name: str) -> None:
         try:

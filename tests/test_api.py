@@ -19,7 +19,7 @@ from jupyter_popebot_code.containers import (
 )
 from jupyter_popebot_code.store import Workspace
 
-from .conftest import Api, HeaderIdentityProvider, wait_for
+from .conftest import TEST_NETWORK, Api, HeaderIdentityProvider, wait_for
 
 
 def containers_of(client: docker.DockerClient, service: Any) -> list[Any]:
@@ -449,3 +449,14 @@ async def test_limits_and_hardening_reach_the_container(
     assert host["Init"] is True
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert "no-new-privileges:true" in host["SecurityOpt"]
+
+
+async def test_a_removed_network_is_made_again(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    first = await api.create(name="first")
+    assert (await api.call("DELETE", first["id"]))[0] == 204
+    docker_client.networks.get(TEST_NETWORK).remove()
+    second = await api.create(name="second")
+    container = docker_client.containers.get(second["container_name"])
+    assert TEST_NETWORK in container.attrs["NetworkSettings"]["Networks"]
