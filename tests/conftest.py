@@ -27,8 +27,10 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:latest")
-# Tests keep their containers on their own network, so cleanup can never touch a real workspace.
-TEST_NETWORK = "popebot-code-test"
+# Tests keep their containers on their own network, so cleanup can never touch a real workspace;
+# POPEBOT_TEST_NETWORK lets two checkouts run their suites on one engine without touching each other.
+TEST_NETWORK = os.environ.get("POPEBOT_TEST_NETWORK", "popebot-code-test")
+SIDECAR_PREFIX = f"{TEST_NETWORK}-sidecar-"
 USER_HEADER = "X-Test-User"
 
 
@@ -59,7 +61,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
-    for sidecar in client.containers.list(all=True, filters={"name": "popebot-test-sidecar-"}):
+    for sidecar in client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
         sidecar.remove(force=True)
     for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
         if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):

@@ -19,7 +19,7 @@ import pytest
 from docker.models.containers import Container
 from websockets.sync.client import connect
 
-from .conftest import TEST_NETWORK
+from .conftest import SIDECAR_PREFIX, TEST_NETWORK
 from .server_process import ServerProcess, run_and_clean_up
 
 
@@ -32,7 +32,7 @@ def sidecar(workspace_image: str, docker_client: docker.DockerClient) -> Iterato
     container = docker_client.containers.run(
         workspace_image,
         entrypoint=["sleep", "infinity"],
-        name=f"popebot-test-sidecar-{uuid.uuid4().hex[:8]}",
+        name=f"{SIDECAR_PREFIX}{uuid.uuid4().hex[:8]}",
         network=TEST_NETWORK,
         detach=True,
     )
