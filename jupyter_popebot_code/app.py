@@ -9,7 +9,7 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Float, Int, List, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
@@ -100,6 +100,15 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    container_manager_class = Type(
+        default_value=ContainerManager,
+        klass=ContainerManager,
+        help=(
+            "The class that runs workspace containers (a ContainerManager subclass), so a "
+            "deployment can swap how and where containers run."
+        ),
+    ).tag(config=True)
+
     classes = [ContainerManager]
 
     def initialize_settings(self) -> None:
@@ -108,7 +117,7 @@ class CodeWorkspacesApp(ExtensionApp):
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.db_path)), exist_ok=True)
         self.store = WorkspaceStore(self.db_path)
-        self.container_manager = ContainerManager(parent=self, log=self.log)
+        self.container_manager = self.container_manager_class(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
             allowed_schemes=tuple(self.allowed_repo_schemes),

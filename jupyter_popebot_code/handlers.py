@@ -12,12 +12,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .owner import owner_for
+from .owner import AUTH_RESOURCE, owner_for
 from .service import ContainerError, DockerUnavailable, WorkspaceNotFound, WorkspaceService
 from .validation import InvalidInput, WorkspaceValidator, validate_name
 
-# The authorizer resource of the REST API and the terminal relay alike.
-AUTH_RESOURCE = "code_workspaces"
 MAX_BODY_BYTES = 16 * 1024
 
 

@@ -13,6 +13,9 @@ from jupyter_server.auth.identity import (
 if TYPE_CHECKING:
     from jupyter_server.base.handlers import JupyterHandler
 
+# The authorizer resource of everything this extension serves: the REST API and the relay alike.
+AUTH_RESOURCE = "code_workspaces"
+
 # jupyter-server's own providers give a token login a fresh random "anonymous" user each time,
 # which would hide a user's workspaces from themselves; with them the server's owner_name is used.
 _ANONYMOUS_IDENTITY_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)

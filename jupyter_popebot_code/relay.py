@@ -26,8 +26,7 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from .handlers import AUTH_RESOURCE
-from .owner import owner_for
+from .owner import AUTH_RESOURCE, owner_for
 from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
 
 if TYPE_CHECKING:
