@@ -28,7 +28,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:latest")
 # Tests keep their containers on their own network, so cleanup can never touch a real workspace;
-# POPEBOT_TEST_NETWORK lets two checkouts run their suites on one engine without touching each other.
+# POPEBOT_TEST_NETWORK lets two checkouts run their suites on one engine side by side.
 TEST_NETWORK = os.environ.get("POPEBOT_TEST_NETWORK", "popebot-code-test")
 SIDECAR_PREFIX = f"{TEST_NETWORK}-sidecar-"
 USER_HEADER = "X-Test-User"
@@ -125,7 +125,7 @@ def jp_server_config(
 @pytest.fixture
 def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[Any]:
     """The running server's WorkspaceService; its containers and volumes go with the test."""
-    service = jp_serverapp.web_app.settings["popebot_code_service"]
+    service = jp_serverapp.web_app.settings["jupyter_popebot_code"].service
     yield service
     label = f"{STORE_LABEL}={service.store.store_id}"
     for container in docker_client.containers.list(all=True, filters={"label": label}):
