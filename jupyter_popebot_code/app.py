@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import getpass
-import os
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
-from .relay import close_all_relays, relay_handlers
+from .relay import TerminalRelay, relay_handlers
 from .service import WorkspaceService
 from .store import WorkspaceStore
 from .validation import WorkspaceValidator
+
+# Options that moved from CodeWorkspacesApp to TerminalRelay in 0.2: old name -> new name.
+RENAMED_RELAY_OPTIONS = {
+    "terminal_ready_timeout": "ready_timeout",
+    "relay_ping_interval": "ping_interval",
+    "relay_max_message_size": "max_message_size",
+    "relay_client_buffer_limit": "buffer_limit",
+}
 
 
 class CodeWorkspacesApp(ExtensionApp):
@@ -24,6 +31,13 @@ class CodeWorkspacesApp(ExtensionApp):
 
     name = "jupyter_popebot_code"
     load_other_extensions = True
+
+    # Made by initialize_settings; handlers reach them through CodeWorkspacesMixin.
+    store: WorkspaceStore
+    container_manager: ContainerManager
+    terminal_relay: TerminalRelay
+    validator: WorkspaceValidator
+    service: WorkspaceService
 
     enabled = Bool(
         True,
@@ -77,29 +91,6 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    terminal_ready_timeout = Float(
-        30.0,
-        help="Seconds the relay waits for ttyd to accept connections after ensuring a container.",
-    ).tag(config=True)
-
-    relay_ping_interval = Float(
-        20.0,
-        help="Seconds between WebSocket keepalive pings on both legs of the relay (0 disables).",
-    ).tag(config=True)
-
-    relay_max_message_size = Int(
-        8 * 1024 * 1024,
-        help="Largest WebSocket message, in bytes, the relay accepts on either leg.",
-    ).tag(config=True)
-
-    relay_client_buffer_limit = Int(
-        4 * 1024 * 1024,
-        help=(
-            "Bytes of terminal output the relay may hold for a slow browser before it stops "
-            "reading from ttyd until the browser catches up (backpressure)."
-        ),
-    ).tag(config=True)
-
     container_manager_class = Type(
         default_value=ContainerManager,
         klass=ContainerManager,
@@ -109,15 +100,24 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    classes = [ContainerManager]
+    admin_users = List(
+        Unicode(),
+        help=(
+            "Users who may see and manage every owner's workspaces, named as the identity gives "
+            "them (the Auth.js `sub` or email, the JupyterHub username)."
+        ),
+    ).tag(config=True)
+
+    classes = [ContainerManager, TerminalRelay]
 
     def initialize_settings(self) -> None:
         if not self.enabled:
             self.log.info("Code workspaces are disabled (CodeWorkspacesApp.enabled = False).")
             return
-        os.makedirs(os.path.dirname(os.path.abspath(self.db_path)), exist_ok=True)
+        self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
         self.container_manager = self.container_manager_class(parent=self, log=self.log)
+        self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
             allowed_schemes=tuple(self.allowed_repo_schemes),
@@ -130,16 +130,21 @@ class CodeWorkspacesApp(ExtensionApp):
         )
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
-        self.settings.update(
-            {
-                "popebot_code_app": self,
-                "popebot_code_service": self.service,
-                "popebot_code_validator": self.validator,
-            }
-        )
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
+
+    def _apply_renamed_options(self) -> None:
+        """Options that moved to TerminalRelay keep working, with a warning."""
+        given = self.config.get("CodeWorkspacesApp", {})
+        for old, new in RENAMED_RELAY_OPTIONS.items():
+            if old in given:
+                self.log.warning(
+                    "CodeWorkspacesApp.%s is deprecated since 0.2: use TerminalRelay.%s", old, new
+                )
+                relay_config = self.config.TerminalRelay
+                if new not in relay_config:
+                    relay_config[new] = given[old]
 
     def initialize_handlers(self) -> None:
         if not self.enabled:
@@ -150,5 +155,5 @@ class CodeWorkspacesApp(ExtensionApp):
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
             # Terminals get a clean close; their containers and tmux sessions keep running.
-            await close_all_relays()
+            await self.terminal_relay.close_all()
             await self.service.close()

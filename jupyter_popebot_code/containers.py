@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 import docker.errors
@@ -62,6 +63,31 @@ def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
         OWNER_LABEL: workspace.user_id,
         STORE_LABEL: store_id,
     }
+
+
+def network_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether a network of exactly this name exists (Docker's name filter matches substrings)."""
+    return any(net.name == name for net in client.networks.list(names=[name]))
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user part (a name alone can be a token), for messages users see."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether `kind` is anywhere in the chain of causes (requests wraps socket errors deeply)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, kind) or any(isinstance(arg, kind) for arg in error.args):
+            return True
+        nested = [arg for arg in error.args if isinstance(arg, BaseException)]
+        error = error.__cause__ or error.__context__ or (nested[0] if nested else None)
+        seen += 1
+    return False
 
 
 def _store_containers(client: docker.DockerClient, store_id: str) -> dict[str, dict[str, Any]]:
@@ -184,7 +210,7 @@ class ContainerManager(LoggingConfigurable):
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             # Start afresh when the engine is back: new connections, API version negotiated again.
             self._drop_client()
-            raise DockerUnavailable(self._unreachable_message()) from err
+            raise DockerUnavailable(self._unreachable_message(err)) from err
         except docker.errors.ImageNotFound as err:
             raise ContainerError(
                 f"The workspace image {self.image!r} is not on the Docker engine: build it with "
@@ -206,13 +232,22 @@ class ContainerManager(LoggingConfigurable):
                     else:
                         self._client = docker.from_env(timeout=int(self.docker_timeout))
                 except docker.errors.DockerException as err:
-                    raise DockerUnavailable(self._unreachable_message()) from err
+                    raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
 
-    def _unreachable_message(self) -> str:
+    def _unreachable_message(self, error: BaseException) -> str:
+        """What the user is told; the engine URL's credentials stay in the log."""
         where = self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.log.warning("Docker engine at %s: %s", where, error)
+        shown = redact_url(where)
+        if _caused_by(error, PermissionError):
+            return (
+                f"This Jupyter server's user may not use the Docker socket at {shown} "
+                "(permission denied). Run the server as a user in the `docker` group, or point "
+                "ContainerManager.docker_host at an engine it may use."
+            )
         return (
-            f"The Docker engine at {where} is not reachable. Start it (for example "
+            f"The Docker engine at {shown} is not reachable. Start it (for example "
             "`scripts/ensure-docker.sh`, or `systemctl start docker`) and try again."
         )
 
@@ -223,8 +258,10 @@ class ContainerManager(LoggingConfigurable):
                 self._client = None
 
     def close(self) -> None:
+        """Stop taking calls; never waits, even on a call stuck talking to the engine."""
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._drop_client()
+        # The client lock may be held for docker_timeout by a thread negotiating the API version.
+        threading.Thread(target=self._drop_client, name="popebot-docker-close", daemon=True).start()
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -362,14 +399,14 @@ class ContainerManager(LoggingConfigurable):
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
-        if not client.networks.list(names=[self.network]):
+        if not network_exists(client, self.network):
             try:
                 client.networks.create(
                     self.network, driver="bridge", labels={MANAGED_BY_LABEL: MANAGED_BY}
                 )
             except docker.errors.APIError as err:
                 # Another server may have created it in the meantime.
-                if not client.networks.list(names=[self.network]):
+                if not network_exists(client, self.network):
                     raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
 
     async def start(self, container_name: str) -> None:
@@ -379,8 +416,18 @@ class ContainerManager(LoggingConfigurable):
             self._containers_changed()
 
     async def unpause(self, container_name: str) -> None:
+        """Unpause; a container that is no longer paused counts as unpaused."""
+
+        def unpause(client: docker.DockerClient) -> None:
+            try:
+                client.api.unpause(container_name)
+            except docker.errors.APIError as err:
+                # 409 "not paused": another ensure won, or a late "paused" event is not applied yet.
+                if err.status_code != 409:
+                    raise
+
         try:
-            await self._call(lambda client: client.api.unpause(container_name))
+            await self._call(unpause)
         finally:
             self._containers_changed()
 

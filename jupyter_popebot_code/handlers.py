@@ -12,9 +12,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .owner import AUTH_RESOURCE, owner_for
-from .service import ContainerError, DockerUnavailable, WorkspaceNotFound, WorkspaceService
-from .validation import InvalidInput, WorkspaceValidator, validate_name
+from .base import CodeWorkspacesMixin
+from .owner import NoIdentity
+from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
+from .validation import InvalidInput, validate_name
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -41,6 +42,8 @@ def translate_errors(
         async def wrapper(self: WorkspaceAPIHandler, *args: Any, **kwargs: Any) -> None:
             try:
                 await method(self, *args, **kwargs)
+            except NoIdentity as err:
+                raise WorkspaceAPIError(403, str(err)) from err
             except InvalidInput as err:
                 raise WorkspaceAPIError(400, err.message, field=err.field) from err
             except WorkspaceNotFound as err:
@@ -55,20 +58,8 @@ def translate_errors(
     return decorate
 
 
-class WorkspaceAPIHandler(APIHandler):
-    auth_resource = AUTH_RESOURCE
-
-    @property
-    def service(self) -> WorkspaceService:
-        return self.settings["popebot_code_service"]  # type: ignore[no-any-return]
-
-    @property
-    def validator(self) -> WorkspaceValidator:
-        return self.settings["popebot_code_validator"]  # type: ignore[no-any-return]
-
-    @property
-    def owner(self) -> str:
-        return owner_for(self)
+class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
+    """JSON in and out; errors carry a `message` (and the `field` at fault)."""
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")

@@ -1,8 +1,8 @@
-"""Who owns the workspaces a request sees: decided here and nowhere else."""
+"""Who a request acts for: the authorizer resource and the owner of the workspaces it sees."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from jupyter_server.auth.identity import (
     IdentityProvider,
@@ -10,27 +10,32 @@ from jupyter_server.auth.identity import (
     PasswordIdentityProvider,
 )
 
-if TYPE_CHECKING:
-    from jupyter_server.base.handlers import JupyterHandler
-
 # The authorizer resource of everything this extension serves: the REST API and the relay alike.
 AUTH_RESOURCE = "code_workspaces"
 
 # jupyter-server's own providers give a token login a fresh random "anonymous" user each time,
 # which would hide a user's workspaces from themselves; with them the server's owner_name is used.
-_ANONYMOUS_IDENTITY_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
+ANONYMOUS_IDENTITY_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
 
 
-def owner_for(handler: JupyterHandler) -> str:
-    """The workspace owner for an authenticated request (JupyterHub user, Auth.js sub, ...)."""
-    app = handler.settings["popebot_code_app"]
-    source = app.owner_source
+class NoIdentity(PermissionError):
+    """The request carries no user that could own workspaces (answered 403, never 500)."""
+
+
+def resolve_owner(
+    user: Any, identity_provider: IdentityProvider, owner_source: str, owner_name: str
+) -> str:
+    """The workspace owner for an authenticated request (JupyterHub user, Auth.js sub, ...).
+
+    `owner_source` is CodeWorkspacesApp.owner_source: 'server', 'identity' or 'auto'.
+    """
+    source = owner_source
     if source == "auto":
-        provider = handler.identity_provider
-        source = "server" if type(provider) in _ANONYMOUS_IDENTITY_PROVIDERS else "identity"
+        anonymous = type(identity_provider) in ANONYMOUS_IDENTITY_PROVIDERS
+        source = "server" if anonymous else "identity"
     if source == "server":
-        return str(app.owner_name)
-    user = handler.current_user
-    if user is None or not getattr(user, "username", None):
-        raise PermissionError("The request has no authenticated user.")
-    return str(user.username)
+        return owner_name
+    username = getattr(user, "username", None)
+    if not isinstance(username, str) or not username:
+        raise NoIdentity("The request has no authenticated user who could own workspaces.")
+    return username

@@ -1,15 +1,16 @@
-"""WebSocket relay between the browser and a workspace container's ttyd (subprotocol ``tty``)."""
+"""WebSocket relay between the browser and a workspace container's ttyd (subprotocol ``tty``).
+
+The handler authenticates, authorizes and checks the Origin before the upgrade, then pumps frames
+both ways; the ttyd leg itself lives in `ttyd.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import json
 from collections.abc import Awaitable
-from functools import partial
 from http.client import responses
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from jupyter_core.utils import ensure_async
 from jupyter_server._tz import utcnow
@@ -17,25 +18,21 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.iostream import StreamClosedError
-from tornado.websocket import (
-    WebSocketClientConnection,
-    WebSocketClosedError,
-    WebSocketHandler,
-    websocket_connect,
-)
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from traitlets import Float, Int
+from traitlets.config import LoggingConfigurable
 
-from .owner import AUTH_RESOURCE, owner_for
+from .base import CodeWorkspacesMixin
+from .owner import NoIdentity
 from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
-
-if TYPE_CHECKING:
-    from .app import CodeWorkspacesApp
-    from .service import TerminalEndpoint, WorkspaceService
-    from .store import Workspace
-
-TTY_SUBPROTOCOL = "tty"
-TTYD_WS_PATH = "/ws"
+from .store import Workspace
+from .ttyd import (
+    TTY_SUBPROTOCOL,
+    InvalidHandshake,
+    TerminalUnavailable,
+    TtydConnection,
+    WriteBacklog,
+)
 
 # RFC 6455: a close frame's reason is at most 123 bytes (125 minus the 2-byte code).
 MAX_CLOSE_REASON_BYTES = 123
@@ -49,26 +46,10 @@ _UNSENDABLE_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 BACKEND_LOST_REASON = "workspace terminal closed unexpectedly (container stopped?)"
 SESSION_ENDED_REASON = "workspace terminal session ended"
 ENGINE_DOWN_REASON = "the Docker engine is not reachable; try again later"
-
-# How long to pause between attempts while ttyd starts listening in a fresh container.
-_RETRY_DELAY_FIRST = 0.05
-_RETRY_DELAY_MAX = 0.5
-# Activity is written at most this often per connection: terminals send many small frames.
-_ACTIVITY_INTERVAL = 1.0
-# After ttyd drops a terminal, wait this long before asking whether it still listens: a killed
-# container's shell can die a moment before its ttyd does. Then allow the probe this long.
-_PROBE_DELAY = 0.25
-_PROBE_TIMEOUT = 2.0
-
-
 SHUTDOWN_REASON = "Jupyter server is shutting down"
 
-# Relays from upgrade until both legs are closed: for shutdown, and for tests and benchmarks.
-_open_relays: set[TerminalRelayHandler] = set()
-
-
-class TerminalUnavailable(Exception):
-    """The workspace terminal cannot be reached; the message is shown to the user."""
+# Activity is written at most this often per connection: terminals send many small frames.
+_ACTIVITY_INTERVAL = 1.0
 
 
 def close_reason(text: str) -> str:
@@ -83,44 +64,77 @@ def sendable_close(code: int | None, reason: str | None) -> tuple[int | None, st
     return code, close_reason(reason) if reason else None
 
 
-def ttyd_token(credential: str) -> str:
-    """ttyd's token for a ``user:password`` credential (what its ``GET /token`` would return)."""
-    return base64.b64encode(credential.encode("utf-8")).decode("ascii")
+class TerminalRelay(LoggingConfigurable):
+    """Options of the terminal relay, and the relays open right now (closed at shutdown)."""
+
+    ready_timeout = Float(
+        30.0,
+        help="Seconds the relay waits for ttyd to accept connections after ensuring a container.",
+    ).tag(config=True)
+
+    ping_interval = Float(
+        20.0,
+        help="Seconds between WebSocket keepalive pings on both legs of the relay (0 disables).",
+    ).tag(config=True)
+
+    max_message_size = Int(
+        8 * 1024 * 1024,
+        help="Largest WebSocket message, in bytes, the relay accepts on either leg.",
+    ).tag(config=True)
+
+    buffer_limit = Int(
+        4 * 1024 * 1024,
+        help=(
+            "Bytes the relay may hold for a slow reader on either leg (terminal output for the "
+            "browser, input for ttyd) before it stops reading the other leg until the reader "
+            "catches up (backpressure)."
+        ),
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._open: set[TerminalRelayHandler] = set()
+
+    def opened(self, relay: TerminalRelayHandler) -> None:
+        self._open.add(relay)
+
+    def closed(self, relay: TerminalRelayHandler) -> None:
+        self._open.discard(relay)
+
+    def open_relays(self) -> list[TerminalRelayHandler]:
+        """The relays still running (upgraded, and not yet closed on both legs)."""
+        return list(self._open)
+
+    async def close_all(self, timeout: float = 5.0) -> None:
+        """Close every relay on both legs; tmux sessions and containers keep running."""
+        relays = self.open_relays()
+        for relay in relays:
+            relay.shut_down()
+        tasks = [relay.relay_task for relay in relays if relay.relay_task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
 
-class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
+class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """Relays one browser terminal to its workspace's ttyd, authorized before the upgrade."""
 
-    auth_resource = AUTH_RESOURCE
-
-    # Bytes written to a leg whose write has not yet reached the kernel's socket buffer.
-    # Reading from the other leg stops while one is over the limit (backpressure).
-    client_backlog_bytes: int = 0
-    backend_backlog_bytes: int = 0
-    peak_client_backlog_bytes: int = 0
-
-    def initialize(self) -> None:
+    def initialize(self, name: str) -> None:
+        super().initialize(name)
         self.workspace_id = ""
         self._workspace: Workspace | None = None
         self._owner = ""
-        self._backend: WebSocketClientConnection | None = None
+        self._backend: TtydConnection | None = None
         self._pending: list[str | bytes] = []
         self._pending_bytes = 0
         self._backend_ready: asyncio.Future[None] | None = None
         self.relay_task: asyncio.Task[None] | None = None
-        self._handshake_sent = False
-        self._auth_token = ""
-        self._endpoint: TerminalEndpoint | None = None
         self._client_closed = False
         self._activity_at = 0.0
+        self.client_backlog = WriteBacklog(self.relay.buffer_limit)
 
     @property
-    def code_app(self) -> CodeWorkspacesApp:
-        return cast("CodeWorkspacesApp", self.settings["popebot_code_app"])
-
-    @property
-    def service(self) -> WorkspaceService:
-        return cast("WorkspaceService", self.settings["popebot_code_service"])
+    def relay(self) -> TerminalRelay:
+        return self.code_app.terminal_relay
 
     # -- options of the browser leg -------------------------------------------------------
 
@@ -134,16 +148,16 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     @property
     def ping_interval(self) -> float | None:
         """Seconds between tornado's own keepalive pings (WebSocketMixin's ms timer is unused)."""
-        return self.code_app.relay_ping_interval or None
+        return self.relay.ping_interval or None
 
     @property
     def ping_timeout(self) -> float | None:
         """A browser that has not answered a ping after one interval is gone."""
-        return self.code_app.relay_ping_interval or None
+        return self.relay.ping_interval or None
 
     @property
     def max_message_size(self) -> int:
-        return self.code_app.relay_max_message_size
+        return self.relay.max_message_size
 
     def skip_check_origin(self) -> bool:
         """Never skipped: jupyter_server waives it for token logins, but this is a shell.
@@ -182,8 +196,8 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if not authorized:
             raise web.HTTPError(403, f"Not authorized to execute on {self.auth_resource}")
         try:
-            owner = owner_for(self)
-        except PermissionError as exc:
+            owner = self.owner
+        except NoIdentity as exc:
             raise web.HTTPError(403, str(exc)) from exc
         workspace = await self.service.get(owner, workspace_id)
         if workspace is None:
@@ -202,7 +216,7 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.log.info(
             "Terminal relay for workspace %s (owner %s) opened", workspace_id, self._owner
         )
-        _open_relays.add(self)
+        self.relay.opened(self)
         self._record_activity()
         self._backend_ready = asyncio.get_running_loop().create_future()
         self.relay_task = asyncio.create_task(self._relay())
@@ -216,7 +230,7 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 return None  # we are closing this socket: nothing more will reach ttyd
             self._pending.append(message)
             self._pending_bytes += len(message)
-            if self._pending_bytes > self.code_app.relay_client_buffer_limit:
+            if self._pending_bytes > self.relay.buffer_limit:
                 # Stop reading the browser until ttyd is there: nothing dropped, memory bounded.
                 return self._backend_ready
             return None
@@ -230,9 +244,8 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self.workspace_id,
             self.close_code,
         )
-        backend = self._backend
-        if backend is not None:
-            backend.close(*sendable_close(self.close_code, self.close_reason))
+        if self._backend is not None:
+            self._backend.close(*sendable_close(self.close_code, self.close_reason))
         self._resolve_backend_ready()
 
     def shut_down(self) -> None:
@@ -243,7 +256,7 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.close(CLOSE_GOING_AWAY, SHUTDOWN_REASON)
         self._resolve_backend_ready()
 
-    # -- the ttyd leg ---------------------------------------------------------------------------
+    # -- relaying ---------------------------------------------------------------------------
 
     async def _relay(self) -> None:
         """Reach ttyd, then pump its output to the browser until either side closes."""
@@ -263,9 +276,9 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         finally:
             if backend is not None:
                 backend.close()
-            _open_relays.discard(self)
+            self.relay.closed(self)
 
-    async def _connect_backend(self) -> WebSocketClientConnection | None:
+    async def _connect_backend(self) -> TtydConnection | None:
         """Ensure the container, wait for ttyd, connect and flush the queued frames."""
         workspace = self._workspace
         assert workspace is not None
@@ -280,14 +293,21 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
         except ContainerError as exc:
             raise TerminalUnavailable(f"workspace container: {exc}") from exc
-        backend = await self._open_ttyd(endpoint)
+        relay = self.relay
+        backend = await TtydConnection.connect(
+            endpoint,
+            ready_timeout=relay.ready_timeout,
+            ping_interval=relay.ping_interval or None,
+            max_message_size=relay.max_message_size,
+            buffer_limit=relay.buffer_limit,
+            abandoned=lambda: self._client_closed,
+            log=self.log,
+        )
         if backend is None:
             return None
         if self._client_closed:
             backend.close(CLOSE_GOING_AWAY)
             return None
-        if backend.protocol is not None:
-            backend.protocol.set_nodelay(True)
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         for message in pending:
             self._send_to_backend(backend, message)
@@ -301,62 +321,10 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         )
         return backend
 
-    async def _open_ttyd(self, endpoint: TerminalEndpoint) -> WebSocketClientConnection | None:
-        """Connect to ttyd, retrying while it is still starting, for terminal_ready_timeout."""
-        self._auth_token = ttyd_token(endpoint.credential)
-        self._endpoint = endpoint
-        url = f"ws://{endpoint.host}:{endpoint.port}{TTYD_WS_PATH}"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.code_app.terminal_ready_timeout
-        delay = _RETRY_DELAY_FIRST
-        while True:
-            remaining = deadline - loop.time()
-            request = HTTPRequest(
-                url,
-                headers={"Authorization": f"Basic {self._auth_token}"},
-                connect_timeout=max(remaining, 0.1),
-                request_timeout=max(remaining, 0.1),
-            )
-            try:
-                return await websocket_connect(
-                    request,
-                    subprotocols=[TTY_SUBPROTOCOL],
-                    max_message_size=self.code_app.relay_max_message_size,
-                    ping_interval=self.code_app.relay_ping_interval or None,
-                    # No pong timeout: while the browser is slow we stop reading ttyd on purpose,
-                    # so its pongs wait in the socket; a dead container closes TCP anyway.
-                    ping_timeout=0,
-                )
-            except HTTPClientError as exc:
-                if exc.code != 599:
-                    raise TerminalUnavailable(
-                        f"workspace terminal refused the connection (HTTP {exc.code})"
-                    ) from exc
-                error: Exception = exc
-            except (OSError, StreamClosedError) as exc:
-                error = exc
-            if self._client_closed:
-                return None
-            if loop.time() + delay >= deadline:
-                self.log.warning(
-                    "ttyd of workspace %s not reachable at %s:%s: %s",
-                    self.workspace_id,
-                    endpoint.host,
-                    endpoint.port,
-                    error,
-                )
-                raise TerminalUnavailable(
-                    f"workspace terminal did not start within "
-                    f"{self.code_app.terminal_ready_timeout:g} s"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_DELAY_MAX)
-
-    async def _pump_backend_to_client(self, backend: WebSocketClientConnection) -> None:
+    async def _pump_backend_to_client(self, backend: TtydConnection) -> None:
         """Forward ttyd's frames as they are; pause reading while the browser is behind."""
-        limit = self.code_app.relay_client_buffer_limit
         while True:
-            message = await backend.read_message()
+            message = await backend.read()
             if message is None:
                 break
             self._record_activity()
@@ -364,13 +332,7 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 flushed = self.write_message(message, binary=isinstance(message, bytes))
             except WebSocketClosedError:
                 return
-            size = len(message)
-            self.client_backlog_bytes += size
-            flushed.add_done_callback(partial(self._client_flushed, size))
-            if self.client_backlog_bytes > limit:
-                self.peak_client_backlog_bytes = max(
-                    self.peak_client_backlog_bytes, self.client_backlog_bytes
-                )
+            if self.client_backlog.add(len(message), flushed):
                 # Not reading ttyd fills its socket, and ttyd stops reading the pty.
                 try:
                     await flushed
@@ -379,37 +341,15 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         await self._backend_closed(backend)
 
     def _send_to_backend(
-        self, backend: WebSocketClientConnection, message: str | bytes
+        self, backend: TtydConnection, message: str | bytes
     ) -> Awaitable[None] | None:
-        if not self._handshake_sent and message[:1] in ("{", b"{"):
-            try:
-                message = self._authenticated_handshake(message)
-            except ValueError:
-                self.close(CLOSE_INVALID_PAYLOAD, "terminal handshake is not a JSON object")
-                return None
-            self._handshake_sent = True
         try:
-            flushed = backend.write_message(message, binary=isinstance(message, bytes))
-        except WebSocketClosedError:
-            return None  # ttyd's close reaches the browser through the pump
-        size = len(message)
-        self.backend_backlog_bytes += size
-        flushed.add_done_callback(partial(self._backend_flushed, size))
-        if self.backend_backlog_bytes > self.code_app.relay_client_buffer_limit:
-            # Returning an awaitable makes tornado stop reading the browser until ttyd drains.
-            return self._drained(flushed)
-        return None
+            return backend.send(message)
+        except InvalidHandshake as exc:
+            self.close(CLOSE_INVALID_PAYLOAD, str(exc))
+            return None
 
-    def _authenticated_handshake(self, message: str | bytes) -> str | bytes:
-        """The browser's handshake with ttyd's token put in (the browser never has it)."""
-        handshake = json.loads(message)
-        if not isinstance(handshake, dict):
-            raise ValueError("handshake is not an object")
-        handshake["AuthToken"] = self._auth_token
-        text = json.dumps(handshake, separators=(",", ":"))
-        return text.encode("utf-8") if isinstance(message, bytes) else text
-
-    async def _backend_closed(self, backend: WebSocketClientConnection) -> None:
+    async def _backend_closed(self, backend: TtydConnection) -> None:
         """ttyd closed: pass its code and reason on, or explain an abrupt end."""
         if self._client_closed:
             return
@@ -418,7 +358,7 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             # ttyd 1.7.7 drops the TCP connection without a close frame even when the shell
             # exits normally; ttyd still listening in a running container tells that apart from
             # a container being stopped or killed (ttyd may still accept during a stop).
-            if await self._ttyd_listening() and await self._container_running():
+            if await backend.still_listening() and await self._container_running():
                 code, reason = CLOSE_NORMAL, SESSION_ENDED_REASON
             else:
                 code, reason = CLOSE_INTERNAL_ERROR, BACKEND_LOST_REASON
@@ -434,23 +374,6 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         )
         self.close(code, reason)
 
-    async def _ttyd_listening(self) -> bool:
-        """Whether ttyd still accepts connections (a plain TCP connect, closed at once)."""
-        endpoint = self._endpoint
-        if endpoint is None:
-            return False
-        await asyncio.sleep(_PROBE_DELAY)
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(endpoint.host, endpoint.port), _PROBE_TIMEOUT
-            )
-        except (OSError, asyncio.TimeoutError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
-
     async def _container_running(self) -> bool:
         try:
             _, status = await self.service.describe(self._owner, self.workspace_id)
@@ -464,21 +387,6 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self.close(CLOSE_INTERNAL_ERROR, close_reason(reason))
 
     # -- bookkeeping ------------------------------------------------------------------------
-
-    def _client_flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
-        self.client_backlog_bytes -= size
-        if not flushed.cancelled():
-            flushed.exception()  # a closed browser is handled by on_close, not here
-
-    def _backend_flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
-        self.backend_backlog_bytes -= size
-        if not flushed.cancelled():
-            flushed.exception()  # a closed ttyd is handled by the pump, not here
-
-    @staticmethod
-    async def _drained(flushed: Awaitable[None]) -> None:
-        with contextlib.suppress(WebSocketClosedError):
-            await flushed
 
     def _resolve_backend_ready(self) -> None:
         if self._backend_ready is not None and not self._backend_ready.done():
@@ -494,21 +402,6 @@ class TerminalRelayHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.settings["api_last_activity"] = utcnow()
 
 
-def open_relays() -> list[TerminalRelayHandler]:
-    """The relays still running (upgraded, and not yet closed on both legs)."""
-    return list(_open_relays)
-
-
-async def close_all_relays(timeout: float = 5.0) -> None:
-    """Close every relay on both legs (server shutdown); tmux sessions and containers stay."""
-    relays = open_relays()
-    for relay in relays:
-        relay.shut_down()
-    tasks = [relay.relay_task for relay in relays if relay.relay_task is not None]
-    if tasks:
-        await asyncio.wait(tasks, timeout=timeout)
-
-
-def relay_handlers() -> list[tuple[str, type]]:
+def relay_handlers() -> list[tuple[str, type[TerminalRelayHandler]]]:
     """Routes of the terminal relay (the ExtensionApp prefixes base_url)."""
     return [(r"/api/ws/code/(?P<workspace_id>[^/]+)", TerminalRelayHandler)]

@@ -2,15 +2,20 @@
 
 Every operation that touches a workspace's container holds that workspace's lock, so concurrent
 create / ensure / delete calls cannot race each other into two containers or a half-deleted one.
+SQLite calls run on one thread of their own: a busy database never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .containers import (
     TTYD_PORT,
@@ -19,8 +24,11 @@ from .containers import (
     ContainerMissing,
     DockerUnavailable,
 )
-from .store import Workspace, WorkspaceStore
+from .store import Workspace, WorkspaceStore, volume_name
+from .ttyd import TerminalEndpoint
 from .validation import WorkspaceSpec, WorkspaceValidator
+
+T = TypeVar("T")
 
 __all__ = [
     "ContainerError",
@@ -34,6 +42,9 @@ __all__ = [
 # The container is queried in one call for a listing; these mean "no answer" and "no container".
 STATUS_UNKNOWN = "unknown"
 STATUS_MISSING = "missing"
+# Confirming an unpause: attempts, and the pause before reading the state back.
+UNPAUSE_ATTEMPTS = 5
+UNPAUSE_SETTLE_SECONDS = 0.05
 
 
 class WorkspaceNotFound(LookupError):
@@ -50,15 +61,6 @@ class EnsureResult:
         if self.message:
             reply["message"] = self.message
         return reply
-
-
-@dataclass(frozen=True)
-class TerminalEndpoint:
-    """Where a workspace's ttyd listens, and the credential it wants (server-side only)."""
-
-    host: str
-    port: int
-    credential: str
 
 
 class WorkspaceService:
@@ -79,6 +81,12 @@ class WorkspaceService:
         self.activity_interval = activity_interval
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._activity_recorded: dict[str, float] = {}
+        # One thread: the store serialises its calls anyway, and order is kept.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
+
+    async def _db(self, fn: Callable[..., T], *args: object) -> T:
+        """Run one store call off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
 
     def _lock_for(self, workspace_id: str) -> asyncio.Lock:
         lock = self._locks.get(workspace_id)
@@ -87,8 +95,8 @@ class WorkspaceService:
             self._locks[workspace_id] = lock
         return lock
 
-    def _owned(self, owner: str, workspace_id: str) -> Workspace:
-        workspace = self.store.get(workspace_id)
+    async def _owned(self, owner: str, workspace_id: str) -> Workspace:
+        workspace = await self._db(self.store.get, workspace_id)
         if workspace is None or workspace.user_id != owner:
             raise WorkspaceNotFound(workspace_id)
         return workspace
@@ -104,13 +112,13 @@ class WorkspaceService:
 
     async def get(self, owner: str, workspace_id: str) -> Workspace | None:
         try:
-            return self._owned(owner, workspace_id)
+            return await self._owned(owner, workspace_id)
         except WorkspaceNotFound:
             return None
 
     async def list_with_status(self, owner: str) -> list[tuple[Workspace, str]]:
         """The owner's workspaces with their container status, in one Docker call."""
-        workspaces = self.store.list_for_user(owner)
+        workspaces = await self._db(self.store.list_for_user, owner)
         try:
             statuses = await self.containers.statuses(self.store.store_id)
         except (DockerUnavailable, ContainerError) as err:
@@ -120,7 +128,7 @@ class WorkspaceService:
 
     async def describe(self, owner: str, workspace_id: str) -> tuple[Workspace, str]:
         """The workspace and its container's Docker status ('missing' when there is none)."""
-        workspace = self._owned(owner, workspace_id)
+        workspace = await self._owned(owner, workspace_id)
         if not workspace.container_name:
             return workspace, STATUS_MISSING
         state = await self.containers.state(workspace.container_name)
@@ -136,7 +144,7 @@ class WorkspaceService:
                 await self.containers.create(
                     workspace, self.store.store_id, self._container_env(workspace)
                 )
-                self.store.insert(workspace)
+                await self._db(self.store.insert, workspace)
             except BaseException:
                 await self._discard(workspace)
                 raise
@@ -153,15 +161,15 @@ class WorkspaceService:
             self.log.error("Could not clean up after a failed create of %s: %s", workspace.id, err)
 
     async def rename(self, owner: str, workspace_id: str, name: str) -> Workspace:
-        self._owned(owner, workspace_id)
-        renamed = self.store.rename(workspace_id, name)
+        await self._owned(owner, workspace_id)
+        renamed = await self._db(self.store.rename, workspace_id, name)
         if renamed is None:
             raise WorkspaceNotFound(workspace_id)
         return renamed
 
     async def toggle_star(self, owner: str, workspace_id: str) -> Workspace:
-        self._owned(owner, workspace_id)
-        toggled = self.store.toggle_star(workspace_id)
+        await self._owned(owner, workspace_id)
+        toggled = await self._db(self.store.toggle_star, workspace_id)
         if toggled is None:
             raise WorkspaceNotFound(workspace_id)
         return toggled
@@ -169,19 +177,19 @@ class WorkspaceService:
     async def delete(self, owner: str, workspace_id: str) -> None:
         """Remove the container (and volume unless kept), then the record: a failure keeps all."""
         async with self._lock_for(workspace_id):
-            workspace = self._owned(owner, workspace_id)
+            workspace = await self._owned(owner, workspace_id)
             if workspace.container_name:
                 await self.containers.remove(workspace.container_name)
             if not self.containers.keep_volume_on_delete:
                 await self.containers.remove_volume(workspace.volume_name)
-            self.store.delete(workspace_id)
+            await self._db(self.store.delete, workspace_id)
             self._activity_recorded.pop(workspace_id, None)
         self.log.info("Deleted code workspace %s of %s", workspace_id, owner)
 
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
         async with self._lock_for(workspace_id):
-            workspace = self._owned(owner, workspace_id)
+            workspace = await self._owned(owner, workspace_id)
             if not workspace.container_name:
                 return EnsureResult("no_container", "This workspace has no container.")
             return await self._ensure_locked(workspace)
@@ -203,7 +211,7 @@ class WorkspaceService:
         if state.status == "running":
             return EnsureResult("running")
         if state.status == "paused":
-            await self.containers.unpause(name)
+            await self._unpause_confirmed(name)
             return EnsureResult("started", "The container was paused and has been resumed.")
         if state.status in ("created", "exited"):
             try:
@@ -219,6 +227,23 @@ class WorkspaceService:
         # dead, removing, or a state Docker may add later: a fresh container on the same volume.
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
+
+    async def _unpause_confirmed(self, name: str) -> None:
+        """Unpause, then read the state back until Docker agrees the container runs.
+
+        dockerd can apply the late "paused" event of a quick pause/unpause after the unpause, and
+        then reports (and treats) the container as paused again: unpause again, a bounded number
+        of times.
+        """
+        for _ in range(UNPAUSE_ATTEMPTS):
+            await self.containers.unpause(name)
+            await asyncio.sleep(UNPAUSE_SETTLE_SECONDS)
+            state = await self.containers.state(name)
+            if state is None:
+                raise ContainerMissing(f"Container {name} vanished while resuming.")
+            if state.status != "paused":
+                return
+        raise ContainerError(f"Container {name} stays paused after {UNPAUSE_ATTEMPTS} unpauses.")
 
     async def _recreate(self, workspace: Workspace) -> None:
         assert workspace.container_name
@@ -243,28 +268,46 @@ class WorkspaceService:
         )
 
     def record_activity(self, workspace_id: str) -> None:
-        """Note terminal use; written at most once per activity_interval per workspace."""
+        """Note terminal use; written at most once per activity_interval per workspace.
+
+        The write is not awaited: a terminal frame never waits for SQLite.
+        """
         now = time.time()
         if now - self._activity_recorded.get(workspace_id, 0.0) < self.activity_interval:
             return
         self._activity_recorded[workspace_id] = now
-        self.store.record_use(workspace_id, now)
+        written = self._db_thread.submit(self.store.record_use, workspace_id, now)
+        written.add_done_callback(self._log_activity_failure)
+
+    def _log_activity_failure(self, written: Future[None]) -> None:
+        if not written.cancelled() and written.exception() is not None:
+            self.log.warning("Could not record terminal activity: %s", written.exception())
 
     # -- upkeep ----------------------------------------------------------------------------
 
     async def remove_orphans(self) -> None:
-        """Remove this store's containers that have no record (left by a crash mid-create)."""
+        """Remove this store's containers and volumes that have no record (a crash mid-create).
+
+        Runs once at start-up; a failure is logged, never raised into the server's loop.
+        """
         try:
             containers = await self.containers.workspace_ids(self.store.store_id)
+            for container_name, workspace_id in containers.items():
+                async with self._lock_for(workspace_id):
+                    if await self._db(self.store.get, workspace_id) is None:
+                        self.log.warning("Removing orphaned container %s", container_name)
+                        await self.containers.remove(container_name)
+                        # Created before the container, so it holds nothing of the user's yet.
+                        await self.containers.remove_volume(volume_name(workspace_id))
         except (DockerUnavailable, ContainerError) as err:
             self.log.info("Skipping the orphan check: %s", err)
-            return
-        for container_name, workspace_id in containers.items():
-            async with self._lock_for(workspace_id):
-                if self.store.get(workspace_id) is None:
-                    self.log.warning("Removing orphaned container %s", container_name)
-                    await self.containers.remove(container_name)
+        except Exception:
+            self.log.exception("The orphan check failed")
 
     async def close(self) -> None:
+        """Release Docker and SQLite without ever waiting on a call still in flight."""
         self.containers.close()
-        self.store.close()
+        self._db_thread.shutdown(wait=False, cancel_futures=True)
+        # Closing takes the store's lock, which a stuck statement may hold: not on the loop.
+        closer = threading.Thread(target=self.store.close, name="popebot-store-close", daemon=True)
+        closer.start()

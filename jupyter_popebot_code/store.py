@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import sqlite3
 import threading
@@ -45,6 +46,11 @@ def new_workspace_id() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
 
 
+def volume_name(workspace_id: str) -> str:
+    """The Docker volume holding a workspace's files (named like its container)."""
+    return f"{CONTAINER_PREFIX}{workspace_id}"
+
+
 def new_ttyd_credential() -> str:
     return f"coder:{secrets.token_urlsafe(24)}"
 
@@ -73,7 +79,7 @@ class Workspace:
 
     @property
     def volume_name(self) -> str:
-        return f"{CONTAINER_PREFIX}{self.id}"
+        return volume_name(self.id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +112,20 @@ class Workspace:
         )
 
 
+def _make_private(path: str) -> None:
+    """Create (or tighten) the store as 0600 in a 0700 folder: it holds ttyd credentials.
+
+    SQLite gives its -wal and -shm files the database file's mode.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
 _COLUMNS = tuple(Workspace.__dataclass_fields__)
 # Column names come from the dataclass, never from input; values always go through placeholders.
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM code_workspaces"  # noqa: S608
@@ -122,6 +142,7 @@ class WorkspaceStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        _make_private(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -182,10 +203,6 @@ class WorkspaceStore:
         with self._lock:
             row = self._db.execute(f"{_SELECT} WHERE id = ?", (workspace_id,)).fetchone()
         return _row_to_workspace(row) if row else None
-
-    def all_ids(self) -> set[str]:
-        with self._lock:
-            return {row[0] for row in self._db.execute("SELECT id FROM code_workspaces")}
 
     def insert(self, workspace: Workspace) -> None:
         values = asdict(workspace)

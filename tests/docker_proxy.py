@@ -1,7 +1,8 @@
 """A Unix-socket relay in front of the real Docker engine that a test can cut and restore.
 
 From the server's side, a cut relay is exactly an engine that went away (connection refused on
-the socket); the real engine keeps running for everything else on the machine.
+the socket), and a stalled one an engine that accepts connections and never answers; the real
+engine keeps running for everything else on the machine.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class DockerSocketProxy:
         self._thread.start()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.stalled = False
 
     @property
     def url(self) -> str:
@@ -56,6 +58,8 @@ class DockerSocketProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        if self.stalled:
+            return  # held open, never answered, until stop()
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.target)
         except OSError:

@@ -9,6 +9,7 @@ from typing import Any
 
 import docker
 import pytest
+from jupyter_server.auth.identity import User
 
 from jupyter_popebot_code.containers import (
     MANAGED_BY,
@@ -20,6 +21,7 @@ from jupyter_popebot_code.containers import (
 from jupyter_popebot_code.store import Workspace
 
 from .conftest import TEST_NETWORK, Api, HeaderIdentityProvider, wait_for
+from .terminal_client import refusal, relay_fetch
 
 
 def containers_of(client: docker.DockerClient, service: Any) -> list[Any]:
@@ -460,3 +462,46 @@ async def test_a_removed_network_is_made_again(
     second = await api.create(name="second")
     container = docker_client.containers.get(second["container_name"])
     assert TEST_NETWORK in container.attrs["NetworkSettings"]["Networks"]
+
+
+async def test_a_network_whose_name_merely_contains_ours_is_not_taken_for_it(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    # Docker's name filter matches substrings: only an exact name may count as the network.
+    for network in docker_client.networks.list(names=[TEST_NETWORK]):
+        if network.name == TEST_NETWORK and not network.containers:
+            network.remove()
+    decoy = docker_client.networks.create(f"x-{TEST_NETWORK}", labels={MANAGED_BY_LABEL: "tests"})
+    try:
+        workspace = await api.create()
+        container = docker_client.containers.get(workspace["container_name"])
+        assert list(container.attrs["NetworkSettings"]["Networks"]) == [TEST_NETWORK]
+    finally:
+        decoy.remove()
+
+
+class NamelessIdentityProvider(HeaderIdentityProvider):
+    """An identity that authenticates but names nobody (a misconfigured proxy login)."""
+
+    def get_user(self, handler: Any) -> User | None:  # type: ignore[override]
+        if handler.request.headers.get("X-Test-Nameless"):
+            handler._token_authenticated = True
+            user = User(username="placeholder")
+            user.username = ""  # User() refuses an empty name; a provider's later change does not
+            return user
+        return super().get_user(handler)
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{"ServerApp": {"identity_provider_class": NamelessIdentityProvider}}]
+)
+async def test_a_request_without_a_usable_identity_is_forbidden_not_an_error(
+    jp_fetch: Any, jp_ws_fetch: Any, service: Any
+) -> None:
+    nameless = {"X-Test-Nameless": "1"}
+    response = await jp_fetch("api", "code", "workspaces", headers=nameless, raise_error=False)
+    assert response.code == 403
+    assert "no authenticated user" in json.loads(response.body)["message"]
+    code, message = await refusal(relay_fetch(jp_ws_fetch, "abcdefgh", **nameless))
+    assert code == 403
+    assert "no authenticated user" in message

@@ -29,6 +29,10 @@ def crash_leftovers(
     store_id = store.store_id
     store.close()
     for workspace in (recorded, orphan):
+        # Create makes the volume first, so a crash leaves it behind too.
+        docker_client.volumes.create(
+            workspace.volume_name, labels=workspace_labels(workspace, store_id)
+        )
         docker_client.containers.create(
             workspace_image,
             name=workspace.container_name,
@@ -41,6 +45,8 @@ def crash_leftovers(
     for name in names.values():
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.containers.get(name).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.volumes.get(name).remove(force=True)
 
 
 @pytest.fixture
@@ -58,5 +64,10 @@ async def test_a_container_without_a_record_is_removed_at_start(
 
     await wait_for(orphan_gone, timeout=30)
     assert docker_client.containers.get(crash_leftovers["recorded"]).status == "created"
+    # Volumes are named like their containers: the orphan's goes, the recorded one's stays.
+    await wait_for(
+        lambda: not docker_client.volumes.list(filters={"name": crash_leftovers["orphan"]})
+    )
+    assert docker_client.volumes.get(crash_leftovers["recorded"])
     code, listed = await api.call("GET")
     assert (code, [w["name"] for w in listed["workspaces"]]) == (200, ["recorded"])

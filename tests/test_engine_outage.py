@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import docker
@@ -90,3 +91,35 @@ async def test_create_with_a_missing_image_leaves_nothing(
     label = f"org.jupyter.popebot-code.store={service.store.store_id}"
     assert docker_client.containers.list(all=True, filters={"label": label}) == []
     assert docker_client.volumes.list(filters={"label": label}) == []
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    # A closed port on loopback: the URL's user and password must never reach a caller.
+    [{"ContainerManager": {"docker_host": "tcp://operator:s3cret-pw@127.0.0.1:9"}}],
+)
+async def test_engine_errors_never_show_the_engine_urls_credentials(api: Api) -> None:
+    code, reply = await api.call("POST", body={"name": "anything"})
+    assert code == 503
+    assert_engine_message(reply)
+    assert "s3cret-pw" not in reply["message"]
+    assert "operator" not in reply["message"]
+    assert "tcp://***@127.0.0.1:9" in reply["message"]
+
+
+async def test_shutdown_never_waits_on_a_stalled_engine(
+    engine: DockerSocketProxy, api: Api, jp_serverapp: Any
+) -> None:
+    """A Docker call stuck inside the engine client must not hold the event loop at shutdown."""
+    app = jp_serverapp.web_app.settings["jupyter_popebot_code"]
+    app.container_manager.docker_timeout = 20
+    app.container_manager._drop_client()  # the next call negotiates the API version afresh
+    engine.stalled = True
+    stuck = asyncio.ensure_future(api.call("POST", body={"name": "stuck"}))
+    await asyncio.sleep(1)  # the create is now waiting on the engine, holding the client lock
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await app.service.close()
+    assert loop.time() - started < 2, "closing the service blocked the event loop"
+    engine.stop()  # the stuck call fails now; the server is closed either way
+    stuck.cancel()

@@ -23,8 +23,7 @@ from jupyter_popebot_code.relay import (
     ENGINE_DOWN_REASON,
     SESSION_ENDED_REASON,
     SHUTDOWN_REASON,
-    close_all_relays,
-    open_relays,
+    TerminalRelay,
 )
 
 from .conftest import TEST_NETWORK, USER_HEADER, Api, HeaderIdentityProvider, wait_for
@@ -34,6 +33,12 @@ from .terminal_client import Terminal, WsFetch, refusal, relay_fetch, terminal
 MULTI_USER = {"ServerApp": {"identity_provider_class": HeaderIdentityProvider}}
 # The largest frame ttyd sends: one pty read (libuv reads at most 64 KiB) plus the type byte.
 TTYD_MAX_FRAME = 64 * 1024 + 1
+
+
+@pytest.fixture
+def relays(jp_serverapp: Any) -> TerminalRelay:
+    """The server's terminal relay: its options and the relays open right now."""
+    return jp_serverapp.web_app.settings["jupyter_popebot_code"].terminal_relay  # type: ignore[no-any-return]
 
 
 def settings(**sections: dict[str, Any]) -> dict[str, Any]:
@@ -176,20 +181,18 @@ async def test_fifty_megabytes_arrive_complete_and_in_order(
     assert digest.hexdigest() == expected
 
 
-@pytest.mark.parametrize(
-    "server_settings", [settings(CodeWorkspacesApp={"relay_client_buffer_limit": 256 * 1024})]
-)
+@pytest.mark.parametrize("server_settings", [settings(TerminalRelay={"buffer_limit": 256 * 1024})])
 async def test_a_stalled_reader_holds_back_the_producer_not_server_memory(
     api: Api,
     service: Any,
     jp_ws_fetch: WsFetch,
     docker_client: docker.DockerClient,
-    jp_serverapp: Any,
+    relays: TerminalRelay,
 ) -> None:
     workspace = await api.create()
     container = raw_ttyd(docker_client, service, workspace, SEQ_SCRIPT)
     size, expected = seq_output(SEQ_COUNT)
-    limit = jp_serverapp.web_app.settings["popebot_code_app"].relay_client_buffer_limit
+    limit = relays.buffer_limit
 
     def written_by_seq() -> int:
         script = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm)" = seq ] && cat $d/io; done'
@@ -212,17 +215,15 @@ async def test_a_stalled_reader_holds_back_the_producer_not_server_memory(
 
         # seq has stopped while it still has output to write: it is held back, all the way.
         await wait_for(halted, timeout=60, interval=0.5)
-        [relay] = open_relays()
-        assert relay.client_backlog_bytes <= limit + TTYD_MAX_FRAME
-        assert relay.peak_client_backlog_bytes <= limit + TTYD_MAX_FRAME
+        [relay] = relays.open_relays()
+        assert relay.client_backlog.bytes <= limit + TTYD_MAX_FRAME
+        assert relay.client_backlog.peak <= limit + TTYD_MAX_FRAME
         # Reading again resumes the flow; nothing was lost or reordered meanwhile.
         received += await read_exactly(term, size - received, digest)
     assert digest.hexdigest() == expected
 
 
-@pytest.mark.parametrize(
-    "server_settings", [settings(CodeWorkspacesApp={"relay_client_buffer_limit": 64 * 1024})]
-)
+@pytest.mark.parametrize("server_settings", [settings(TerminalRelay={"buffer_limit": 64 * 1024})])
 async def test_a_reader_stalled_for_a_while_keeps_its_terminal(
     api: Api, jp_ws_fetch: WsFetch
 ) -> None:
@@ -291,6 +292,7 @@ async def test_a_killed_container_closes_the_terminal_with_a_reason(
     [
         {
             "ContainerManager": {"connect_via": "name"},
+            # The name this option had before it moved to TerminalRelay.ready_timeout still works.
             "CodeWorkspacesApp": {"terminal_ready_timeout": 1},
         }
     ],
@@ -330,15 +332,15 @@ async def test_an_invalid_handshake_is_refused(api: Api, jp_ws_fetch: WsFetch) -
 
 
 async def test_server_shutdown_closes_terminals_and_leaves_containers(
-    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient, relays: TerminalRelay
 ) -> None:
     workspace = await api.create()
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
         term.type("echo $((6+6))-before-shutdown\r")
         await term.read_until("12-before-shutdown")
-        await close_all_relays()
+        await relays.close_all()
         assert await term.wait_closed() == (CLOSE_GOING_AWAY, SHUTDOWN_REASON)
-        assert not open_relays()
+        assert not relays.open_relays()
     assert container_of(docker_client, workspace).status == "running"
 
 
@@ -360,11 +362,13 @@ async def test_terminal_use_counts_as_activity(
     assert described["last_used_at"] is not None
 
 
-@pytest.mark.parametrize(
-    "server_settings", [settings(CodeWorkspacesApp={"relay_ping_interval": 1})]
-)
+@pytest.mark.parametrize("server_settings", [settings(TerminalRelay={"ping_interval": 1})])
 async def test_a_browser_that_stops_answering_pings_is_dropped(
-    api: Api, jp_http_port: int, jp_base_url: str, jp_auth_header: dict[str, str]
+    api: Api,
+    jp_http_port: int,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    relays: TerminalRelay,
 ) -> None:
     workspace = await api.create()
     reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
@@ -380,9 +384,9 @@ async def test_a_browser_that_stops_answering_pings_is_dropped(
     status = await asyncio.wait_for(reader.readline(), 30)
     assert status.startswith(b"HTTP/1.1 101")
     # Never answer a ping: the server must give up on this socket and close the ttyd leg too.
-    await wait_for(lambda: open_relays(), timeout=30)
+    await wait_for(lambda: relays.open_relays(), timeout=30)
     await asyncio.wait_for(reader.read(), 60)  # returns at end of stream
-    await wait_for(lambda: not open_relays(), timeout=30)
+    await wait_for(lambda: not relays.open_relays(), timeout=30)
     writer.close()
     await writer.wait_closed()
 

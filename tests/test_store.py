@@ -76,7 +76,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert store.all_ids() == set(created)
+    listed = {ws.id for t in range(8) for ws in store.list_for_user(f"user{t}")}
+    assert listed == set(created)
     assert len(created) == 400
     listed = store.list_for_user("user3")
     assert len(listed) == 50
