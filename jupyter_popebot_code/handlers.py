@@ -81,6 +81,9 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
             data = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise WorkspaceAPIError(400, f"The request body is not valid JSON: {err}.") from err
+        except RecursionError as err:
+            # json's parser recurses per level: a few KiB of `[` exhaust the interpreter's stack.
+            raise WorkspaceAPIError(400, "The request body is nested too deeply.") from err
         if not isinstance(data, dict):
             raise WorkspaceAPIError(400, "The request body must be a JSON object.")
         unknown = sorted(set(data) - allowed)

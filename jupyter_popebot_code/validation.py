@@ -6,6 +6,7 @@ git could read as an option or a transport helper is refused here.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +21,17 @@ BRANCH_MAX_LENGTH = 255
 _SHORTHAND = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 # scp-like ssh syntax, `user@host:path`, as git accepts it.
 _SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*):[A-Za-z0-9._~/-]+")
-# urlsplit().hostname: lower-cased, IPv6 brackets removed.
-_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*)|[0-9a-f:.]+")
+# urlsplit().hostname (lower-cased) of a host name or an IPv4 address; IPv6 is checked apart.
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*)")
+# git runs the helper `git-remote-<name>` for `<name>::<address>` (transport.c): only at the start.
+_TRANSPORT_HELPER = re.compile(r"[A-Za-z0-9+.-]*::")
+# Schemes whose user name part is itself a credential (`https://<token>@github.com/...`).
+_HTTP_SCHEMES = ("http", "https")
+_CREDENTIAL_HINT = (
+    "Keep credentials out of the URL (anyone who can read the workspace's settings or its "
+    "container's environment would see them): use a git credential helper in the workspace "
+    "(e.g. `gh auth setup-git`, or `git config --global credential.helper store`) or an ssh key."
+)
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -129,7 +139,7 @@ class WorkspaceValidator:
             raise InvalidInput("repo must not contain whitespace or control characters.", "repo")
         if _SHORTHAND.fullmatch(repo):
             return repo
-        if "::" in repo:
+        if _TRANSPORT_HELPER.match(repo):
             raise InvalidInput(
                 "git transport helpers ('ext::', 'fd::', ...) are not allowed.", "repo"
             )
@@ -139,10 +149,10 @@ class WorkspaceValidator:
             if repo.split(":", 1)[1].startswith("-"):
                 raise InvalidInput("the repository path must not start with '-'.", "repo")
             return repo
-        self._check_url(repo)
-        return repo
+        return self._check_url(repo)
 
-    def _check_url(self, repo: str) -> None:
+    def _check_url(self, repo: str) -> str:
+        """Check a repository URL; return it with its scheme in lower case."""
         allowed = ", ".join(self.allowed_schemes)
         hint = f"Use owner/name or a URL with one of these schemes: {allowed}."
         try:
@@ -152,23 +162,56 @@ class WorkspaceValidator:
             raise InvalidInput(f"repo is not a valid URL ({err}). {hint}", "repo") from err
         if not parts.scheme:
             raise InvalidInput(f"repo {repo!r} is neither owner/name nor a URL. {hint}", "repo")
-        if parts.scheme.lower() not in self.allowed_schemes:
-            raise InvalidInput(f"repo URL scheme {parts.scheme!r} is not allowed. {hint}", "repo")
-        if parts.scheme.lower() != "file":
-            if not parts.hostname or not _HOST.fullmatch(parts.hostname):
+        # urlsplit lower-cases the scheme; git's GIT_ALLOW_PROTOCOL does not, so store it so.
+        scheme = parts.scheme
+        if scheme not in self.allowed_schemes:
+            raise InvalidInput(f"repo URL scheme {scheme!r} is not allowed. {hint}", "repo")
+        if scheme != "file":
+            if not _valid_host(parts.netloc.rpartition("@")[2], parts.hostname):
                 raise InvalidInput("repo URL must name a valid host.", "repo")
             if port is not None and not 0 < port < 65536:
                 raise InvalidInput("repo URL has an invalid port.", "repo")
+        if parts.password is not None:
+            raise InvalidInput(f"repo URL must not contain a password. {_CREDENTIAL_HINT}", "repo")
+        if scheme in _HTTP_SCHEMES and "@" in parts.netloc:
+            raise InvalidInput(
+                "repo URL must not contain a user name or token before '@' (for https a lone "
+                f"token@ is a credential on GitHub and GitLab). {_CREDENTIAL_HINT}",
+                "repo",
+            )
         if not parts.path or parts.path == "/":
             raise InvalidInput("repo URL must name a repository path.", "repo")
         if parts.path.lstrip("/").startswith("-"):
             raise InvalidInput("the repository path must not start with '-'.", "repo")
+        return _lower_scheme(repo)
 
     def clone_url(self, repo: str) -> str:
         """The URL git clones for a validated repo ('' means no clone)."""
         if repo and _SHORTHAND.fullmatch(repo):
             return self.repo_url_template.format(repo=repo)
-        return repo
+        # Records stored before schemes were normalised may still hold `HTTPS://...`.
+        return _lower_scheme(repo) if "://" in repo else repo
 
     def git_allow_protocol(self) -> str:
         return ":".join(self.allowed_schemes)
+
+
+def _valid_host(host_port: str, hostname: str | None) -> bool:
+    """A host name, an IPv4 address, or an IPv6 address in brackets (no zone id)."""
+    if not hostname:
+        return False
+    if host_port.startswith("["):
+        if "%" in hostname:
+            return False  # a zone id names an interface of this machine, not a server
+        try:
+            ipaddress.IPv6Address(hostname)
+        except ValueError:
+            return False
+        return True
+    return bool(_HOST.fullmatch(hostname))
+
+
+def _lower_scheme(url: str) -> str:
+    """`url` with only its scheme lower-cased: git compares schemes case-sensitively."""
+    scheme, sep, rest = url.partition(":")
+    return f"{scheme.lower()}{sep}{rest}"

@@ -85,6 +85,8 @@ def workspace_image(docker_client: docker.DockerClient) -> str:
     try:
         result = subprocess.run(
             ["bash", str(ROOT / "scripts" / "build-image.sh")],
+            # The tag the tests use is the tag the script builds (POPEBOT_TEST_IMAGE).
+            env={**os.environ, "WORKSPACE_IMAGE": IMAGE},
             capture_output=True,
             text=True,
             timeout=3600,

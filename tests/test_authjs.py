@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,15 +20,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from jupyter_popebot_code.authjs import (
+from jupyter_popebot_code import authjs_session
+from jupyter_popebot_code.authjs import AuthJSConfigError, AuthJSIdentityProvider
+from jupyter_popebot_code.authjs_session import (
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,
-    AuthJSConfigError,
-    AuthJSIdentityProvider,
+    NoSessionCookie,
+    SessionIdentity,
     SessionTokenError,
+    decode_session_cookie,
     decode_session_token,
     read_session_cookie,
     session_cookie_values,
+    session_identity,
 )
 
 from .terminal_client import refusal, relay_fetch, terminal
@@ -316,9 +321,9 @@ def test_chunked_cookie_from_session_store(minted: dict[str, dict[str, Any]]) ->
     assert len(names) >= 2
     assert names == [f"{PLAIN}.{i}" for i in range(len(names))]
     jar = _cookie_jar(big["cookies"])
-    assert read_session_cookie(jar) == (PLAIN, big["token"])
-    name, token = read_session_cookie(dict(reversed(list(jar.items())))) or ("", "")
-    assert decode_session_token(token, [SECRET], name)["roles"][-1] == "role-00599"
+    assert read_session_cookie(jar) == (PLAIN, [big["token"]])
+    name, tokens = read_session_cookie(dict(reversed(list(jar.items())))) or ("", [""])
+    assert decode_session_token(tokens[0], [SECRET], name)["roles"][-1] == "role-00599"
 
 
 def test_chunks_are_ordered_by_number(minted: dict[str, dict[str, Any]]) -> None:
@@ -327,7 +332,7 @@ def test_chunks_are_ordered_by_number(minted: dict[str, dict[str, Any]]) -> None
     items = list(_cookie_jar(huge["cookies"]).items())
     random.Random(7).shuffle(items)
     jar = {"other": "1", **dict(items), f"{PLAIN}x.0": "junk"}
-    assert read_session_cookie(jar) == (PLAIN, huge["token"])
+    assert read_session_cookie(jar) == (PLAIN, [huge["token"]])
 
 
 def test_missing_chunk_is_no_session(minted: dict[str, dict[str, Any]]) -> None:
@@ -338,15 +343,15 @@ def test_missing_chunk_is_no_session(minted: dict[str, dict[str, Any]]) -> None:
 
 def test_secure_cookie_wins_over_plain(minted: dict[str, dict[str, Any]]) -> None:
     jar = {PLAIN: minted["alice"]["token"], SECURE: minted["bob_secure"]["token"]}
-    assert read_session_cookie(jar) == (SECURE, minted["bob_secure"]["token"])
+    assert read_session_cookie(jar) == (SECURE, [minted["bob_secure"]["token"]])
     chunked_secure = _cookie_jar(minted["big_secure"]["cookies"])
     assert read_session_cookie({PLAIN: "a.b.c.d.e", **chunked_secure}) == (
         SECURE,
-        minted["big_secure"]["token"],
+        [minted["big_secure"]["token"]],
     )
     assert read_session_cookie({PLAIN: minted["alice"]["token"]}) == (
         PLAIN,
-        minted["alice"]["token"],
+        [minted["alice"]["token"]],
     )
     assert read_session_cookie({"next-auth.session-token": "x"}) is None
 
@@ -354,6 +359,63 @@ def test_secure_cookie_wins_over_plain(minted: dict[str, dict[str, Any]]) -> Non
 def test_whole_cookie_and_chunks_are_both_candidates(minted: dict[str, dict[str, Any]]) -> None:
     jar = {PLAIN: minted["alice"]["token"], **_cookie_jar(minted["big"]["cookies"])}
     assert session_cookie_values(jar, PLAIN) == [minted["alice"]["token"], minted["big"]["token"]]
+
+
+def test_every_candidate_under_the_first_name_present_is_tried(
+    minted: dict[str, dict[str, Any]],
+) -> None:
+    expired, big = minted["expired"]["token"], minted["big"]["token"]
+    jar = {PLAIN: expired, **_cookie_jar(minted["big"]["cookies"])}
+    assert read_session_cookie(jar) == (PLAIN, [expired, big])
+    assert decode_session_cookie(jar, [SECRET])["roles"][-1] == "role-00599"
+    # A bad __Secure- cookie is not rescued by a good plain one, unless only the plain is accepted.
+    both = {SECURE: "a.b.c.d.e", PLAIN: minted["alice"]["token"]}
+    with pytest.raises(SessionTokenError, match=re.escape(f"{SECURE}: token is not")) as caught:
+        decode_session_cookie(both, [SECRET])
+    assert not isinstance(caught.value, NoSessionCookie)
+    assert decode_session_cookie(both, [SECRET], [PLAIN])["sub"] == ALICE["sub"]
+    with pytest.raises(NoSessionCookie):
+        decode_session_cookie({"next-auth.session-token": "x", SECURE: ""}, [SECRET])
+
+
+def test_session_identity_is_plain_data(minted: dict[str, dict[str, Any]]) -> None:
+    claims = decode_session_token(minted["alice"]["token"], [SECRET], PLAIN)
+    assert session_identity(claims) == SessionIdentity(
+        username=ALICE["sub"], name=ALICE["name"], initials="AE", avatar_url=ALICE["picture"]
+    )
+    bob = session_identity({"sub": BOB["sub"], "email": BOB["email"], "picture": 7})
+    assert bob == SessionIdentity(BOB["sub"], BOB["email"], "B", None)
+    with pytest.raises(SessionTokenError, match="sub"):
+        session_identity({"name": "Nobody", "sub": ""})
+
+
+_STANDALONE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("authjs_session_alone", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+request = json.load(sys.stdin)
+claims = module.decode_session_cookie(request["cookies"], request["secrets"])
+roots = {"jupyter_popebot_code", "jupyter_server", "jupyter_core", "tornado", "traitlets"}
+print(json.dumps({"sub": claims["sub"], "loaded": sorted(set(sys.modules) & roots)}))
+"""
+
+
+def test_session_decoding_needs_no_jupyter(minted: dict[str, dict[str, Any]]) -> None:
+    """authjs_session.py loaded on its own (outside the package) decodes a real session cookie
+    without importing Jupyter, Tornado or traitlets: any other service can reuse it."""
+    request = {"cookies": _cookie_jar(minted["big_secure"]["cookies"]), "secrets": [SECRET]}
+    done = subprocess.run(
+        [sys.executable, "-c", _STANDALONE, authjs_session.__file__],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"sub": BOB["sub"], "loaded": []}
 
 
 def test_secret_defaults_follow_authjs_env_order(monkeypatch: pytest.MonkeyPatch) -> None:

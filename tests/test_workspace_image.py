@@ -20,10 +20,11 @@ from docker.models.networks import Network
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
-from .conftest import GitServer, serve_git_repository
+from .conftest import TEST_NETWORK, GitServer, serve_git_repository
 
-# Everything these tests create carries this prefix, so cleanup can never touch anything else.
-PREFIX = "popebot-test-image-"
+# Everything these tests create carries this prefix, so cleanup can never touch anything else
+# (named after the test network, so two checkouts running this module never remove each other's).
+PREFIX = f"{TEST_NETWORK}-image-"
 NETWORK = f"{PREFIX}net"
 TEST_LABEL = "org.jupyter.popebot-code.test"
 TTYD_PORT = 7681
@@ -445,3 +446,51 @@ def test_waiting_for_a_slow_clone_can_be_interrupted(
     terminal.wait_for_prompt()
     terminal.send_input("echo works-$((6*7))\r")
     terminal.read_until("works-42")
+
+
+def test_shell_knows_its_user(
+    run_workspace: Callable[..., Workspace], open_terminal: Callable[[Workspace], Terminal]
+) -> None:
+    """USER and LOGNAME are set (tools like ssh, git and npm read them), also in `docker exec`."""
+    workspace = run_workspace()
+    terminal = open_terminal(workspace)
+    terminal.wait_for_prompt()
+    terminal.send_input('echo "user-[$USER] logname-[$LOGNAME] end-$((6*7))"\r')
+    assert "user-[coder] logname-[coder] end-42" in terminal.read_until("end-42")
+    assert workspace.exec("bash", "-c", 'echo "$USER $LOGNAME"').split() == ["coder", "coder"]
+
+
+# Shell code in a repository URL and a branch name (both valid for git); neither may run when the
+# user pastes the retry command the terminal suggests. Each payload would create its marker file.
+CRAFTED_PATH = (
+    "/x';touch${IFS}/tmp/pwned-quote;'$(touch${IFS}/tmp/pwned-sub)`touch${IFS}/tmp/pwned-tick`.git"
+)
+CRAFTED_BRANCH = "b;touch${IFS}/tmp/pwned-branch"
+
+
+def test_failed_clone_hint_quotes_the_repository_and_branch(
+    run_workspace: Callable[..., Workspace],
+    open_terminal: Callable[[Workspace], Terminal],
+    git_daemon: GitServer,
+) -> None:
+    repo_url = git_daemon.base_url + CRAFTED_PATH
+    workspace = run_workspace(
+        {"REPO_URL": repo_url, "BRANCH": CRAFTED_BRANCH, "GIT_ALLOW_PROTOCOL": "git"}
+    )
+    terminal = open_terminal(workspace)
+    terminal.read_until("retry with: ", timeout=60)
+    terminal.wait_for_prompt()  # printed after the whole hint
+    lines = terminal.text.splitlines()
+    message = next(line for line in lines if "The clone of " in line)
+    assert "$(touch${IFS}" not in message, message
+    assert "';touch" not in message, message
+    command = next(line for line in lines if "retry with: " in line).split("retry with: ", 1)[1]
+    assert workspace.wait_clone_status().startswith("failed")
+    # What the user would paste, run by bash with `git` replaced by a function that lists its
+    # arguments: exactly the branch and the URL, each one word, and no payload ran.
+    script = f"git() {{ printf '<%s>\\n' \"$@\"; }}\n{command.rstrip()}\n"
+    assert workspace.exec("bash", "-n", "-c", script) == ""
+    _, output = workspace.container.exec_run(["bash", "-c", script])
+    words = output.decode(errors="replace").splitlines()
+    assert words == ["<clone>", "<--branch>", f"<{CRAFTED_BRANCH}>", "<-->", f"<{repo_url}>", "<.>"]
+    assert [name for name in workspace.exec("ls", "-A", "/tmp").split() if "pwned" in name] == []
