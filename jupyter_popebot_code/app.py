@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, List, Type, Unicode, default
+from traitlets import Bool, Enum, Int, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
+from .owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .relay import TerminalRelay, relay_handlers
-from .service import WorkspaceService
+from .service import Quota, WorkspaceService
 from .store import WorkspaceStore
 from .validation import WorkspaceValidator
 
@@ -108,6 +110,22 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    max_workspaces_per_user = Int(
+        20,
+        help=(
+            "Workspaces one owner may have (running or not); creating more answers 403 with a "
+            "message. 0: no limit."
+        ),
+    ).tag(config=True)
+
+    max_running_workspaces_per_user = Int(
+        5,
+        help=(
+            "Workspaces of one owner whose containers may run (or be paused) at once; creating "
+            "or starting one more answers 403 (a terminal closes with the reason). 0: no limit."
+        ),
+    ).tag(config=True)
+
     classes = [ContainerManager, TerminalRelay]
 
     def initialize_settings(self) -> None:
@@ -117,6 +135,10 @@ class CodeWorkspacesApp(ExtensionApp):
         self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
         self.container_manager = self.container_manager_class(parent=self, log=self.log)
+        if self.single_user and "claude_code_oauth_token" not in self.config.ContainerManager:
+            # One user, who is the operator: their own token is theirs to use.
+            token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
+            self.container_manager.claude_code_oauth_token = token
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
@@ -127,12 +149,24 @@ class CodeWorkspacesApp(ExtensionApp):
             containers=self.container_manager,
             validator=self.validator,
             log=self.log,
+            quota=Quota(
+                max_workspaces=self.max_workspaces_per_user,
+                max_running=self.max_running_workspaces_per_user,
+            ),
         )
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
+
+    @property
+    def single_user(self) -> bool:
+        """Whether every request acts for one owner (the server's own user)."""
+        if self.owner_source == "auto":
+            provider = self.serverapp.identity_provider if self.serverapp else None
+            return type(provider) in ANONYMOUS_IDENTITY_PROVIDERS
+        return bool(self.owner_source == "server")
 
     def _apply_renamed_options(self) -> None:
         """Options that moved to TerminalRelay keep working, with a warning."""

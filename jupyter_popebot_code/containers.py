@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -21,7 +22,9 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
-from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
+from jupyter_core.utils import ensure_async
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode
+from traitlets import Callable as CallableTrait
 from traitlets.config import LoggingConfigurable
 
 from .store import Workspace
@@ -35,6 +38,8 @@ WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
+# POSIX portable environment variable names.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class DockerUnavailable(RuntimeError):
@@ -141,25 +146,53 @@ class ContainerManager(LoggingConfigurable):
     ).tag(config=True)
 
     mem_limit = Unicode(
-        "",
-        help="Memory limit per container in Docker's notation (e.g. '4g'); empty for none.",
+        "2g",
+        help=(
+            "Memory limit per container in Docker's notation (e.g. '4g'); swap is capped to the "
+            "same, so a workspace cannot page the host to a halt. '' or '0': no limit."
+        ),
     ).tag(config=True)
 
-    cpu_limit = Float(0.0, help="CPUs per container (e.g. 1.5); 0 for no limit.").tag(config=True)
+    cpu_limit = Float(1.0, help="CPUs per container (e.g. 1.5); 0 for no limit.").tag(config=True)
 
     pids_limit = Int(
-        0, help="Most processes a container may run (fork-bomb guard); 0 for no limit."
+        512, help="Most processes a container may run (fork-bomb guard); 0 for no limit."
     ).tag(config=True)
 
     extra_env = Dict(
         value_trait=Unicode(),
-        help="More environment variables for every workspace container.",
+        help=(
+            "Environment variables for EVERY workspace container. Every user can read them in "
+            "their own terminal: never put a secret here; use owner_env or owner_env_hook."
+        ),
+    ).tag(config=True)
+
+    owner_env = Dict(
+        key_trait=Unicode(),
+        value_trait=Dict(value_trait=Unicode()),
+        help=(
+            "Environment variables per owner, e.g. {'alice': {'GH_TOKEN': '...'}}: only that "
+            "owner's containers get them. Applied over extra_env."
+        ),
+    ).tag(config=True)
+
+    owner_env_hook = CallableTrait(
+        None,
+        allow_none=True,
+        help=(
+            "A function (owner, workspace_id) -> dict of environment variables, or an awaitable "
+            "of one, called whenever a container of that owner is created: for secrets looked up "
+            "per user (a vault, the Pope Bot's own store). Applied over owner_env."
+        ),
     ).tag(config=True)
 
     claude_code_oauth_token = Unicode(
         help=(
-            "CLAUDE_CODE_OAUTH_TOKEN given to containers so `claude` works in the terminal. "
-            "Defaults to the server's own CLAUDE_CODE_OAUTH_TOKEN environment variable."
+            "CLAUDE_CODE_OAUTH_TOKEN for EVERY workspace container, so `claude` works in each "
+            "terminal; every user can read it. Setting it says the operator shares it. Default: "
+            "the server's own CLAUDE_CODE_OAUTH_TOKEN environment variable on a single-user "
+            "server (its owner is the operator), nothing on a multi-user one (give each user "
+            "their own with owner_env or owner_env_hook)."
         ),
     ).tag(config=True)
 
@@ -178,6 +211,11 @@ class ContainerManager(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    stop_timeout = Float(
+        10.0,
+        help="Seconds a stopping container's processes get after SIGTERM before SIGKILL.",
+    ).tag(config=True)
+
     restart_wait_timeout = Float(
         30.0,
         help="Seconds ensure waits for a container in Docker's 'restarting' state to settle.",
@@ -193,10 +231,6 @@ class ContainerManager(LoggingConfigurable):
         self._status_cache: dict[str, tuple[float, dict[str, str]]] = {}
         self._status_fetches: dict[tuple[str, int], asyncio.Future[dict[str, str]]] = {}
         self._status_generation = 0
-
-    @default("claude_code_oauth_token")
-    def _default_claude_code_oauth_token(self) -> str:
-        return os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
 
     # -- the one seam to the blocking SDK --------------------------------------------------
 
@@ -349,8 +383,15 @@ class ContainerManager(LoggingConfigurable):
 
     async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
         """Create and start the workspace's container on its (possibly existing) volume."""
+        environment = {
+            **self.extra_env,
+            **await self._owner_environment(workspace),
+            **env,
+            "WORKSPACE_DIR": self.workspace_dir,
+            "TTYD_CREDENTIAL": workspace.ttyd_credential,
+        }
         try:
-            await self._call(self._create_sync, workspace, store_id, env)
+            await self._call(self._create_sync, workspace, store_id, environment)
         finally:
             self._containers_changed()
 
@@ -362,17 +403,9 @@ class ContainerManager(LoggingConfigurable):
         self._ensure_network(client)
         # Creating an existing volume returns it unchanged: a recreated container keeps the files.
         client.volumes.create(name=ws.volume_name, labels=labels)
-        environment = {
-            **self.extra_env,
-            **env,
-            "WORKSPACE_DIR": self.workspace_dir,
-            "TTYD_CREDENTIAL": ws.ttyd_credential,
-        }
-        if self.claude_code_oauth_token:
-            environment["CLAUDE_CODE_OAUTH_TOKEN"] = self.claude_code_oauth_token
         options: dict[str, Any] = {}
-        if self.mem_limit:
-            options["mem_limit"] = self.mem_limit
+        if self.mem_limit not in ("", "0"):
+            options["mem_limit"] = options["memswap_limit"] = self.mem_limit
         if self.cpu_limit:
             options["nano_cpus"] = int(self.cpu_limit * 1e9)
         if self.pids_limit:
@@ -382,7 +415,7 @@ class ContainerManager(LoggingConfigurable):
             name=ws.container_name,
             hostname=f"workspace-{ws.id}"[:63],
             labels=labels,
-            environment=environment,
+            environment=env,
             volumes={ws.volume_name: {"bind": self.workspace_dir, "mode": "rw"}},
             network=self.network,
             init=True,
@@ -396,6 +429,25 @@ class ContainerManager(LoggingConfigurable):
         except BaseException:
             container.remove(force=True)
             raise
+
+    async def _owner_environment(self, workspace: Workspace) -> dict[str, str]:
+        """What this owner's containers get beyond every container's (see owner_env)."""
+        owner = workspace.user_id
+        env: dict[str, str] = {}
+        if self.claude_code_oauth_token:
+            env["CLAUDE_CODE_OAUTH_TOKEN"] = self.claude_code_oauth_token
+        env.update(self.owner_env.get(owner, {}))
+        if self.owner_env_hook is not None:
+            hooked = await ensure_async(self.owner_env_hook(owner, workspace.id))
+            if not isinstance(hooked, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in hooked.items()
+            ):
+                raise ContainerError("owner_env_hook must return a dict of strings.")
+            env.update(hooked)
+        for name in sorted(env):
+            if not _ENV_NAME.fullmatch(name) or "\0" in env[name]:
+                raise ContainerError(f"Invalid environment variable for {owner}: {name!r}.")
+        return env
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
@@ -440,6 +492,15 @@ class ContainerManager(LoggingConfigurable):
             await asyncio.sleep(0.5)
             state = await self.state(container_name)
         return state
+
+    async def stop(self, container_name: str) -> None:
+        """Stop the container (its processes end; volume and container stay for a restart)."""
+        try:
+            await self._call(
+                lambda client: client.api.stop(container_name, timeout=int(self.stop_timeout))
+            )
+        finally:
+            self._containers_changed()
 
     async def remove(self, container_name: str) -> None:
         """Remove the container; one that is already gone counts as removed."""

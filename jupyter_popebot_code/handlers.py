@@ -14,7 +14,7 @@ from tornado import web
 
 from .base import CodeWorkspacesMixin
 from .owner import NoIdentity
-from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
+from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .validation import InvalidInput, validate_name
 
 MAX_BODY_BYTES = 16 * 1024
@@ -42,7 +42,7 @@ def translate_errors(
         async def wrapper(self: WorkspaceAPIHandler, *args: Any, **kwargs: Any) -> None:
             try:
                 await method(self, *args, **kwargs)
-            except NoIdentity as err:
+            except (NoIdentity, QuotaExceeded) as err:
                 raise WorkspaceAPIError(403, str(err)) from err
             except InvalidInput as err:
                 raise WorkspaceAPIError(400, err.message, field=err.field) from err
@@ -171,6 +171,16 @@ class WorkspaceEnsureHandler(WorkspaceAPIHandler):
         self.write_json(result.to_json())
 
 
+class WorkspaceStopHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors(status="error")
+    async def post(self, workspace_id: str) -> None:
+        self.read_json_object(set())
+        result = await self.service.stop(self.owner, workspace_id)
+        self.write_json(result.to_json())
+
+
 _ID = r"(?P<workspace_id>[^/]+)"
 
 
@@ -179,5 +189,6 @@ def workspace_handlers() -> list[tuple[str, type[WorkspaceAPIHandler]]]:
         (r"/api/code/workspaces/?", WorkspaceCollectionHandler),
         (rf"/api/code/workspaces/{_ID}/star", WorkspaceStarHandler),
         (rf"/api/code/workspaces/{_ID}/ensure", WorkspaceEnsureHandler),
+        (rf"/api/code/workspaces/{_ID}/stop", WorkspaceStopHandler),
         (rf"/api/code/workspaces/{_ID}/?", WorkspaceHandler),
     ]

@@ -24,11 +24,12 @@ from traitlets.config import LoggingConfigurable
 
 from .base import CodeWorkspacesMixin
 from .owner import NoIdentity
-from .service import ContainerError, DockerUnavailable, WorkspaceNotFound
+from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .store import Workspace
 from .ttyd import (
     TTY_SUBPROTOCOL,
     InvalidHandshake,
+    TerminalSizeLimit,
     TerminalUnavailable,
     TtydConnection,
     WriteBacklog,
@@ -39,6 +40,7 @@ MAX_CLOSE_REASON_BYTES = 123
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
 # Codes that only describe what happened locally and must never appear in a close frame.
 _UNSENDABLE_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
@@ -91,9 +93,61 @@ class TerminalRelay(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    max_columns = Int(
+        1000,
+        help=(
+            "Widest terminal a browser may ask for, in the handshake or a resize; larger "
+            "requests are cut to it (tmux allocates memory for every cell)."
+        ),
+    ).tag(config=True)
+
+    max_rows = Int(500, help="Tallest terminal a browser may ask for (see max_columns).").tag(
+        config=True
+    )
+
+    max_connections_per_workspace = Int(
+        8,
+        help=(
+            "Terminal connections one workspace may have open at once; more are closed at once "
+            "with a reason (1008). 0: no limit."
+        ),
+    ).tag(config=True)
+
+    max_connections_per_user = Int(
+        32,
+        help=(
+            "Terminal connections one user may have open at once, over all their workspaces; "
+            "more are closed at once with a reason (1008). 0: no limit."
+        ),
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._open: set[TerminalRelayHandler] = set()
+
+    @property
+    def size_limit(self) -> TerminalSizeLimit:
+        return TerminalSizeLimit(columns=self.max_columns, rows=self.max_rows)
+
+    def over_limit(self, owner: str, workspace_id: str) -> str | None:
+        """Why one more terminal of this owner and workspace is refused, or None."""
+        # A relay whose browser has left is on its way out and holds no place.
+        live = [r for r in self._open if r.browser_connected]
+        per_workspace = sum(1 for r in live if r.workspace_id == workspace_id)
+        if self.max_connections_per_workspace and (
+            per_workspace >= self.max_connections_per_workspace
+        ):
+            return (
+                f"this workspace already has {per_workspace} terminals open "
+                f"(limit {self.max_connections_per_workspace}); close one first"
+            )
+        per_user = sum(1 for r in live if r.workspace_owner == owner)
+        if self.max_connections_per_user and per_user >= self.max_connections_per_user:
+            return (
+                f"you already have {per_user} terminals open "
+                f"(limit {self.max_connections_per_user}); close one first"
+            )
+        return None
 
     def opened(self, relay: TerminalRelayHandler) -> None:
         self._open.add(relay)
@@ -122,7 +176,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         super().initialize(name)
         self.workspace_id = ""
         self._workspace: Workspace | None = None
-        self._owner = ""
+        self.workspace_owner = ""
         self._backend: TtydConnection | None = None
         self._pending: list[str | bytes] = []
         self._pending_bytes = 0
@@ -204,17 +258,27 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             # Unknown and someone else's look the same, so ids cannot be probed.
             raise web.HTTPError(403, "No such workspace for this user")
         self.workspace_id = workspace_id
-        self._owner = owner
+        self.workspace_owner = owner
         self._workspace = workspace
         await super().get(workspace_id=workspace_id)
 
     # -- after the upgrade --------------------------------------------------------------------
 
+    @property
+    def browser_connected(self) -> bool:
+        return not self._client_closed
+
     def open(self, workspace_id: str) -> None:
         """Start reaching ttyd in the background so pongs and early frames are read meanwhile."""
         self.set_nodelay(True)
+        refused = self.relay.over_limit(self.workspace_owner, workspace_id)
+        if refused:
+            self.log.warning("Terminal for workspace %s refused: %s", workspace_id, refused)
+            self._client_closed = True
+            self.close(CLOSE_POLICY_VIOLATION, close_reason(refused))
+            return
         self.log.info(
-            "Terminal relay for workspace %s (owner %s) opened", workspace_id, self._owner
+            "Terminal relay for workspace %s (owner %s) opened", workspace_id, self.workspace_owner
         )
         self.relay.opened(self)
         self._record_activity()
@@ -283,7 +347,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         workspace = self._workspace
         assert workspace is not None
         try:
-            result = await self.service.ensure(self._owner, workspace.id)
+            result = await self.service.ensure(self.workspace_owner, workspace.id)
             if result.status not in ("running", "started", "created"):
                 raise TerminalUnavailable(result.message or f"workspace is {result.status}")
             if self._client_closed:
@@ -291,6 +355,8 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             endpoint = await self.service.terminal_endpoint(workspace)
         except DockerUnavailable as exc:
             raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
+        except QuotaExceeded as exc:
+            raise TerminalUnavailable(str(exc)) from exc
         except ContainerError as exc:
             raise TerminalUnavailable(f"workspace container: {exc}") from exc
         relay = self.relay
@@ -300,6 +366,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             ping_interval=relay.ping_interval or None,
             max_message_size=relay.max_message_size,
             buffer_limit=relay.buffer_limit,
+            size_limit=relay.size_limit,
             abandoned=lambda: self._client_closed,
             log=self.log,
         )
@@ -376,7 +443,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
 
     async def _container_running(self) -> bool:
         try:
-            _, status = await self.service.describe(self._owner, self.workspace_id)
+            _, status = await self.service.describe(self.workspace_owner, self.workspace_id)
         except (WorkspaceNotFound, DockerUnavailable, ContainerError):
             return False
         return status == "running"

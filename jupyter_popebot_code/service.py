@@ -22,6 +22,7 @@ from .containers import (
     ContainerError,
     ContainerManager,
     ContainerMissing,
+    ContainerState,
     DockerUnavailable,
 )
 from .store import Workspace, WorkspaceStore, volume_name
@@ -34,6 +35,8 @@ __all__ = [
     "ContainerError",
     "DockerUnavailable",
     "EnsureResult",
+    "Quota",
+    "QuotaExceeded",
     "TerminalEndpoint",
     "WorkspaceNotFound",
     "WorkspaceService",
@@ -42,6 +45,8 @@ __all__ = [
 # The container is queried in one call for a listing; these mean "no answer" and "no container".
 STATUS_UNKNOWN = "unknown"
 STATUS_MISSING = "missing"
+# Container states that count against max_running: they hold memory and processes.
+_HOLDING_STATES = frozenset({"running", "paused", "restarting"})
 # Confirming an unpause: attempts, and the pause before reading the state back.
 UNPAUSE_ATTEMPTS = 5
 UNPAUSE_SETTLE_SECONDS = 0.05
@@ -49,6 +54,18 @@ UNPAUSE_SETTLE_SECONDS = 0.05
 
 class WorkspaceNotFound(LookupError):
     """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
+
+
+class QuotaExceeded(PermissionError):
+    """The owner already has as many workspaces (or running ones) as they may."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How much one owner may have; 0 means no limit."""
+
+    max_workspaces: int = 0
+    max_running: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,11 @@ class EnsureResult:
         return reply
 
 
+def _owner_key(owner: str) -> str:
+    """An owner's lock key; workspace ids never contain ':'."""
+    return f"owner:{owner}"
+
+
 class WorkspaceService:
     """Workspace operations on behalf of an owner."""
 
@@ -72,12 +94,14 @@ class WorkspaceService:
         containers: ContainerManager,
         validator: WorkspaceValidator,
         log: logging.Logger,
+        quota: Quota | None = None,
         activity_interval: float = 30.0,
     ) -> None:
         self.store = store
         self.containers = containers
         self.validator = validator
         self.log = log
+        self.quota = quota or Quota()
         self.activity_interval = activity_interval
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._activity_recorded: dict[str, float] = {}
@@ -139,7 +163,9 @@ class WorkspaceService:
     async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
         """Create the record and a started container, or neither."""
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
-        async with self._lock_for(workspace.id):
+        # The owner's lock makes "count, then add" one step for concurrent creates.
+        async with self._lock_for(_owner_key(owner)), self._lock_for(workspace.id):
+            await self._check_quota(owner, workspace, creating=True)
             try:
                 await self.containers.create(
                     workspace, self.store.store_id, self._container_env(workspace)
@@ -150,6 +176,32 @@ class WorkspaceService:
                 raise
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
+
+    async def _check_quota(self, owner: str, workspace: Workspace, creating: bool) -> None:
+        """Refuse to add a workspace, or to run one more, beyond the owner's quota."""
+        quota = self.quota
+        if creating and quota.max_workspaces:
+            count = await self._db(self.store.count_for_user, owner)
+            if count >= quota.max_workspaces:
+                raise QuotaExceeded(
+                    f"You already have {count} workspaces, the most this server allows "
+                    f"({quota.max_workspaces}). Delete one to create another."
+                )
+        if quota.max_running:
+            running = await self._running_names(owner)
+            running.discard(workspace.container_name or "")
+            if len(running) >= quota.max_running:
+                raise QuotaExceeded(
+                    f"You already have {len(running)} running workspaces, the most this server "
+                    f"allows ({quota.max_running}). Stop or delete one first."
+                )
+
+    async def _running_names(self, owner: str) -> set[str]:
+        """Containers of the owner's workspaces that hold memory (running, paused, restarting)."""
+        workspaces = await self._db(self.store.list_for_user, owner)
+        statuses = await self.containers.statuses(self.store.store_id)
+        names = {ws.container_name for ws in workspaces if ws.container_name}
+        return {name for name in names if statuses.get(name) in _HOLDING_STATES}
 
     async def _discard(self, workspace: Workspace) -> None:
         """Undo a failed create; the volume is new and holds nothing of the user's yet."""
@@ -198,6 +250,15 @@ class WorkspaceService:
         name = workspace.container_name
         assert name
         state = await self.containers.state(name)
+        if state is not None and state.status == "running":
+            return EnsureResult("running")
+        async with self._lock_for(_owner_key(workspace.user_id)):
+            await self._check_quota(workspace.user_id, workspace, creating=False)
+            return await self._bring_up(workspace, name, state)
+
+    async def _bring_up(
+        self, workspace: Workspace, name: str, state: ContainerState | None
+    ) -> EnsureResult:
         if state is not None and state.status == "restarting":
             state = await self.containers.wait_while_restarting(name)
             if state is not None and state.status == "restarting":
@@ -227,6 +288,21 @@ class WorkspaceService:
         # dead, removing, or a state Docker may add later: a fresh container on the same volume.
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
+
+    async def stop(self, owner: str, workspace_id: str) -> EnsureResult:
+        """Stop the container; files, container and tmux history on the volume stay."""
+        async with self._lock_for(workspace_id):
+            workspace = await self._owned(owner, workspace_id)
+            if not workspace.container_name:
+                return EnsureResult("no_container", "This workspace has no container.")
+            state = await self.containers.state(workspace.container_name)
+            if state is None or state.status in ("created", "exited", "dead"):
+                return EnsureResult("stopped")
+            if state.status == "paused":
+                await self._unpause_confirmed(workspace.container_name)
+            await self.containers.stop(workspace.container_name)
+        self.log.info("Stopped code workspace %s of %s", workspace_id, owner)
+        return EnsureResult("stopped")
 
     async def _unpause_confirmed(self, name: str) -> None:
         """Unpause, then read the state back until Docker agrees the container runs.

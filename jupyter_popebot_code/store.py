@@ -199,6 +199,13 @@ class WorkspaceStore:
             ).fetchall()
         return [_row_to_workspace(row) for row in rows]
 
+    def count_for_user(self, user_id: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM code_workspaces WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return int(row[0])
+
     def get(self, workspace_id: str) -> Workspace | None:
         with self._lock:
             row = self._db.execute(f"{_SELECT} WHERE id = ?", (workspace_id,)).fetchone()

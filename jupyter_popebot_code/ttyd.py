@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
@@ -21,6 +22,8 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, w
 
 TTY_SUBPROTOCOL = "tty"
 TTYD_WS_PATH = "/ws"
+# Client message type of a resize: "1" then {"columns": N, "rows": M}.
+RESIZE = "1"
 
 # How long to pause between attempts while ttyd starts listening in a fresh container.
 _RETRY_DELAY_FIRST = 0.05
@@ -36,7 +39,35 @@ class TerminalUnavailable(Exception):
 
 
 class InvalidHandshake(ValueError):
-    """The browser's first message looked like ttyd's JSON handshake but is not a JSON object."""
+    """A handshake or resize message from the browser that ttyd must not be given."""
+
+
+@dataclass(frozen=True)
+class TerminalSizeLimit:
+    """The largest terminal a browser may ask for: tmux allocates memory per cell."""
+
+    columns: int
+    rows: int
+
+    def clamp(self, size: dict[str, Any]) -> None:
+        """Cut `columns` and `rows` of a handshake or resize object to the limit, in place."""
+        for key, limit in (("columns", self.columns), ("rows", self.rows)):
+            if key not in size:
+                continue
+            value = size[key]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidHandshake(f"terminal {key} is not an integer")
+            size[key] = min(max(value, 1), limit)
+
+
+def _json_object(data: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise InvalidHandshake(f"{what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidHandshake(f"{what} is not a JSON object")
+    return value
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,10 @@ class WriteBacklog:
             flushed.exception()  # a closed socket is reported by the reading side, not here
 
 
+def _same_type(text: str, like: str | bytes) -> str | bytes:
+    return text.encode("utf-8") if isinstance(like, bytes) else text
+
+
 async def _drained(flushed: Awaitable[None]) -> None:
     with contextlib.suppress(WebSocketClosedError):
         await flushed
@@ -86,10 +121,15 @@ class TtydConnection:
     """One open WebSocket to a workspace's ttyd."""
 
     def __init__(
-        self, socket: WebSocketClientConnection, endpoint: TerminalEndpoint, buffer_limit: int
+        self,
+        socket: WebSocketClientConnection,
+        endpoint: TerminalEndpoint,
+        buffer_limit: int,
+        size_limit: TerminalSizeLimit,
     ) -> None:
         self._socket = socket
         self.endpoint = endpoint
+        self._size_limit = size_limit
         self._auth_token = ttyd_token(endpoint.credential)
         self._handshake_sent = False
         self.backlog = WriteBacklog(buffer_limit)
@@ -105,6 +145,7 @@ class TtydConnection:
         ping_interval: float | None,
         max_message_size: int,
         buffer_limit: int,
+        size_limit: TerminalSizeLimit,
         abandoned: Callable[[], bool],
         log: logging.Logger,
     ) -> TtydConnection | None:
@@ -135,7 +176,7 @@ class TtydConnection:
                     # so its pongs wait in the socket; a dead container closes TCP anyway.
                     ping_timeout=0,
                 )
-                return cls(socket, endpoint, buffer_limit)
+                return cls(socket, endpoint, buffer_limit, size_limit)
             except HTTPClientError as exc:
                 if exc.code != 599:
                     raise TerminalUnavailable(
@@ -169,11 +210,14 @@ class TtydConnection:
     def send(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward one browser message; an awaitable means "read no more until it resolves".
 
-        Raises InvalidHandshake for a handshake that is not a JSON object.
+        Raises InvalidHandshake for a handshake or resize that is not a JSON object.
         """
-        if not self._handshake_sent and message[:1] in ("{", b"{"):
+        kind = message[:1]
+        if not self._handshake_sent and kind in ("{", b"{"):
             message = self._authenticated_handshake(message)
             self._handshake_sent = True
+        elif kind in (RESIZE, RESIZE.encode()):
+            message = self._clamped_resize(message)
         try:
             flushed = self._socket.write_message(message, binary=isinstance(message, bytes))
         except WebSocketClosedError:
@@ -183,16 +227,16 @@ class TtydConnection:
         return None
 
     def _authenticated_handshake(self, message: str | bytes) -> str | bytes:
-        """The browser's handshake with ttyd's token put in."""
-        try:
-            handshake = json.loads(message)
-        except ValueError as exc:
-            raise InvalidHandshake("terminal handshake is not JSON") from exc
-        if not isinstance(handshake, dict):
-            raise InvalidHandshake("terminal handshake is not a JSON object")
+        """The browser's handshake with ttyd's token put in and its size clamped."""
+        handshake = _json_object(message, "terminal handshake")
+        self._size_limit.clamp(handshake)
         handshake["AuthToken"] = self._auth_token
-        text = json.dumps(handshake, separators=(",", ":"))
-        return text.encode("utf-8") if isinstance(message, bytes) else text
+        return _same_type(json.dumps(handshake, separators=(",", ":")), message)
+
+    def _clamped_resize(self, message: str | bytes) -> str | bytes:
+        resize = _json_object(message[1:], "terminal resize")
+        self._size_limit.clamp(resize)
+        return _same_type(RESIZE + json.dumps(resize, separators=(",", ":")), message)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         self._socket.close(code, reason)

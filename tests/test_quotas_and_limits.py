@@ -1,0 +1,214 @@
+"""Nobody exhausts the host: quotas per owner, container limits, terminal size, connection caps."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import docker
+import pytest
+
+from jupyter_popebot_code.containers import STORE_LABEL
+from jupyter_popebot_code.relay import CLOSE_POLICY_VIOLATION
+
+from .conftest import Api, HeaderIdentityProvider
+from .terminal_client import WsFetch, terminal
+
+MULTI_USER = {"ServerApp": {"identity_provider_class": HeaderIdentityProvider}}
+
+
+def store_containers(docker_client: docker.DockerClient, service: Any) -> list[Any]:
+    label = f"{STORE_LABEL}={service.store.store_id}"
+    return docker_client.containers.list(all=True, filters={"label": label})
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**MULTI_USER, "CodeWorkspacesApp": {"max_workspaces_per_user": 2}}],
+)
+async def test_one_owner_cannot_create_more_than_the_quota(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    alice, bob = api.as_user("alice"), api.as_user("bob")
+    await alice.create(name="one")
+    await alice.create(name="two")
+    code, reply = await alice.call("POST", body={"name": "three"})
+    assert code == 403
+    assert "already have 2 workspaces" in reply["message"]
+    # Nothing half-made, and another owner is not held back by Alice's quota.
+    assert len(store_containers(docker_client, service)) == 2
+    assert [w["name"] for w in (await alice.call("GET"))[1]["workspaces"]] == ["two", "one"]
+    await bob.create(name="bob's")
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**MULTI_USER, "CodeWorkspacesApp": {"max_running_workspaces_per_user": 1}}],
+)
+async def test_one_owner_runs_at_most_the_quota_and_stopping_frees_a_place(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    alice = api.as_user("alice")
+    first = await alice.create(name="first")
+    code, reply = await alice.call("POST", body={"name": "second"})
+    assert code == 403
+    assert "already have 1 running workspaces" in reply["message"]
+    assert len(store_containers(docker_client, service)) == 1
+
+    assert await alice.call("POST", f"{first['id']}/stop") == (200, {"status": "stopped"})
+    assert (await alice.call("GET", first["id"]))[1]["container"]["status"] == "exited"
+    second = await alice.create(name="second")
+    # Starting the first again would make two running.
+    code, reply = await alice.call("POST", f"{first['id']}/ensure")
+    assert code == 403
+    assert "Stop or delete one first" in reply["message"]
+    assert (await alice.call("POST", f"{second['id']}/stop"))[0] == 200
+    assert await alice.call("POST", f"{first['id']}/ensure") == (
+        200,
+        {"status": "started", "message": "The container was stopped and has been started."},
+    )
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**MULTI_USER, "CodeWorkspacesApp": {"max_running_workspaces_per_user": 1}}],
+)
+async def test_concurrent_creates_cannot_race_past_the_running_quota(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    alice = api.as_user("alice")
+    answers = await asyncio.gather(*(alice.call("POST", body={"name": f"w{n}"}) for n in range(4)))
+    assert sorted(code for code, _ in answers) == [201, 403, 403, 403]
+    assert len(store_containers(docker_client, service)) == 1
+
+
+@pytest.mark.parametrize("server_settings", [MULTI_USER])
+async def test_stop_is_only_for_the_owner_and_keeps_the_files(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    alice = api.as_user("alice")
+    workspace = await alice.create()
+    stop = f"{workspace['id']}/stop"
+    container = docker_client.containers.get(workspace["container_name"])
+    container.exec_run(["bash", "-c", "echo kept > /home/coder/workspace/notes.txt"])
+    assert (await api.as_user("mallory").call("POST", stop))[0] == 404
+    assert (await alice.call("GET", workspace["id"]))[1]["container"]["status"] == "running"
+    assert await alice.call("POST", stop) == (200, {"status": "stopped"})
+    assert await alice.call("POST", stop) == (200, {"status": "stopped"})
+    code, reply = await alice.call("POST", f"{workspace['id']}/ensure")
+    assert (code, reply["status"]) == (200, "started")
+    result = container.exec_run(["cat", "/home/coder/workspace/notes.txt"])
+    assert result.output.decode().strip() == "kept"
+
+
+async def test_containers_get_safe_limits_by_default(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    host = docker_client.containers.get(workspace["container_name"]).attrs["HostConfig"]
+    assert host["Memory"] == 2 * 1024**3
+    assert host["MemorySwap"] == 2 * 1024**3  # no swap beyond the memory limit
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["PidsLimit"] == 512
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{"ContainerManager": {"mem_limit": "0", "cpu_limit": 0, "pids_limit": 0}}],
+)
+async def test_limits_can_be_turned_off(api: Api, docker_client: docker.DockerClient) -> None:
+    workspace = await api.create()
+    host = docker_client.containers.get(workspace["container_name"]).attrs["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"]) == (0, 0)
+    assert host["PidsLimit"] in (None, 0, -1)
+
+
+async def tmux_size(docker_client: docker.DockerClient, workspace: dict[str, Any]) -> str:
+    container = docker_client.containers.get(workspace["container_name"])
+    result = await asyncio.to_thread(
+        container.exec_run, ["tmux", "display", "-p", "#{window_width}x#{window_height}"],
+        user="coder",
+    )  # fmt: skip
+    return str(result.output.decode().strip())
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{"TerminalRelay": {"max_columns": 300, "max_rows": 100}}]
+)
+async def test_terminal_size_is_clamped_in_the_handshake_and_in_resizes(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"], handshake=False) as term:
+        term.handshake(columns=10_000, rows=10_000)
+        term.type('echo "size=$(stty size)"\r')
+        await term.read_until("size=100 300")
+        term.resize(50_000, 80_000)
+        term.type('echo "again=$(stty size)"\r')
+        await term.read_until("again=100 300")
+        assert await tmux_size(docker_client, workspace) == "300x100"
+
+
+async def test_a_resize_that_is_not_json_closes_the_terminal_with_a_reason(
+    api: Api, jp_ws_fetch: WsFetch
+) -> None:
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo ready\r")
+        await term.read_until("ready")
+        term.ws.write_message(b'1{"columns": "wide", "rows": 1}', binary=True)
+        code, reason = await term.wait_closed()
+    assert code == 1007
+    assert "columns is not an integer" in reason
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**MULTI_USER, "TerminalRelay": {"max_connections_per_workspace": 2}}],
+)
+async def test_connections_per_workspace_are_capped_with_a_reason(
+    api: Api, jp_ws_fetch: WsFetch
+) -> None:
+    alice = api.as_user("alice")
+    workspace = await alice.create()
+    async with (
+        terminal(jp_ws_fetch, workspace["id"], user="alice") as one,
+        terminal(jp_ws_fetch, workspace["id"], user="alice") as two,
+    ):
+        for term in (one, two):
+            term.type("echo open\r")
+            await term.read_until("open")
+        async with terminal(jp_ws_fetch, workspace["id"], user="alice") as third:
+            code, reason = await third.wait_closed()
+        assert code == CLOSE_POLICY_VIOLATION
+        assert "limit 2" in reason
+        one.type("echo still-here\r")
+        await one.read_until("still-here")
+    # Closed ones free their places.
+    async with terminal(jp_ws_fetch, workspace["id"], user="alice") as again:
+        again.type("echo back\r")
+        await again.read_until("back")
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**MULTI_USER, "TerminalRelay": {"max_connections_per_user": 1}}],
+)
+async def test_connections_per_user_are_capped_across_workspaces(
+    api: Api, jp_ws_fetch: WsFetch
+) -> None:
+    alice, bob = api.as_user("alice"), api.as_user("bob")
+    first, second = await alice.create(), await alice.create()
+    theirs = await bob.create()
+    async with terminal(jp_ws_fetch, first["id"], user="alice") as one:
+        one.type("echo open\r")
+        await one.read_until("open")
+        async with terminal(jp_ws_fetch, second["id"], user="alice") as refused:
+            code, reason = await refused.wait_closed()
+        assert (code, "you already have 1 terminals open" in reason) == (
+            CLOSE_POLICY_VIOLATION,
+            True,
+        )
+        async with terminal(jp_ws_fetch, theirs["id"], user="bob") as bobs:
+            bobs.type("echo bob\r")
+            await bobs.read_until("bob")
