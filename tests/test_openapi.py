@@ -46,6 +46,11 @@ async def test_answers_have_the_documented_fields(api: Api) -> None:
     ]["application/json"]["schema"]["properties"]["status"]["enum"]
     code, ensured = await api.call("POST", f"{workspace['id']}/ensure")
     assert (code, ensured["status"] in ensure_statuses) == (200, True)
+    stop_statuses = SPEC["paths"]["/api/code/workspaces/{id}/stop"]["post"]["responses"]["200"][
+        "content"
+    ]["application/json"]["schema"]["properties"]["status"]["enum"]
+    code, stopped = await api.call("POST", f"{workspace['id']}/stop")
+    assert (code, stopped["status"] in stop_statuses) == (200, True)
     code, error = await api.call("POST", body={"name": ""})
     assert code == 400
     assert set(error) <= set(schema("Error")["properties"])
