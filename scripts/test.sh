@@ -18,6 +18,8 @@ fi
 echo "[test] ruff"
 ruff check .
 ruff format --check .
+echo "[test] mypy --strict"
+mypy
 
 echo "[test] Python tests (real Docker engine, real workspace image)"
 python -m pytest "$@"
