@@ -154,6 +154,7 @@ class CodeWorkspacesApp(ExtensionApp):
                 max_running=self.max_running_workspaces_per_user,
             ),
         )
+        self.container_manager.watch(self.store.store_id)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
         self.log.info(

@@ -12,9 +12,9 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +27,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 from traitlets.config import LoggingConfigurable
 
+from .container_states import ContainerState, ContainerStates, state_from_inspect
 from .store import Workspace
 
 T = TypeVar("T")
@@ -52,12 +53,6 @@ class ContainerError(RuntimeError):
 
 class ContainerMissing(ContainerError):
     """The container went away between two calls."""
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
-    ip_address: str | None
 
 
 def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
@@ -201,16 +196,6 @@ class ContainerManager(LoggingConfigurable):
         help="Keep a workspace's volume (its files) when the workspace is deleted.",
     ).tag(config=True)
 
-    status_cache_seconds = Float(
-        2.0,
-        help=(
-            "Seconds a workspace listing may reuse the container statuses of the previous one "
-            "(one Docker call lists all of them, ~0.2 s with 1,000 containers). Changes made "
-            "through this server refresh them at once; only changes made outside it (docker "
-            "stop, ...) can show up this late in a listing. 0: ask Docker every time."
-        ),
-    ).tag(config=True)
-
     stop_timeout = Float(
         10.0,
         help="Seconds a stopping container's processes get after SIGTERM before SIGKILL.",
@@ -227,10 +212,7 @@ class ContainerManager(LoggingConfigurable):
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._resolved_connect_via: str | None = None
-        # Listing cache: store id -> (loop time, statuses); bumping the generation invalidates it.
-        self._status_cache: dict[str, tuple[float, dict[str, str]]] = {}
-        self._status_fetches: dict[tuple[str, int], asyncio.Future[dict[str, str]]] = {}
-        self._status_generation = 0
+        self._states: ContainerStates | None = None
 
     # -- the one seam to the blocking SDK --------------------------------------------------
 
@@ -259,15 +241,15 @@ class ContainerManager(LoggingConfigurable):
         with self._client_lock:
             if self._client is None:
                 try:
-                    if self.docker_host:
-                        self._client = docker.DockerClient(
-                            base_url=self.docker_host, timeout=int(self.docker_timeout)
-                        )
-                    else:
-                        self._client = docker.from_env(timeout=int(self.docker_timeout))
+                    self._client = self._new_client()
                 except docker.errors.DockerException as err:
                     raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
+
+    def _new_client(self) -> docker.DockerClient:
+        if self.docker_host:
+            return docker.DockerClient(base_url=self.docker_host, timeout=int(self.docker_timeout))
+        return docker.from_env(timeout=int(self.docker_timeout))
 
     def _unreachable_message(self, error: BaseException) -> str:
         """What the user is told; the engine URL's credentials stay in the log."""
@@ -291,8 +273,21 @@ class ContainerManager(LoggingConfigurable):
                 self._client.close()
                 self._client = None
 
+    def watch(self, store_id: str) -> None:
+        """Keep the states of this store's containers from Docker's event stream (see state)."""
+        self._states = ContainerStates(
+            self._new_client, f"{STORE_LABEL}={store_id}", self.network, self.log
+        )
+        self._states.start()
+
+    @property
+    def states(self) -> ContainerStates | None:
+        return self._states
+
     def close(self) -> None:
         """Stop taking calls; never waits, even on a call stuck talking to the engine."""
+        if self._states is not None:
+            self._states.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         # The client lock may be held for docker_timeout by a thread negotiating the API version.
         threading.Thread(target=self._drop_client, name="popebot-docker-close", daemon=True).start()
@@ -300,45 +295,48 @@ class ContainerManager(LoggingConfigurable):
     # -- queries -----------------------------------------------------------------------------
 
     async def state(self, container_name: str) -> ContainerState | None:
-        """The container's state, or None when there is no such container."""
-        return await self._call(self._state_sync, container_name)
+        """The container's state as Docker says it now, or None when there is no such container."""
+        return await self._call(self._observed_state, container_name)
 
-    def _state_sync(self, client: docker.DockerClient, name: str) -> ContainerState | None:
-        try:
-            attrs = client.api.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-        networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
-        address = (networks.get(self.network) or {}).get("IPAddress") or None
-        return ContainerState(status=attrs["State"]["Status"], ip_address=address)
+    def known_running(self, container_name: str) -> ContainerState | None:
+        """The container's state when the event stream is live and says it runs; else None.
 
-    async def statuses(self, store_id: str) -> dict[str, str]:
-        """Container name -> Docker status for every container of one store, in one call.
-
-        Concurrent listings share one call, and a recent answer is reused for
-        status_cache_seconds unless this server has changed a container since.
+        Answers without asking Docker: for the hot paths (ensure, the relay) on a running container.
         """
-        loop = asyncio.get_running_loop()
-        cached = self._status_cache.get(store_id)
-        if cached is not None and loop.time() - cached[0] < self.status_cache_seconds:
-            return cached[1]
-        key = (store_id, self._status_generation)
-        fetch = self._status_fetches.get(key)
-        if fetch is None:
-            fetch = asyncio.ensure_future(self._call(self._statuses_sync, store_id))
-            self._status_fetches[key] = fetch
-            fetch.add_done_callback(lambda _: self._status_fetches.pop(key, None))
-        statuses = await asyncio.shield(fetch)
-        if key[1] == self._status_generation:
-            self._status_cache[store_id] = (loop.time(), statuses)
-        return statuses
+        states = self._states
+        if states is None or not states.live:
+            return None
+        state = states.get(container_name)
+        return state if state is not None and state.status == "running" else None
 
-    def _statuses_sync(self, client: docker.DockerClient, store_id: str) -> dict[str, str]:
-        return {name: c["State"] for name, c in _store_containers(client, store_id).items()}
+    def _observed_state(self, client: docker.DockerClient, name: str) -> ContainerState | None:
+        observed_at = time.monotonic()
+        try:
+            state: ContainerState | None = state_from_inspect(
+                client.api.inspect_container(name), self.network
+            )
+        except docker.errors.NotFound:
+            state = None
+        if self._states is not None:
+            self._states.observe(name, state, observed_at)
+        return state
 
-    def _containers_changed(self) -> None:
-        self._status_generation += 1
-        self._status_cache.clear()
+    async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
+        """Name -> Docker status of those of `names` that exist, all of one store.
+
+        From memory while the event stream is live (cost: the names asked for), else one Docker
+        call for the whole store.
+        """
+        states = self._states
+        if states is not None and states.live:
+            return states.statuses(names)
+        wanted = set(names)
+
+        def listed(client: docker.DockerClient) -> dict[str, str]:
+            found = _store_containers(client, store_id)
+            return {name: c["State"] for name, c in found.items() if name in wanted}
+
+        return await self._call(listed)
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         """Container name -> workspace id for every container of one store."""
@@ -390,10 +388,25 @@ class ContainerManager(LoggingConfigurable):
             "WORKSPACE_DIR": self.workspace_dir,
             "TTYD_CREDENTIAL": workspace.ttyd_credential,
         }
-        try:
-            await self._call(self._create_sync, workspace, store_id, environment)
-        finally:
-            self._containers_changed()
+        await self._change(
+            workspace.container_name or "",
+            lambda client: self._create_sync(client, workspace, store_id, environment),
+        )
+
+    async def _change(
+        self, container_name: str, action: Callable[[docker.DockerClient], object]
+    ) -> None:
+        """Run one change, then record the container's state as Docker reports it after."""
+
+        def run(client: docker.DockerClient) -> None:
+            try:
+                action(client)
+            finally:
+                # Recorded at once: the event stream confirms a moment later.
+                with contextlib.suppress(Exception):
+                    self._observed_state(client, container_name)
+
+        await self._call(run)
 
     def _create_sync(
         self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
@@ -462,10 +475,7 @@ class ContainerManager(LoggingConfigurable):
                     raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
 
     async def start(self, container_name: str) -> None:
-        try:
-            await self._call(lambda client: client.api.start(container_name))
-        finally:
-            self._containers_changed()
+        await self._change(container_name, lambda client: client.api.start(container_name))
 
     async def unpause(self, container_name: str) -> None:
         """Unpause; a container that is no longer paused counts as unpaused."""
@@ -478,10 +488,7 @@ class ContainerManager(LoggingConfigurable):
                 if err.status_code != 409:
                     raise
 
-        try:
-            await self._call(unpause)
-        finally:
-            self._containers_changed()
+        await self._change(container_name, unpause)
 
     async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
         """Poll a 'restarting' container until it settles or restart_wait_timeout passes."""
@@ -495,12 +502,10 @@ class ContainerManager(LoggingConfigurable):
 
     async def stop(self, container_name: str) -> None:
         """Stop the container (its processes end; volume and container stay for a restart)."""
-        try:
-            await self._call(
-                lambda client: client.api.stop(container_name, timeout=int(self.stop_timeout))
-            )
-        finally:
-            self._containers_changed()
+        await self._change(
+            container_name,
+            lambda client: client.api.stop(container_name, timeout=int(self.stop_timeout)),
+        )
 
     async def remove(self, container_name: str) -> None:
         """Remove the container; one that is already gone counts as removed."""
@@ -515,10 +520,7 @@ class ContainerManager(LoggingConfigurable):
                 if err.status_code != 409:
                     raise
 
-        try:
-            await self._call(remove)
-        finally:
-            self._containers_changed()
+        await self._change(container_name, remove)
 
     async def remove_volume(self, volume_name: str) -> None:
         def remove(client: docker.DockerClient) -> None:

@@ -17,12 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .container_states import ContainerState
 from .containers import (
     TTYD_PORT,
     ContainerError,
     ContainerManager,
     ContainerMissing,
-    ContainerState,
     DockerUnavailable,
 )
 from .store import Workspace, WorkspaceStore, volume_name
@@ -143,8 +143,9 @@ class WorkspaceService:
     async def list_with_status(self, owner: str) -> list[tuple[Workspace, str]]:
         """The owner's workspaces with their container status, in one Docker call."""
         workspaces = await self._db(self.store.list_for_user, owner)
+        names = [ws.container_name for ws in workspaces if ws.container_name]
         try:
-            statuses = await self.containers.statuses(self.store.store_id)
+            statuses = await self.containers.statuses(self.store.store_id, names)
         except (DockerUnavailable, ContainerError) as err:
             self.log.warning("Listing without container status: %s", err)
             return [(ws, STATUS_UNKNOWN) for ws in workspaces]
@@ -199,9 +200,9 @@ class WorkspaceService:
     async def _running_names(self, owner: str) -> set[str]:
         """Containers of the owner's workspaces that hold memory (running, paused, restarting)."""
         workspaces = await self._db(self.store.list_for_user, owner)
-        statuses = await self.containers.statuses(self.store.store_id)
-        names = {ws.container_name for ws in workspaces if ws.container_name}
-        return {name for name in names if statuses.get(name) in _HOLDING_STATES}
+        names = [ws.container_name for ws in workspaces if ws.container_name]
+        statuses = await self.containers.statuses(self.store.store_id, names)
+        return {name for name, status in statuses.items() if status in _HOLDING_STATES}
 
     async def _discard(self, workspace: Workspace) -> None:
         """Undo a failed create; the volume is new and holds nothing of the user's yet."""
@@ -249,6 +250,8 @@ class WorkspaceService:
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
         name = workspace.container_name
         assert name
+        if self.containers.known_running(name) is not None:
+            return EnsureResult("running")  # the event stream says so: no Docker call
         state = await self.containers.state(name)
         if state is not None and state.status == "running":
             return EnsureResult("running")
@@ -333,7 +336,7 @@ class WorkspaceService:
         name = workspace.container_name
         if not name:
             raise ContainerError("This workspace has no container.")
-        state = await self.containers.state(name)
+        state = self.containers.known_running(name) or await self.containers.state(name)
         if state is None or state.status != "running":
             status = state.status if state else STATUS_MISSING
             raise ContainerError(f"The workspace container is {status}, not running.")

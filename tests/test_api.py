@@ -408,32 +408,41 @@ async def test_requests_without_credentials_are_refused(jp_fetch: Any, api: Api)
     assert len((await api.call("GET"))[1]["workspaces"]) == 1
 
 
-@pytest.mark.parametrize("server_settings", [{"ContainerManager": {"status_cache_seconds": 3600}}])
-async def test_listing_reuses_statuses_until_this_server_changes_a_container(
+async def listed_status(api: Api) -> str:
+    return str((await api.call("GET"))[1]["workspaces"][0]["container"]["status"])
+
+
+async def test_listing_follows_changes_made_behind_the_servers_back(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    """Statuses come from Docker's event stream: every outside change shows up in a listing."""
+    workspace = await api.create()
+    assert await listed_status(api) == "running"  # a change through the server shows at once
+    container = docker_client.containers.get(workspace["container_name"])
+    for change, expected in (
+        (lambda: container.pause(), "paused"),
+        (lambda: container.unpause(), "running"),
+        (lambda: container.kill(), "exited"),
+        (lambda: container.start(), "running"),
+        (lambda: container.stop(timeout=1), "exited"),
+        (lambda: container.remove(force=True), "missing"),
+    ):
+        change()
+
+        async def shows(expected: str = expected) -> bool:
+            return await listed_status(api) == expected
+
+        await wait_for(shows, timeout=10, interval=0.05)
+    assert (await api.call("POST", f"{workspace['id']}/ensure"))[1]["status"] == "created"
+    assert await listed_status(api) == "running"
+
+
+async def test_one_workspace_is_always_inspected_afresh(
     api: Api, docker_client: docker.DockerClient
 ) -> None:
     workspace = await api.create()
-    assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "running"
     docker_client.containers.get(workspace["container_name"]).stop(timeout=1)
-    # A change made behind the server's back shows in a listing only once the cache expires...
-    assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "running"
-    # ...while one workspace is always inspected afresh,
     assert (await api.call("GET", workspace["id"]))[1]["container"]["status"] == "exited"
-    # and any change made through the server refreshes the listing at once.
-    assert (await api.call("POST", f"{workspace['id']}/ensure"))[1]["status"] == "started"
-    docker_client.containers.get(workspace["container_name"]).pause()
-    assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "paused"
-    docker_client.containers.get(workspace["container_name"]).unpause()
-
-
-@pytest.mark.parametrize("server_settings", [{"ContainerManager": {"status_cache_seconds": 0}}])
-async def test_listing_without_cache_shows_outside_changes_at_once(
-    api: Api, docker_client: docker.DockerClient
-) -> None:
-    workspace = await api.create()
-    assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "running"
-    docker_client.containers.get(workspace["container_name"]).stop(timeout=1)
-    assert (await api.call("GET"))[1]["workspaces"][0]["container"]["status"] == "exited"
 
 
 @pytest.mark.parametrize(
