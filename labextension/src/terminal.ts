@@ -272,8 +272,12 @@ export class WorkspaceTerminal extends Widget {
     this.update();
   }
 
+  /**
+   * Take the keyboard, as JupyterLab's terminal does. Before xterm.js is open
+   * the panel's node holds the focus, and hands it on once it is.
+   */
   protected onActivateRequest(msg: Message): void {
-    if (this._term) {
+    if (this._term && this._opened) {
       this._term.focus();
     } else {
       this.node.focus();
@@ -289,6 +293,10 @@ export class WorkspaceTerminal extends Widget {
       this._term.open(this._body);
       this._opened = true;
       this._needsResize = true;
+      // Activated while xterm.js was still loading: the keys go to it now.
+      if (document.activeElement === this.node) {
+        this._term.focus();
+      }
     }
     if (this._needsResize) {
       this._needsResize = false;
