@@ -6,7 +6,11 @@ from typing import Any
 
 from .app import CodeWorkspacesApp
 
-__version__ = "0.1.0"
+try:
+    # Written at build time from labextension/package.json, the one version source.
+    from ._version import __version__
+except ImportError:  # a source tree that was never built or installed
+    __version__ = "0+unknown"
 __all__ = ["CodeWorkspacesApp", "__version__"]
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real parts: set everything up (Docker engine, workspace image,
-# package, JupyterLab extension, Chromium), then lint, the Python tests, the front-end unit tests
-# and the browser tests. Arguments are passed to pytest (e.g. -k ensure).
+# package, JupyterLab extension, Chromium), then lint, the Python tests, the front-end lint and unit
+# tests and the browser tests. Arguments are passed to pytest (e.g. -k ensure).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -24,8 +24,8 @@ mypy
 echo "[test] Python tests (real Docker engine, real workspace image)"
 python -m pytest "$@"
 
-echo "[test] front-end unit tests (jest)"
-(cd labextension && jlpm test)
+echo "[test] front-end lint (prettier, eslint, stylelint, tsc, generated OpenAPI types) and unit tests (jest)"
+(cd labextension && jlpm lint:check && jlpm test)
 
 echo "[test] browser tests (Playwright + Debian chromium)"
 bash labextension/ui-tests/run.sh

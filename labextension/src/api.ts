@@ -8,54 +8,51 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { components, operations } from './generated/openapi';
+import { wire } from './generated/openapi';
+
+type Schemas = components['schemas'];
+
+/**
+ * A workspace as the server sends it. Lists and `get` add its container's
+ * status; the answers of create, rename and star do not.
+ */
+export type Workspace = Schemas['Workspace'] &
+  Partial<Pick<Schemas['WorkspaceWithStatus'], 'container'>>;
+
 /**
  * Docker states of a workspace's container, plus the server's own two.
  */
 export type ContainerStatus =
-  | 'running'
-  | 'exited'
-  | 'paused'
-  | 'created'
-  | 'restarting'
-  | 'dead'
-  | 'missing'
-  | 'unknown';
+  Schemas['WorkspaceWithStatus']['container']['status'];
 
 /**
- * A workspace as the server sends it.
+ * What a create request carries (the dialog always sends every field).
  */
-export interface IWorkspace {
-  id: string;
-  name: string;
-  repo: string;
-  branch: string;
-  starred: boolean;
-  container_name: string | null;
-  created_at: string;
-  updated_at: string;
-  container?: { status: ContainerStatus };
-}
-
-/**
- * What a create request carries.
- */
-export interface IWorkspaceSpec {
-  name: string;
-  repo: string;
-  branch: string;
-}
+export type WorkspaceSpec = Required<Schemas['WorkspaceCreate']>;
 
 /**
  * The fields a validation error can point at.
  */
-export type WorkspaceField = keyof IWorkspaceSpec;
+export type WorkspaceField = keyof WorkspaceSpec;
 
 /**
  * Outcome of `ensure`.
  */
-export interface IEnsureResult {
-  status: 'running' | 'started' | 'created' | 'no_container';
-  message?: string;
+export type EnsureResult =
+  operations['ensureContainer']['responses'][200]['content']['application/json'];
+
+/**
+ * Limits of the wire contract (docs/openapi.yaml).
+ */
+export const limits = {
+  nameMaxLength: wire.nameMaxLength,
+  repoMaxLength: wire.repoMaxLength,
+  branchMaxLength: wire.branchMaxLength
+};
+
+function isWorkspaceField(value: unknown): value is WorkspaceField {
+  return (wire.workspaceFields as readonly unknown[]).includes(value);
 }
 
 const API_PATH = 'api/code/workspaces';
@@ -96,8 +93,8 @@ export async function responseError(
     const body = JSON.parse(text);
     if (body && typeof body === 'object') {
       message = String(body.message || body.reason || '');
-      if (['name', 'repo', 'branch'].includes(body.field)) {
-        field = body.field as WorkspaceField;
+      if (isWorkspaceField(body.field)) {
+        field = body.field;
       }
     }
   } catch {
@@ -140,41 +137,39 @@ export class WorkspacesClient {
     readonly serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
   ) {}
 
-  async list(): Promise<IWorkspace[]> {
-    const body = await requestAPI<{ workspaces: IWorkspace[] }>(
-      '',
-      { method: 'GET' },
-      this.serverSettings
-    );
+  async list(): Promise<Workspace[]> {
+    const body = await requestAPI<
+      operations['listWorkspaces']['responses'][200]['content']['application/json']
+    >('', { method: 'GET' }, this.serverSettings);
     return body.workspaces;
   }
 
-  create(spec: IWorkspaceSpec): Promise<IWorkspace> {
-    return requestAPI<IWorkspace>(
+  create(spec: WorkspaceSpec): Promise<Workspace> {
+    return requestAPI<Workspace>(
       '',
       { method: 'POST', body: JSON.stringify(spec) },
       this.serverSettings
     );
   }
 
-  get(id: string): Promise<IWorkspace> {
-    return requestAPI<IWorkspace>(
+  get(id: string): Promise<Workspace> {
+    return requestAPI<Workspace>(
       encodeURIComponent(id),
       { method: 'GET' },
       this.serverSettings
     );
   }
 
-  rename(id: string, name: string): Promise<IWorkspace> {
-    return requestAPI<IWorkspace>(
+  rename(id: string, name: string): Promise<Workspace> {
+    return requestAPI<Workspace>(
       encodeURIComponent(id),
       { method: 'PATCH', body: JSON.stringify({ name }) },
       this.serverSettings
     );
   }
 
-  toggleStar(id: string): Promise<IWorkspace> {
-    return requestAPI<IWorkspace>(
+  toggleStar(id: string): Promise<Workspace> {
+    return requestAPI<Workspace>(
       `${encodeURIComponent(id)}/star`,
       { method: 'POST' },
       this.serverSettings
@@ -189,8 +184,8 @@ export class WorkspacesClient {
     );
   }
 
-  ensure(id: string): Promise<IEnsureResult> {
-    return requestAPI<IEnsureResult>(
+  ensure(id: string): Promise<EnsureResult> {
+    return requestAPI<EnsureResult>(
       `${encodeURIComponent(id)}/ensure`,
       { method: 'POST' },
       this.serverSettings

@@ -5,12 +5,15 @@
  * The life of one workspace terminal's connection: ensure the container,
  * open the relay's WebSocket, speak ttyd's protocol, and come back by itself
  * (ensuring again) when the connection drops.
+ *
+ * Over 400 lines for one reason: it is one state machine (check, ensure,
+ * connect, confirm an exit, back off), whose steps read best side by side.
  */
 
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 import { Signal } from '@lumino/signaling';
-import type { IWorkspace, WorkspacesClient } from './api';
+import type { Workspace, WorkspacesClient } from './api';
 import { WorkspaceRequestError } from './api';
 import {
   encodeHandshake,
@@ -29,6 +32,7 @@ import {
   isRetryableStatus,
   ReconnectPolicy
 } from './reconnect';
+import { texts } from './texts';
 
 /**
  * WebSocket ready states (the `WebSocket` global is not there in every
@@ -102,25 +106,6 @@ export interface IConnectionTexts {
   failed: (why: string) => string;
 }
 
-const defaultTexts: IConnectionTexts = {
-  checking: 'Checking the workspace…',
-  starting: 'Starting the container…',
-  creating: 'Creating the container…',
-  connecting: 'Connecting to the terminal…',
-  waitingForShell: 'Waiting for the shell…',
-  shellExited: 'The shell exited. Press Enter or Reconnect to start a new one.',
-  disconnected: why => `Disconnected: ${why}.`,
-  connectionLost: why => `Connection lost: ${why}.`,
-  reconnectingIn: (seconds, attempt, max) =>
-    max > 0
-      ? `Reconnecting in ${seconds} s (attempt ${attempt} of ${max})…`
-      : `Reconnecting in ${seconds} s (attempt ${attempt})…`,
-  gaveUp: attempts => `Gave up after ${attempts} attempts.`,
-  notFound: 'This workspace no longer exists.',
-  noContainer: 'This workspace has no container.',
-  failed: why => `Could not open the terminal: ${why}`
-};
-
 /**
  * One workspace terminal's connection to the relay.
  */
@@ -130,7 +115,7 @@ export class TerminalConnection implements IDisposable {
     this._client = options.client;
     this._sink = options.sink;
     this._policy = options.policy ?? new ReconnectPolicy();
-    this._texts = { ...defaultTexts, ...options.texts };
+    this._texts = { ...texts().connection, ...options.texts };
     this._exitCheckDelay = options.exitCheckDelay ?? 1000;
   }
 
@@ -153,7 +138,7 @@ export class TerminalConnection implements IDisposable {
   /**
    * Emitted with the workspace's record each time it is fetched.
    */
-  get workspaceChanged(): ISignal<this, IWorkspace> {
+  get workspaceChanged(): ISignal<this, Workspace> {
     return this._workspaceChanged;
   }
 
@@ -508,7 +493,7 @@ export class TerminalConnection implements IDisposable {
     canRetry: false
   };
   private _statusChanged = new Signal<this, IConnectionStatus>(this);
-  private _workspaceChanged = new Signal<this, IWorkspace>(this);
+  private _workspaceChanged = new Signal<this, Workspace>(this);
   private _titleChanged = new Signal<this, string>(this);
 }
 

@@ -7,10 +7,10 @@
  */
 
 import { Dialog } from '@jupyterlab/apputils';
-import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
-import type { IWorkspace, IWorkspaceSpec, WorkspaceField } from './api';
-import { WorkspaceRequestError } from './api';
+import type { Workspace, WorkspaceSpec, WorkspaceField } from './api';
+import { limits, WorkspaceRequestError } from './api';
+import type { Texts } from './texts';
 
 const FORM_CLASS = 'jp-CodeWorkspaces-form';
 const FIELD_ERROR_CLASS = 'jp-CodeWorkspaces-fieldError';
@@ -26,25 +26,28 @@ interface IField {
  */
 export class CreateWorkspaceForm
   extends Widget
-  implements Dialog.IBodyWidget<IWorkspace | null>
+  implements Dialog.IBodyWidget<Workspace | null>
 {
-  constructor(trans: TranslationBundle) {
+  constructor(texts: Texts) {
     super();
+    const trans = texts.trans;
     this.addClass(FORM_CLASS);
     this._fields = {
       name: this._addField('name', trans.__('Name'), {
         placeholder: trans.__('my-project'),
         hint: trans.__('Shown in the sidebar and on the terminal tab.'),
         required: true,
-        maxLength: 100
+        maxLength: limits.nameMaxLength
       }),
       repo: this._addField('repo', trans.__('Repository'), {
         placeholder: trans.__('owner/repo or https://host/owner/repo.git'),
-        hint: trans.__('Cloned into the workspace when it first starts.')
+        hint: trans.__('Cloned into the workspace when it first starts.'),
+        maxLength: limits.repoMaxLength
       }),
       branch: this._addField('branch', trans.__('Branch'), {
         placeholder: trans.__('main'),
-        hint: trans.__("Leave empty for the repository's default branch.")
+        hint: trans.__("Leave empty for the repository's default branch."),
+        maxLength: limits.branchMaxLength
       })
     };
     this._formError = document.createElement('div');
@@ -57,16 +60,16 @@ export class CreateWorkspaceForm
   /**
    * The workspace the server created, once it did.
    */
-  created: IWorkspace | null = null;
+  created: Workspace | null = null;
 
-  getValue(): IWorkspace | null {
+  getValue(): Workspace | null {
     return this.created;
   }
 
   /**
    * What the user typed, trimmed.
    */
-  get spec(): IWorkspaceSpec {
+  get spec(): WorkspaceSpec {
     return {
       name: this._fields.name.input.value.trim(),
       repo: this._fields.repo.input.value.trim(),
@@ -77,7 +80,7 @@ export class CreateWorkspaceForm
   /**
    * Fill the fields (used to prefill from command arguments).
    */
-  setSpec(spec: Partial<IWorkspaceSpec>): void {
+  setSpec(spec: Partial<WorkspaceSpec>): void {
     for (const key of Object.keys(this._fields) as WorkspaceField[]) {
       if (spec[key] !== undefined) {
         this._fields[key].input.value = spec[key]!;
@@ -147,7 +150,7 @@ export class CreateWorkspaceForm
       maxLength?: number;
     }
   ): IField {
-    const id = `jp-CodeWorkspaces-${key}-${Private.id++}`;
+    const id = `jp-CodeWorkspaces-${key}-${Private.nextId()}`;
     const row = document.createElement('div');
     row.className = 'jp-CodeWorkspaces-field';
 
@@ -199,16 +202,17 @@ export class CreateWorkspaceForm
  * A dialog whose accept button creates the workspace and which closes only
  * when that worked.
  */
-export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
+export class CreateWorkspaceDialog extends Dialog<Workspace | null> {
   constructor(options: CreateWorkspaceDialog.IOptions) {
-    const { trans } = options;
-    const form = new CreateWorkspaceForm(trans);
+    const { texts } = options;
+    const trans = texts.trans;
+    const form = new CreateWorkspaceForm(texts);
     if (options.initial) {
       form.setSpec(options.initial);
     }
     const buttons = [
-      Dialog.cancelButton({ label: trans.__('Cancel') }),
-      Dialog.okButton({ label: trans.__('Create') })
+      Dialog.cancelButton({ label: texts.cancel }),
+      Dialog.okButton({ label: texts.create })
     ];
     super({
       title: trans.__('New Code Workspace'),
@@ -220,7 +224,7 @@ export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
     this._form = form;
     this._buttonsSpec = buttons;
     this._create = options.create;
-    this._trans = trans;
+    this._texts = texts;
   }
 
   /**
@@ -241,7 +245,7 @@ export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
     const spec = this._form.spec;
     if (!spec.name) {
       this._form.showMessage(
-        this._trans.__('Give the workspace a name.'),
+        this._texts.trans.__('Give the workspace a name.'),
         'name'
       );
       return;
@@ -277,15 +281,15 @@ export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
     if (accept) {
       const label = accept.querySelector('.jp-Dialog-buttonLabel') ?? accept;
       label.textContent = busy
-        ? this._trans.__('Creating…')
-        : this._trans.__('Create');
+        ? this._texts.trans.__('Creating…')
+        : this._texts.create;
     }
   }
 
   private _form: CreateWorkspaceForm;
   private _buttonsSpec: Dialog.IButton[];
-  private _create: (spec: IWorkspaceSpec) => Promise<IWorkspace>;
-  private _trans: TranslationBundle;
+  private _create: (spec: WorkspaceSpec) => Promise<Workspace>;
+  private _texts: Texts;
   private _busy = false;
 }
 
@@ -294,16 +298,17 @@ export class CreateWorkspaceDialog extends Dialog<IWorkspace | null> {
  */
 export namespace CreateWorkspaceDialog {
   export interface IOptions {
-    trans: TranslationBundle;
-    create: (spec: IWorkspaceSpec) => Promise<IWorkspace>;
-    initial?: Partial<IWorkspaceSpec>;
+    /** The texts, translated. */
+    texts: Texts;
+    create: (spec: WorkspaceSpec) => Promise<Workspace>;
+    initial?: Partial<WorkspaceSpec>;
   }
 
   /**
    * Show the dialog; resolves with the created workspace, or null if the
    * user cancelled.
    */
-  export async function show(options: IOptions): Promise<IWorkspace | null> {
+  export async function show(options: IOptions): Promise<Workspace | null> {
     const dialog = new CreateWorkspaceDialog(options);
     const result = await dialog.launch();
     return result.button.accept ? result.value : null;
@@ -311,5 +316,12 @@ export namespace CreateWorkspaceDialog {
 }
 
 namespace Private {
-  export let id = 0;
+  let counter = 0;
+
+  /**
+   * A number no other instance got, for unique DOM ids.
+   */
+  export function nextId(): number {
+    return counter++;
+  }
 }

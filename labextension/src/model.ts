@@ -12,8 +12,8 @@ import type { ISignal } from '@lumino/signaling';
 import { Signal } from '@lumino/signaling';
 import type {
   ContainerStatus,
-  IWorkspace,
-  IWorkspaceSpec,
+  Workspace,
+  WorkspaceSpec,
   WorkspacesClient
 } from './api';
 import type { ConnectionPhase } from './connection';
@@ -81,7 +81,7 @@ export class WorkspaceListModel implements IDisposable {
   /**
    * Workspaces, starred first then most recently updated (the server's order).
    */
-  get workspaces(): readonly IWorkspace[] {
+  get workspaces(): readonly Workspace[] {
     return this._workspaces;
   }
 
@@ -159,7 +159,7 @@ export class WorkspaceListModel implements IDisposable {
   /**
    * The status dot of a workspace.
    */
-  status(workspace: IWorkspace): DisplayStatus {
+  status(workspace: Workspace): DisplayStatus {
     return displayStatus(workspace.container?.status, this.phase(workspace.id));
   }
 
@@ -170,20 +170,20 @@ export class WorkspaceListModel implements IDisposable {
     return this._fetch().catch(() => undefined);
   }
 
-  async create(spec: IWorkspaceSpec): Promise<IWorkspace> {
+  async create(spec: WorkspaceSpec): Promise<Workspace> {
     const workspace = await this.client.create(spec);
     await this.refresh();
     return workspace;
   }
 
-  async rename(id: string, name: string): Promise<IWorkspace> {
+  async rename(id: string, name: string): Promise<Workspace> {
     const workspace = await this.client.rename(id, name);
     this._replace(workspace);
     await this.refresh();
     return workspace;
   }
 
-  async toggleStar(id: string): Promise<IWorkspace> {
+  async toggleStar(id: string): Promise<Workspace> {
     const workspace = await this.client.toggleStar(id);
     this._replace(workspace);
     await this.refresh();
@@ -231,7 +231,7 @@ export class WorkspaceListModel implements IDisposable {
   /**
    * Show an answer at once, keeping the container state the list carried.
    */
-  private _replace(workspace: IWorkspace): void {
+  private _replace(workspace: Workspace): void {
     this._workspaces = this._workspaces.map(w =>
       w.id === workspace.id ? { container: w.container, ...workspace } : w
     );
@@ -243,7 +243,7 @@ export class WorkspaceListModel implements IDisposable {
   private _loaded = false;
   private _requests = 0;
   private _error: string | null = null;
-  private _workspaces: IWorkspace[] = [];
+  private _workspaces: Workspace[] = [];
   private _phases = new Map<string, ConnectionPhase>();
   private _changed = new Signal<this, void>(this);
   private _removed = new Signal<this, string>(this);

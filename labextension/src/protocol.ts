@@ -192,20 +192,6 @@ export class FlowControl {
   }
 
   /**
-   * Bytes handed to the terminal and not rendered yet.
-   */
-  get pending(): number {
-    return this._pending;
-  }
-
-  /**
-   * Whether ttyd was asked to pause.
-   */
-  get paused(): boolean {
-    return this._paused;
-  }
-
-  /**
    * Record bytes handed to the terminal; true when output should pause now.
    */
   written(bytes: number): boolean {
@@ -227,14 +213,6 @@ export class FlowControl {
       return true;
     }
     return false;
-  }
-
-  /**
-   * Forget all state, for a new connection.
-   */
-  reset(): void {
-    this._pending = 0;
-    this._paused = false;
   }
 
   private _highWater: number;

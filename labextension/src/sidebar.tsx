@@ -7,7 +7,6 @@
  */
 
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
-import type { TranslationBundle } from '@jupyterlab/translation';
 import {
   addIcon,
   deleteIcon,
@@ -19,15 +18,16 @@ import {
 } from '@jupyterlab/ui-components';
 import type { Message } from '@lumino/messaging';
 import * as React from 'react';
-import type { IWorkspace } from './api';
+import type { Workspace } from './api';
 import { starEmptyIcon, starFilledIcon, workspaceIcon } from './icons';
 import type { DisplayStatus, WorkspaceListModel } from './model';
+import type { Texts } from './texts';
 
 /**
  * What the sidebar asks its owner to do.
  */
 export interface ISidebarActions {
-  open(workspace: IWorkspace): void;
+  open(workspace: Workspace): void;
   create(): void;
 }
 
@@ -39,11 +39,11 @@ export class WorkspaceSidebar extends ReactWidget {
     super();
     this._model = options.model;
     this._actions = options.actions;
-    this._trans = options.trans;
+    this._texts = options.texts;
     this.id = 'jp-CodeWorkspaces-sidebar';
     this.addClass('jp-CodeWorkspaces');
     this.title.icon = workspaceIcon;
-    this.title.caption = this._trans.__('Code Workspaces');
+    this.title.caption = this._texts.workspaces;
   }
 
   get model(): WorkspaceListModel {
@@ -77,7 +77,7 @@ export class WorkspaceSidebar extends ReactWidget {
           <WorkspaceList
             model={this._model}
             actions={this._actions}
-            trans={this._trans}
+            texts={this._texts}
           />
         )}
       </UseSignal>
@@ -86,7 +86,7 @@ export class WorkspaceSidebar extends ReactWidget {
 
   private _model: WorkspaceListModel;
   private _actions: ISidebarActions;
-  private _trans: TranslationBundle;
+  private _texts: Texts;
 }
 
 /**
@@ -96,18 +96,20 @@ export namespace WorkspaceSidebar {
   export interface IOptions {
     model: WorkspaceListModel;
     actions: ISidebarActions;
-    trans: TranslationBundle;
+    /** The texts, translated. */
+    texts: Texts;
   }
 }
 
 interface IListProps {
   model: WorkspaceListModel;
   actions: ISidebarActions;
-  trans: TranslationBundle;
+  texts: Texts;
 }
 
 function WorkspaceList(props: IListProps): JSX.Element {
-  const { model, actions, trans } = props;
+  const { model, actions, texts } = props;
+  const trans = texts.trans;
   const [refreshing, setRefreshing] = React.useState(false);
   const refresh = async () => {
     setRefreshing(true);
@@ -121,14 +123,12 @@ function WorkspaceList(props: IListProps): JSX.Element {
   return (
     <div className="jp-CodeWorkspaces-panel">
       <header className="jp-CodeWorkspaces-header">
-        <h2 className="jp-CodeWorkspaces-title">
-          {trans.__('Code Workspaces')}
-        </h2>
+        <h2 className="jp-CodeWorkspaces-title">{texts.workspaces}</h2>
         <div className="jp-CodeWorkspaces-toolbar">
           <ToolbarButtonComponent
             className="jp-CodeWorkspaces-create"
             icon={addIcon}
-            tooltip={trans.__('New Code Workspace…')}
+            tooltip={texts.newWorkspace}
             onClick={() => actions.create()}
           />
           <ToolbarButtonComponent
@@ -156,10 +156,7 @@ function WorkspaceList(props: IListProps): JSX.Element {
           </button>
         </div>
       )}
-      <ul
-        className="jp-CodeWorkspaces-list"
-        aria-label={trans.__('Code Workspaces')}
-      >
+      <ul className="jp-CodeWorkspaces-list" aria-label={texts.workspaces}>
         {workspaces.map(workspace => (
           <WorkspaceItem
             key={workspace.id}
@@ -167,7 +164,7 @@ function WorkspaceList(props: IListProps): JSX.Element {
             status={model.status(workspace)}
             model={model}
             actions={actions}
-            trans={trans}
+            texts={texts}
           />
         ))}
       </ul>
@@ -176,29 +173,16 @@ function WorkspaceList(props: IListProps): JSX.Element {
 }
 
 interface IItemProps {
-  workspace: IWorkspace;
+  workspace: Workspace;
   status: DisplayStatus;
   model: WorkspaceListModel;
   actions: ISidebarActions;
-  trans: TranslationBundle;
-}
-
-function statusLabel(status: DisplayStatus, trans: TranslationBundle): string {
-  switch (status) {
-    case 'running':
-      return trans.__('Running');
-    case 'starting':
-      return trans.__('Starting');
-    case 'error':
-      return trans.__('Error');
-    case 'stopped':
-    default:
-      return trans.__('Stopped');
-  }
+  texts: Texts;
 }
 
 function WorkspaceItem(props: IItemProps): JSX.Element {
-  const { workspace, status, model, actions, trans } = props;
+  const { workspace, status, model, actions, texts } = props;
+  const trans = texts.trans;
   const [editing, setEditing] = React.useState(false);
   const [renameError, setRenameError] = React.useState<string | null>(null);
   const [busy, setBusy] = React.useState(false);
@@ -265,7 +249,7 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
       title: trans.__('Delete Code Workspace'),
       body,
       buttons: [
-        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.cancelButton({ label: texts.cancel }),
         Dialog.warnButton({ label: trans.__('Delete workspace and files') })
       ]
     });
@@ -293,7 +277,7 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
       ? `${workspace.repo} @ ${workspace.branch}`
       : workspace.repo
     : trans.__('no repository');
-  const label = statusLabel(status, trans);
+  const label = texts.status(status);
 
   return (
     <li

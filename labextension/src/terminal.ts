@@ -5,11 +5,14 @@
  * The terminal panel of a workspace: xterm.js (loaded lazily, as JupyterLab's
  * terminal does) on top of a `TerminalConnection`, with a status bar that
  * says what the connection is doing.
+ *
+ * Over 400 lines because the widget's lifecycle (attach, show, resize,
+ * activate, options, theme) has to handle xterm.js not being loaded or open
+ * yet at each step, and those cases read best in one place.
  */
 
-import type { ITranslator, TranslationBundle } from '@jupyterlab/translation';
+import type { ITranslator } from '@jupyterlab/translation';
 import { nullTranslator } from '@jupyterlab/translation';
-import { PromiseDelegate } from '@lumino/coreutils';
 import { Platform } from '@lumino/domutils';
 import type { Message } from '@lumino/messaging';
 import { MessageLoop } from '@lumino/messaging';
@@ -19,10 +22,12 @@ import type {
   ITerminalOptions as IXtermOptions,
   Terminal as Xterm
 } from '@xterm/xterm';
-import type { IWorkspace, WorkspacesClient } from './api';
+import type { Workspace, WorkspacesClient } from './api';
 import type { IConnectionStatus } from './connection';
 import { TerminalConnection } from './connection';
 import { workspaceIcon } from './icons';
+import type { Texts } from './texts';
+import { texts, TRANSLATION_DOMAIN } from './texts';
 import type { TerminalTheme } from './theme';
 import { codeFontFamily, xtermTheme } from './theme';
 
@@ -49,15 +54,15 @@ export class WorkspaceTerminal extends Widget {
   constructor(options: WorkspaceTerminal.IOptions) {
     super();
     this.workspaceId = options.workspaceId;
-    this._trans = (options.translator ?? nullTranslator).load(
-      'jupyter_popebot_code'
+    this._texts = texts(
+      (options.translator ?? nullTranslator).load(TRANSLATION_DOMAIN)
     );
     this._options = { ...WorkspaceTerminal.defaultOptions, ...options.options };
-    this.id = `jp-CodeWorkspaceTerminal-${Private.id++}`;
+    this.id = `jp-CodeWorkspaceTerminal-${Private.nextId()}`;
     this.addClass(TERMINAL_CLASS);
     this.node.dataset.workspaceId = this.workspaceId;
     this._setThemeAttribute();
-    this.title.label = options.name || this._trans.__('Code Workspace');
+    this.title.label = options.name || this._texts.workspace;
     this.title.icon = workspaceIcon;
     this.node.tabIndex = -1;
 
@@ -76,7 +81,6 @@ export class WorkspaceTerminal extends Widget {
     this._body.className = BODY_CLASS;
     this.node.append(this._statusNode, this._body);
 
-    const t = this._trans;
     this.connection = new TerminalConnection({
       workspaceId: this.workspaceId,
       client: options.client,
@@ -88,29 +92,7 @@ export class WorkspaceTerminal extends Widget {
           rows: this._term?.rows ?? 24
         })
       },
-      texts: {
-        checking: t.__('Checking the workspace…'),
-        starting: t.__('Starting the container…'),
-        creating: t.__('Creating the container…'),
-        connecting: t.__('Connecting to the terminal…'),
-        waitingForShell: t.__('Waiting for the shell…'),
-        shellExited: t.__(
-          'The shell exited. Press Enter or Reconnect to start a new one.'
-        ),
-        disconnected: why => t.__('Disconnected: %1.', why),
-        connectionLost: why => t.__('Connection lost: %1.', why),
-        reconnectingIn: (seconds, attempt, max) =>
-          t.__(
-            'Reconnecting in %1 s (attempt %2 of %3)…',
-            seconds,
-            attempt,
-            max
-          ),
-        gaveUp: attempts => t.__('Gave up after %1 attempts.', attempts),
-        notFound: t.__('This workspace no longer exists.'),
-        noContainer: t.__('This workspace has no container.'),
-        failed: why => t.__('Could not open the terminal: %1', why)
-      }
+      texts: this._texts.connection
     });
     this.connection.statusChanged.connect(this._onStatus, this);
     this.connection.workspaceChanged.connect(this._onWorkspace, this);
@@ -129,20 +111,18 @@ export class WorkspaceTerminal extends Widget {
         this._term = term;
         this._fit = fit;
         this._initializeTerm();
-        this._ready.resolve();
         this.update();
       })
       .catch(reason => {
         console.error('Failed to load the terminal.', reason);
         this._showStatus({
           phase: 'failed',
-          message: this._trans.__(
+          message: this._texts.trans.__(
             'Could not load the terminal: %1',
             String(reason)
           ),
           canRetry: false
         });
-        this._ready.reject(reason);
       });
   }
 
@@ -157,16 +137,9 @@ export class WorkspaceTerminal extends Widget {
   readonly connection: TerminalConnection;
 
   /**
-   * Resolves once xterm.js is loaded.
-   */
-  get ready(): Promise<void> {
-    return this._ready.promise;
-  }
-
-  /**
    * The last workspace record fetched, if any.
    */
-  get workspace(): IWorkspace | null {
+  get workspace(): Workspace | null {
     return this._workspace;
   }
 
@@ -203,6 +176,18 @@ export class WorkspaceTerminal extends Widget {
   }
 
   /**
+   * Set the options that have a value (the settings as they changed).
+   */
+  setOptions(options: Partial<ITerminalOptions>): void {
+    (Object.keys(options) as (keyof ITerminalOptions)[]).forEach(key => {
+      const value = options[key];
+      if (value !== undefined) {
+        this.setOption(key, value as never);
+      }
+    });
+  }
+
+  /**
    * Re-read the JupyterLab theme (called when the theme changes).
    */
   refreshTheme(): void {
@@ -214,15 +199,6 @@ export class WorkspaceTerminal extends Widget {
    */
   reconnect(): Promise<void> {
     return this.connection.connect();
-  }
-
-  /**
-   * The terminal's size in cells, or null before it is opened.
-   */
-  get size(): { columns: number; rows: number } | null {
-    return this._term && this._opened
-      ? { columns: this._term.cols, rows: this._term.rows }
-      : null;
   }
 
   hasSelection(): boolean {
@@ -272,8 +248,12 @@ export class WorkspaceTerminal extends Widget {
     this.update();
   }
 
+  /**
+   * Take the keyboard, as JupyterLab's terminal does. Before xterm.js is open
+   * the panel's node holds the focus, and hands it on once it is.
+   */
   protected onActivateRequest(msg: Message): void {
-    if (this._term) {
+    if (this._term && this._opened) {
       this._term.focus();
     } else {
       this.node.focus();
@@ -289,6 +269,10 @@ export class WorkspaceTerminal extends Widget {
       this._term.open(this._body);
       this._opened = true;
       this._needsResize = true;
+      // Activated while xterm.js was still loading: the keys go to it now.
+      if (document.activeElement === this.node) {
+        this._term.focus();
+      }
     }
     if (this._needsResize) {
       this._needsResize = false;
@@ -342,7 +326,7 @@ export class WorkspaceTerminal extends Widget {
     });
   }
 
-  private _onWorkspace(_: TerminalConnection, workspace: IWorkspace): void {
+  private _onWorkspace(_: TerminalConnection, workspace: Workspace): void {
     this._workspace = workspace;
     this.title.label = workspace.name;
     this._updateCaption();
@@ -374,12 +358,7 @@ export class WorkspaceTerminal extends Widget {
     this._statusNode.dataset.phase = status.phase;
     this._statusText.textContent = status.message;
     this._retryButton.hidden = !status.canRetry;
-    this._retryButton.textContent =
-      status.phase === 'failed'
-        ? this._trans.__('Retry')
-        : status.phase === 'waiting'
-          ? this._trans.__('Reconnect now')
-          : this._trans.__('Reconnect');
+    this._retryButton.textContent = this._texts.retry(status.phase);
     this.node.dataset.phase = status.phase;
     if (visible !== wasVisible) {
       // The status bar takes room from the terminal: fit again.
@@ -392,15 +371,14 @@ export class WorkspaceTerminal extends Widget {
     this.node.setAttribute('data-term-theme', this._options.theme);
   }
 
-  private _trans: TranslationBundle;
+  private _texts: Texts;
   private _options: ITerminalOptions;
   private _term: Xterm | null = null;
   private _fit: FitAddon | null = null;
   private _opened = false;
   private _started = false;
   private _needsResize = true;
-  private _ready = new PromiseDelegate<void>();
-  private _workspace: IWorkspace | null = null;
+  private _workspace: Workspace | null = null;
   private _shellTitle = '';
   private _statusNode: HTMLDivElement;
   private _statusText: HTMLSpanElement;
@@ -433,7 +411,14 @@ export namespace WorkspaceTerminal {
 }
 
 namespace Private {
-  export let id = 0;
+  let counter = 0;
+
+  /**
+   * A number no other instance got, for unique DOM ids.
+   */
+  export function nextId(): number {
+    return counter++;
+  }
 
   let modules: Promise<
     [

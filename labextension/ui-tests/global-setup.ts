@@ -82,6 +82,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     // The tests open the settings editor through the app's commands.
     '--LabApp.expose_app_in_browser=True'
   ];
+  // Like the Python suite: a checkout's own Docker network, so suites of two
+  // checkouts sharing one engine keep their containers apart.
+  if (process.env.POPEBOT_TEST_NETWORK) {
+    args.push(`--ContainerManager.network=${process.env.POPEBOT_TEST_NETWORK}`);
+  }
   // JupyterLab's "get news?" prompt would cover the terminal in screenshots.
   const labConfig = path.join(tmp, 'config', 'labconfig');
   fs.mkdirSync(labConfig, { recursive: true });

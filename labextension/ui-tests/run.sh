@@ -7,6 +7,7 @@
 #   VENV           Python environment with the package installed (default: <repo>/.venv)
 #   CHROMIUM_PATH  the browser (default: /usr/bin/chromium)
 #   WORKSPACE_IMAGE  image the server uses (default: jupyter-popebot-code-workspace:latest)
+#   POPEBOT_TEST_NETWORK  Docker network of the test containers (default: the server's default)
 # Screenshots and failure traces go to <repo>/test-artifacts/ui/.
 set -euo pipefail
 

@@ -22,6 +22,7 @@ import {
   statusTexts,
   terminalOf,
   typeCommand,
+  typeWithoutClicking,
   waitForLab
 } from './helpers';
 
@@ -48,7 +49,7 @@ test.afterAll(async () => {
   await page.context().close();
 });
 
-test('the launcher tile creates a workspace whose terminal runs commands', async () => {
+test('the launcher tile creates a workspace whose terminal takes the keyboard at once', async () => {
   await openLab(page);
   const tile = page.locator('.jp-LauncherCard', { hasText: 'Code Workspace' });
   await expect(tile).toBeVisible();
@@ -74,9 +75,13 @@ test('the launcher tile creates a workspace whose terminal runs commands', async
   ).toHaveText(NAME);
 
   await expectScreen(terminal, PROMPT);
-  await typeCommand(page, terminal, 'echo $((6*7))');
+  // A new user types at once, without clicking into the terminal first.
+  await typeWithoutClicking(page, 'echo $((6*7))');
   // Only the output has 42 on a line of its own; the command line has 6*7.
-  await expectScreen(terminal, /^42 *$/m);
+  await expectScreen(terminal, /^42 *$/m, 30_000);
+  await expect(
+    terminal.locator('textarea.xterm-helper-textarea')
+  ).toBeFocused();
   await expect(
     terminal.locator('.jp-CodeWorkspaceTerminal-status')
   ).toBeHidden();
@@ -137,6 +142,43 @@ test('a page reload restores the panel and its earlier output (tmux)', async () 
   await expectScreen(terminal, /^42 *$/m);
   await expectScreen(terminal, /echo \$\(\(6\*7\)\)/);
   await shot(page, '04-after-reload');
+});
+
+test('a terminal panel activated again takes the keyboard', async () => {
+  const terminal = terminalOf(page, workspaceId);
+  const keyboard = terminal.locator('textarea.xterm-helper-textarea');
+  const tabs = page.locator('#jp-main-dock-panel .lm-TabBar-tab');
+  const launcherTab = tabs.filter({ hasText: 'Launcher' });
+  const terminalTab = tabs.filter({ hasText: NAME });
+
+  // Another main-area tab takes the keyboard away.
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('launcher:create')
+  );
+  await expect(launcherTab).toHaveClass(/lm-mod-current/);
+  await expect(keyboard).not.toBeFocused();
+
+  // Back through the sidebar: the open panel comes forward with the keyboard.
+  const sidebar = await openSidebar(page);
+  await sidebar
+    .locator(
+      `.jp-CodeWorkspaces-item[data-workspace-id="${workspaceId}"] .jp-CodeWorkspaces-name`
+    )
+    .click();
+  await expect(terminalTab).toHaveClass(/lm-mod-current/);
+  await typeWithoutClicking(page, 'echo sidebar-$((3*3))');
+  await expectScreen(terminal, /^sidebar-9 *$/m, 30_000);
+
+  // Back through its tab.
+  await launcherTab.click();
+  await expect(keyboard).not.toBeFocused();
+  await terminalTab.click();
+  await typeWithoutClicking(page, 'echo tab-$((2*4))');
+  await expectScreen(terminal, /^tab-8 *$/m, 30_000);
+  await shot(page, '04b-reactivated');
+
+  await launcherTab.locator('.lm-TabBar-tabCloseIcon').click();
+  await expect(launcherTab).toHaveCount(0);
 });
 
 test('the sidebar lists, stars and renames workspaces in place', async () => {

@@ -175,6 +175,18 @@ export async function typeCommand(
 }
 
 /**
+ * Type a command and press Enter wherever the keyboard is now, as a person
+ * would right after opening a terminal: no click into it first.
+ */
+export async function typeWithoutClicking(
+  page: Page,
+  command: string
+): Promise<void> {
+  await page.keyboard.type(command);
+  await page.keyboard.press('Enter');
+}
+
+/**
  * The shell's prompt ends the last non-empty line of the screen.
  */
 export const PROMPT = /\$ *$/m;

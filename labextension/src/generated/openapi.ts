@@ -1,0 +1,465 @@
+// Generated from docs/openapi.yaml by labextension/scripts/openapi.mjs.
+// Do not edit: change the YAML and run `jlpm build:openapi` in labextension/.
+/* eslint-disable */
+export interface paths {
+  '/api/code/workspaces': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The caller's workspaces, starred first, then most recently updated. */
+    get: operations['listWorkspaces'];
+    put?: never;
+    /** Create a workspace; its container is created and started (all or nothing). */
+    post: operations['createWorkspace'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/code/workspaces/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    /** One workspace with its container's status. */
+    get: operations['getWorkspace'];
+    put?: never;
+    post?: never;
+    /** Delete a workspace, its container and (unless configured to keep it) its volume. */
+    delete: operations['deleteWorkspace'];
+    options?: never;
+    head?: never;
+    /** Rename a workspace. */
+    patch: operations['renameWorkspace'];
+    trace?: never;
+  };
+  '/api/code/workspaces/{id}/star': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Toggle the workspace's star. */
+    post: operations['toggleStar'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/code/workspaces/{id}/ensure': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Bring the workspace's container up (start, unpause or recreate on the same volume). */
+    post: operations['ensureContainer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/ws/code/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * The workspace's terminal (WebSocket upgrade, subprotocol `tty`, ttyd's protocol).
+     * @description Refused before the upgrade with 401 (no identity), 403 (unknown or someone else's
+     *     workspace, or a cross-site Origin). The relay ensures the container, waits for ttyd, and
+     *     fills in the handshake's AuthToken with the container's secret credential.
+     */
+    get: operations['openTerminal'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+  schemas: {
+    /** @description Printable characters; surrounding whitespace is trimmed. */
+    Name: string;
+    WorkspaceCreate: {
+      name?: components['schemas']['Name'];
+      /** @description Empty (no clone), owner/name (expanded by repo_url_template), user@host:path (ssh), or a URL with an allowed scheme (https, ssh, git by default). */
+      repo?: string;
+      /** @description Empty (default branch) or a name git check-ref-format --branch accepts. */
+      branch?: string;
+    };
+    Workspace: {
+      id: string;
+      name: string;
+      repo: string;
+      branch: string;
+      starred: boolean;
+      /** @example code-workspace-abcdefghijklmnop */
+      container_name: string | null;
+      /** Format: date-time */
+      created_at: string;
+      /** Format: date-time */
+      updated_at: string;
+      /**
+       * Format: date-time
+       * @description Last terminal traffic; null until the terminal is first used.
+       */
+      last_used_at: string | null;
+    };
+    WorkspaceWithStatus: components['schemas']['Workspace'] & {
+      container: {
+        /**
+         * @description Docker's state, "missing", or "unknown" while Docker is unreachable.
+         * @example running
+         * @enum {string}
+         */
+        status:
+          | 'created'
+          | 'running'
+          | 'paused'
+          | 'restarting'
+          | 'removing'
+          | 'exited'
+          | 'dead'
+          | 'missing'
+          | 'unknown';
+      };
+    };
+    Error: {
+      message: string;
+      reason?: string | null;
+      /** @description The input field at fault (400). */
+      field?: string | null;
+    };
+    EnsureError: components['schemas']['Error'] & {
+      /** @enum {string} */
+      status: 'error';
+    };
+  };
+  responses: {
+    /** @description The body or a field is not acceptable. */
+    BadInput: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description No authenticated caller. */
+    Unauthenticated: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description No such workspace, or not the caller's. */
+    NotFound: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description Docker refused the operation (for example, the image is missing). */
+    DockerRefused: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description The Docker engine is unreachable; nothing was changed. */
+    EngineUnreachable: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+  };
+  parameters: {
+    WorkspaceId: string;
+  };
+  requestBodies: never;
+  headers: never;
+  pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+  listWorkspaces: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The list, each with its container's status. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            workspaces: components['schemas']['WorkspaceWithStatus'][];
+          };
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+    };
+  };
+  createWorkspace: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['WorkspaceCreate'];
+      };
+    };
+    responses: {
+      /** @description The new workspace. */
+      201: {
+        headers: {
+          /** @description URL of the workspace. */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workspace'];
+        };
+      };
+      400: components['responses']['BadInput'];
+      403: components['responses']['Unauthenticated'];
+      500: components['responses']['DockerRefused'];
+      503: components['responses']['EngineUnreachable'];
+    };
+  };
+  getWorkspace: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The workspace. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WorkspaceWithStatus'];
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+      503: components['responses']['EngineUnreachable'];
+    };
+  };
+  deleteWorkspace: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Deleted. A container that was already gone is fine. */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+      500: components['responses']['DockerRefused'];
+      503: components['responses']['EngineUnreachable'];
+    };
+  };
+  renameWorkspace: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: components['schemas']['Name'];
+        };
+      };
+    };
+    responses: {
+      /** @description The renamed workspace. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workspace'];
+        };
+      };
+      400: components['responses']['BadInput'];
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+    };
+  };
+  toggleStar: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The workspace with `starred` toggled. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workspace'];
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+    };
+  };
+  ensureContainer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description What was done. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @enum {string} */
+            status: 'running' | 'started' | 'created' | 'no_container';
+            message?: string;
+          };
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+      /** @description Docker refused; nothing else changed. */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['EnsureError'];
+        };
+      };
+      /** @description The Docker engine is unreachable. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['EnsureError'];
+        };
+      };
+    };
+  };
+  openTerminal: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Switching protocols. */
+      101: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: components['responses']['Unauthenticated'];
+      /** @description Not the caller's workspace */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+}
+
+/**
+ * Limits and field names of the wire contract, for code that needs them at
+ * run time.
+ */
+export const wire = {
+  nameMaxLength: 100,
+  repoMaxLength: 2048,
+  branchMaxLength: 255,
+  workspaceFields: ['name', 'repo', 'branch']
+} as const;
