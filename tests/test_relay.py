@@ -189,7 +189,7 @@ async def test_a_stalled_reader_holds_back_the_producer_not_server_memory(
     workspace = await api.create()
     container = raw_ttyd(docker_client, service, workspace, SEQ_SCRIPT)
     size, expected = seq_output(SEQ_COUNT)
-    limit = jp_serverapp.web_app.settings["popebot_code_app"].relay_client_buffer_limit
+    limit = jp_serverapp.web_app.settings["jupyter_popebot_code"].relay_client_buffer_limit
 
     def written_by_seq() -> int:
         script = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm)" = seq ] && cat $d/io; done'
