@@ -147,7 +147,10 @@ def _containers_with_a_route_out(client: docker.DockerClient) -> list[str]:
         if not is_internal(network_name):
             routed.append(f"network {network_name}")
         for container_id in network.attrs.get("Containers") or {}:
-            container = client.containers.get(container_id)
+            try:
+                container = client.containers.get(container_id)
+            except docker.errors.NotFound:
+                continue  # removed meanwhile
             for name in container.attrs["NetworkSettings"]["Networks"] or {}:
                 if not is_internal(name):
                     routed.append(f"{container.name} on {name}")
