@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from jupyter_popebot_code.containers import (
+    STORE_LABEL,
     WORKSPACE_LABEL,
     ContainerError,
     ContainerManager,
@@ -141,7 +142,7 @@ class InMemoryContainerManager(ContainerManager):
         return {
             c.name: c.status
             for c in list(self.containers.values())
-            if c.labels.get("org.jupyter.popebot-code.store") == store_id
+            if c.labels.get(STORE_LABEL) == store_id
         }
 
     # -- queries -----------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class InMemoryContainerManager(ContainerManager):
         return {
             c.name: c.labels.get(WORKSPACE_LABEL, "")
             for c in list(self.containers.values())
-            if c.labels.get("org.jupyter.popebot-code.store") == store_id
+            if c.labels.get(STORE_LABEL) == store_id
         }
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:

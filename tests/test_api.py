@@ -452,3 +452,22 @@ async def test_a_removed_network_is_made_again(
         for leftover in containers_of(docker_client, service):
             leftover.remove(force=True)
         ensure_internal_network(docker_client)
+
+
+async def test_workspace_containers_reach_the_local_git_server_and_nothing_else(
+    api: Api, docker_client: docker.DockerClient, git_server: Any
+) -> None:
+    """The test network is internal: the host's address on it answers, nothing beyond it does."""
+    workspace = await api.create()
+    container = docker_client.containers.get(workspace["container_name"])
+    assert docker_client.networks.get(TEST_NETWORK).attrs["Internal"] is True
+
+    def connects(host: str, port: int) -> bool:
+        probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}'"
+        return container.exec_run(["bash", "-c", probe], user="coder").exit_code == 0
+
+    host, port = git_server.base_url.removeprefix("git://").rsplit(":", 1)
+    assert connects(host, int(port))
+    assert "refs/heads/feature" in run_in(container, f"git ls-remote {git_server.url}")
+    # TEST-NET-1 (RFC 5737) is no one's address; the host drops the attempt before it leaves.
+    assert not connects("192.0.2.1", 80)
