@@ -82,6 +82,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     // The tests open the settings editor through the app's commands.
     '--LabApp.expose_app_in_browser=True'
   ];
+  // run.sh makes an internal network (no route out) for the workspace containers.
+  if (process.env.POPEBOT_UI_NETWORK) {
+    args.push(`--ContainerManager.network=${process.env.POPEBOT_UI_NETWORK}`);
+  }
   // JupyterLab's "get news?" prompt would cover the terminal in screenshots.
   const labConfig = path.join(tmp, 'config', 'labconfig');
   fs.mkdirSync(labConfig, { recursive: true });
