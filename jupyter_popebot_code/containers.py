@@ -362,15 +362,19 @@ class ContainerManager(LoggingConfigurable):
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
-        if not client.networks.list(names=[self.network]):
+        if not self._network_exists(client):
             try:
                 client.networks.create(
                     self.network, driver="bridge", labels={MANAGED_BY_LABEL: MANAGED_BY}
                 )
             except docker.errors.APIError as err:
                 # Another server may have created it in the meantime.
-                if not client.networks.list(names=[self.network]):
+                if not self._network_exists(client):
                     raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
+
+    def _network_exists(self, client: docker.DockerClient) -> bool:
+        # The engine's name filter matches substrings ("x" finds "x-old"): compare exactly.
+        return any(n.name == self.network for n in client.networks.list(names=[self.network]))
 
     async def start(self, container_name: str) -> None:
         try:
