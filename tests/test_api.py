@@ -440,6 +440,10 @@ async def test_a_removed_network_is_made_again(
 ) -> None:
     first = await api.create(name="first")
     assert (await api.call("DELETE", first["id"]))[0] == 204
+    # A network whose name contains the test network's: the engine's name filter matches it too.
+    decoy = docker_client.networks.create(
+        f"{TEST_NETWORK}-decoy", driver="bridge", internal=True, labels={MANAGED_BY_LABEL: "tests"}
+    )
     docker_client.networks.get(TEST_NETWORK).remove()
     try:
         # The server makes a plain bridge; its container has no repository, so it dials nothing.
@@ -452,6 +456,7 @@ async def test_a_removed_network_is_made_again(
         for leftover in containers_of(docker_client, service):
             leftover.remove(force=True)
         ensure_internal_network(docker_client)
+        decoy.remove()
 
 
 async def test_workspace_containers_reach_the_local_git_server_and_nothing_else(
