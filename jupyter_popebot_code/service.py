@@ -8,12 +8,14 @@ SQLite calls run on one thread of their own: a busy database never stalls the ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -164,8 +166,7 @@ class WorkspaceService:
     async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
         """Create the record and a started container, or neither."""
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
-        # The owner's lock makes "count, then add" one step for concurrent creates.
-        async with self._lock_for(_owner_key(owner)), self._lock_for(workspace.id):
+        async with self._quota_lock(owner, creating=True), self._lock_for(workspace.id):
             await self._check_quota(owner, workspace, creating=True)
             try:
                 await self.containers.create(
@@ -177,6 +178,16 @@ class WorkspaceService:
                 raise
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
+
+    def _quota_lock(self, owner: str, creating: bool) -> AbstractAsyncContextManager[object]:
+        """The owner's lock while a quota applies, so "count, then add" is one step.
+
+        Without quotas an owner's workspaces start in parallel; with them, one at a time.
+        """
+        quota = self.quota
+        if quota.max_running or (creating and quota.max_workspaces):
+            return self._lock_for(_owner_key(owner))
+        return contextlib.nullcontext()
 
     async def _check_quota(self, owner: str, workspace: Workspace, creating: bool) -> None:
         """Refuse to add a workspace, or to run one more, beyond the owner's quota."""
@@ -255,7 +266,7 @@ class WorkspaceService:
         state = await self.containers.state(name)
         if state is not None and state.status == "running":
             return EnsureResult("running")
-        async with self._lock_for(_owner_key(workspace.user_id)):
+        async with self._quota_lock(workspace.user_id, creating=False):
             await self._check_quota(workspace.user_id, workspace, creating=False)
             return await self._bring_up(workspace, name, state)
 

@@ -7,6 +7,8 @@
 #   VENV            the Python environment to use or create (default: .venv in the repository)
 #   PYTHON          the interpreter that creates it (default: python3)
 #   POPEBOT_EXTRAS  pip extras to install (default: lab,test)
+#   POPEBOT_SETUP_ENGINE  1 (default): also the Docker engine and the workspace image; 0: neither
+#                   (the fast test tier, `scripts/test.sh --fast`, needs no engine)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,8 @@ cd "$root"
 venv="${VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 extras="${POPEBOT_EXTRAS:-lab,test}"
+engine="${POPEBOT_SETUP_ENGINE:-1}"
+case "$engine" in 0 | 1) ;; *) printf '[setup] ERROR: POPEBOT_SETUP_ENGINE must be 0 or 1\n' >&2; exit 1 ;; esac
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() {
@@ -40,7 +44,11 @@ if [ "$node_major" -lt 18 ]; then
 fi
 
 # --- Docker engine (and debootstrap for the image) -------------------------------------------
-bash "$root/scripts/ensure-docker.sh"
+if [ "$engine" = 1 ]; then
+	bash "$root/scripts/ensure-docker.sh"
+else
+	log "POPEBOT_SETUP_ENGINE=0: no Docker engine, no workspace image"
+fi
 
 # --- Python environment ----------------------------------------------------------------------
 if [ ! -x "$venv/bin/python" ]; then
@@ -64,6 +72,15 @@ if [ ! -f "$built" ] || [ -n "$(find labextension/src labextension/style labexte
 fi
 PATH="$venv/bin:$PATH" jupyter labextension develop --overwrite . >/dev/null
 
+# --- Node packages of the tests (real @auth/core mints the Auth.js tokens) --------------------
+# Installed here, from the lock file, so the tests themselves never need the npm registry.
+if [ ! -d tests/authjs/node_modules/@auth/core ]; then
+	log "installing tests/authjs (npm ci)"
+	(cd tests/authjs && npm ci --no-audit --no-fund)
+fi
+
 # --- workspace image -------------------------------------------------------------------------
-bash "$root/scripts/build-image.sh"
+if [ "$engine" = 1 ]; then
+	bash "$root/scripts/build-image.sh"
+fi
 log "ready"

@@ -1,4 +1,8 @@
-"""Shared fixtures: a Jupyter server with the extension, the real Docker engine and image."""
+"""Shared fixtures: a Jupyter server with the extension, the real Docker engine and image.
+
+Two tiers (docs/testing.md): every test whose fixtures reach the engine (ENGINE_FIXTURES) is
+marked `docker` at collection; `pytest -m "not docker"` runs the rest with no engine at all.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any
 
 import docker
 import pytest
+from docker.models.networks import Network
 from jupyter_server.auth.identity import IdentityProvider, User
 from tornado.httpclient import HTTPResponse
 
@@ -32,6 +37,28 @@ IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:lat
 TEST_NETWORK = os.environ.get("POPEBOT_TEST_NETWORK", "popebot-code-test")
 SIDECAR_PREFIX = f"{TEST_NETWORK}-sidecar-"
 USER_HEADER = "X-Test-User"
+# Fixtures that talk to the real engine; a test that uses any of them (even indirectly) is `docker`.
+ENGINE_FIXTURES = frozenset({"docker_client", "workspace_image", "engine", "test_network"})
+# tests/test_workspace_image.py runs bare containers on a network of its own, named likewise.
+IMAGE_TEST_NETWORK = f"{TEST_NETWORK}-image"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    docker_mark = pytest.mark.docker
+    for item in items:
+        if ENGINE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(docker_mark)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Offline guard: while an engine test's containers still exist, none may have a route out."""
+    result = yield
+    client = getattr(item, "funcargs", {}).get("docker_client")
+    if isinstance(client, docker.DockerClient):
+        routed = _containers_with_a_route_out(client)
+        assert not routed, f"test containers on networks that are not internal: {routed}"
+    return result
 
 
 class HeaderIdentityProvider(IdentityProvider):
@@ -55,6 +82,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
     except docker.errors.DockerException as err:
         pytest.fail(f"No Docker engine: {err}. Run scripts/ensure-docker.sh first.")
     _remove_test_containers(client)
+    ensure_internal_network(client)
     yield client
     _remove_test_containers(client)
     client.close()
@@ -68,6 +96,71 @@ def _remove_test_containers(client: docker.DockerClient) -> None:
             container.remove(force=True)
             for volume in client.volumes.list(filters={"name": container.name}):
                 volume.remove(force=True)
+
+
+def _network_named(client: docker.DockerClient, name: str) -> Network | None:
+    # The engine's name filter matches substrings: pick the exact name.
+    for network in client.networks.list(names=[name]):
+        if network.name == name:
+            network.reload()
+            return network
+    return None
+
+
+def ensure_internal_network(client: docker.DockerClient) -> Network:
+    """The test network, as an `internal` bridge: containers reach its gateway and nothing else.
+
+    The git daemon listens on the gateway, so clones work; any other address is unreachable.
+    A non-internal one (made by ContainerManager after a test removed it, or by an older suite)
+    is replaced; it holds no container by now (_remove_test_containers ran, or the test did it).
+    """
+    network = _network_named(client, TEST_NETWORK)
+    if network is not None and network.attrs.get("Internal"):
+        return network
+    if network is not None:
+        attached = list(network.attrs.get("Containers") or {})
+        if attached:
+            pytest.fail(f"{TEST_NETWORK} is not internal and still has containers: {attached}")
+        network.remove()
+    network = client.networks.create(
+        TEST_NETWORK, driver="bridge", internal=True, labels={MANAGED_BY_LABEL: "tests"}
+    )
+    network.reload()
+    return network
+
+
+def _containers_with_a_route_out(client: docker.DockerClient) -> list[str]:
+    """This suite's networks that are not internal, and containers on them or on routed ones."""
+    internal: dict[str, bool] = {}
+
+    def is_internal(name: str) -> bool:
+        if name not in internal:
+            found = _network_named(client, name)
+            internal[name] = bool(found and found.attrs.get("Internal"))
+        return internal[name]
+
+    routed = []
+    for network_name in (TEST_NETWORK, IMAGE_TEST_NETWORK):
+        network = _network_named(client, network_name)
+        if network is None:
+            continue
+        if not is_internal(network_name):
+            routed.append(f"network {network_name}")
+        for container_id in network.attrs.get("Containers") or {}:
+            try:
+                container = client.containers.get(container_id)
+            except docker.errors.NotFound:
+                continue  # removed meanwhile
+            for name in container.attrs["NetworkSettings"]["Networks"] or {}:
+                if not is_internal(name):
+                    routed.append(f"{container.name} on {name}")
+    return routed
+
+
+@pytest.fixture(scope="session")
+def test_network(docker_client: docker.DockerClient) -> Network:
+    """The internal network every server of the suite puts its workspace containers on."""
+    return ensure_internal_network(docker_client)
 
 
 @pytest.fixture
@@ -108,8 +201,9 @@ def server_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def jp_server_config(
-    tmp_path: Path, workspace_image: str, server_settings: dict[str, Any]
+    tmp_path: Path, workspace_image: str, test_network: Network, server_settings: dict[str, Any]
 ) -> dict[str, Any]:
+    """A server on the real engine (tests/unit/conftest.py overrides this for the fast tier)."""
     config: dict[str, Any] = {
         "ServerApp": {"jpserver_extensions": {"jupyter_popebot_code": True}},
         "CodeWorkspacesApp": {"db_path": str(tmp_path / "workspaces.sqlite")},
@@ -194,16 +288,13 @@ def serve_git_repository(
 
 @pytest.fixture
 def git_server(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[GitServer]:
-    """A git server on the test network's gateway, which workspace containers can reach."""
-    networks = docker_client.networks.list(names=[TEST_NETWORK])
-    network = (
-        networks[0]
-        if networks
-        else docker_client.networks.create(
-            TEST_NETWORK, driver="bridge", labels={MANAGED_BY_LABEL: "tests"}
-        )
-    )
-    network.reload()
+    """A git server on the test network's gateway: the one place workspace containers can reach.
+
+    Every repository a started container clones in the suite is this one (tests must never
+    reach another host); repository forms naming other hosts are checked in the fast tier.
+    """
+    # Not the session's Network object: a test may have replaced the network since.
+    network = ensure_internal_network(docker_client)
     gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
     with serve_git_repository(tmp_path, gateway) as server:
         yield server

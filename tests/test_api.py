@@ -20,7 +20,7 @@ from jupyter_popebot_code.containers import (
 )
 from jupyter_popebot_code.store import Workspace
 
-from .conftest import TEST_NETWORK, Api, HeaderIdentityProvider, wait_for
+from .conftest import TEST_NETWORK, Api, HeaderIdentityProvider, ensure_internal_network, wait_for
 from .terminal_client import refusal, relay_fetch
 
 
@@ -139,22 +139,6 @@ async def test_create_refuses_bodies_that_are_not_small_json_objects(
     assert code == 400
     assert reply["message"]
     assert await api.call("GET") == (200, {"workspaces": []})
-
-
-@pytest.mark.parametrize(
-    ("repo", "branch"),
-    [
-        ("jupyter/notebook", "main"),
-        ("owner/name.with-dots_and-dashes", ""),
-        ("https://github.com/jupyter/notebook.git", "release/7.x"),
-        ("ssh://git@example.com:2222/team/repo.git", "feature/a-b_c"),
-        ("git@github.com:jupyter/notebook.git", ""),
-        ("git://git.example.org/repo.git", "v1.0"),
-    ],
-)
-async def test_create_accepts_real_repository_forms(api: Api, repo: str, branch: str) -> None:
-    workspace = await api.create(name="ok", repo=repo, branch=branch)
-    assert (workspace["repo"], workspace["branch"]) == (repo, branch)
 
 
 async def test_rename(api: Api) -> None:
@@ -463,30 +447,44 @@ async def test_limits_and_hardening_reach_the_container(
 
 
 async def test_a_removed_network_is_made_again(
-    api: Api, docker_client: docker.DockerClient
+    api: Api, service: Any, docker_client: docker.DockerClient
 ) -> None:
     first = await api.create(name="first")
     assert (await api.call("DELETE", first["id"]))[0] == 204
+    # A network whose name contains the test network's: the engine's name filter matches it too.
+    decoy = docker_client.networks.create(
+        f"{TEST_NETWORK}-decoy", driver="bridge", internal=True, labels={MANAGED_BY_LABEL: "tests"}
+    )
     docker_client.networks.get(TEST_NETWORK).remove()
-    second = await api.create(name="second")
-    container = docker_client.containers.get(second["container_name"])
-    assert TEST_NETWORK in container.attrs["NetworkSettings"]["Networks"]
-
-
-async def test_a_network_whose_name_merely_contains_ours_is_not_taken_for_it(
-    api: Api, docker_client: docker.DockerClient
-) -> None:
-    # Docker's name filter matches substrings: only an exact name may count as the network.
-    for network in docker_client.networks.list(names=[TEST_NETWORK]):
-        if network.name == TEST_NETWORK and not network.containers:
-            network.remove()
-    decoy = docker_client.networks.create(f"x-{TEST_NETWORK}", labels={MANAGED_BY_LABEL: "tests"})
     try:
-        workspace = await api.create()
-        container = docker_client.containers.get(workspace["container_name"])
-        assert list(container.attrs["NetworkSettings"]["Networks"]) == [TEST_NETWORK]
+        # The server makes a plain bridge; its container has no repository, so it dials nothing.
+        second = await api.create(name="second")
+        container = docker_client.containers.get(second["container_name"])
+        assert TEST_NETWORK in container.attrs["NetworkSettings"]["Networks"]
+        assert (await api.call("DELETE", second["id"]))[0] == 204
     finally:
+        # Leave the suite's internal network behind, not the routed one the server made.
+        for leftover in containers_of(docker_client, service):
+            leftover.remove(force=True)
+        ensure_internal_network(docker_client)
         decoy.remove()
+
+
+async def test_workspace_containers_reach_the_local_git_server_and_nothing_else(
+    api: Api, docker_client: docker.DockerClient, git_server: Any
+) -> None:
+    """The test network is internal: the host's address on it answers, nothing beyond it does."""
+    workspace = await api.create()
+    container = docker_client.containers.get(workspace["container_name"])
+    assert docker_client.networks.get(TEST_NETWORK).attrs["Internal"] is True
+
+    def connects(host: str, port: int) -> bool:
+        probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}'"
+        return container.exec_run(["bash", "-c", probe], user="coder").exit_code == 0
+
+    host, port = git_server.base_url.removeprefix("git://").rsplit(":", 1)
+    assert connects(host, int(port))
+    assert "refs/heads/feature" in run_in(container, f"git ls-remote {git_server.url}")
 
 
 class NamelessIdentityProvider(HeaderIdentityProvider):

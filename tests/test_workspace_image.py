@@ -20,12 +20,12 @@ from docker.models.networks import Network
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
-from .conftest import TEST_NETWORK, GitServer, serve_git_repository
+from .conftest import IMAGE_TEST_NETWORK, GitServer, serve_git_repository
 
-# Everything these tests create carries this prefix, so cleanup can never touch anything else
-# (named after the test network, so two checkouts running this module never remove each other's).
-PREFIX = f"{TEST_NETWORK}-image-"
-NETWORK = f"{PREFIX}net"
+# Everything these tests create carries this prefix (per checkout, like the test network), so
+# cleanup can never touch anything else.
+NETWORK = IMAGE_TEST_NETWORK
+PREFIX = f"{NETWORK}-"
 TEST_LABEL = "org.jupyter.popebot-code.test"
 TTYD_PORT = 7681
 WORKSPACE_DIR = "/home/coder/workspace"
@@ -50,14 +50,17 @@ def _remove_leftovers(client: docker.DockerClient) -> None:
         if volume.name.startswith(PREFIX):
             volume.remove(force=True)
     for network in client.networks.list(names=[NETWORK]):
-        network.remove()
+        if network.name == NETWORK:
+            network.remove()
 
 
 @pytest.fixture(scope="session")
 def image_network(docker_client: docker.DockerClient) -> Iterator[Network]:
-    """A user-defined bridge network like the server's, created for this module only."""
+    """An internal bridge network like the suite's, for this module only: no route out."""
     _remove_leftovers(docker_client)
-    network = docker_client.networks.create(NETWORK, driver="bridge", labels={TEST_LABEL: "image"})
+    network = docker_client.networks.create(
+        NETWORK, driver="bridge", internal=True, labels={TEST_LABEL: "image"}
+    )
     network.reload()
     yield network
     _remove_leftovers(docker_client)

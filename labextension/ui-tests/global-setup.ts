@@ -82,10 +82,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     // The tests open the settings editor through the app's commands.
     '--LabApp.expose_app_in_browser=True'
   ];
-  // Like the Python suite: a checkout's own Docker network, so suites of two
-  // checkouts sharing one engine keep their containers apart.
-  if (process.env.POPEBOT_TEST_NETWORK) {
-    args.push(`--ContainerManager.network=${process.env.POPEBOT_TEST_NETWORK}`);
+  // run.sh makes an internal network (no route out) for the workspace containers.
+  if (process.env.POPEBOT_UI_NETWORK) {
+    args.push(`--ContainerManager.network=${process.env.POPEBOT_UI_NETWORK}`);
   }
   // JupyterLab's "get news?" prompt would cover the terminal in screenshots.
   const labConfig = path.join(tmp, 'config', 'labconfig');

@@ -7,7 +7,7 @@
 #   VENV           Python environment with the package installed (default: <repo>/.venv)
 #   CHROMIUM_PATH  the browser (default: /usr/bin/chromium)
 #   WORKSPACE_IMAGE  image the server uses (default: jupyter-popebot-code-workspace:latest)
-#   POPEBOT_TEST_NETWORK  Docker network of the test containers (default: the server's default)
+#   POPEBOT_TEST_NETWORK  the browser tests' containers use the internal network "<this>-ui"
 # Screenshots and failure traces go to <repo>/test-artifacts/ui/.
 set -euo pipefail
 
@@ -31,6 +31,16 @@ die() {
 command -v docker >/dev/null || die "docker CLI not found (run scripts/ensure-docker.sh)"
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (run scripts/ensure-docker.sh)"
 docker image inspect "$image" >/dev/null 2>&1 || die "image $image is missing (run scripts/build-image.sh)"
+
+# The server's workspace containers go on an internal network of their own: no route out of this
+# machine (tests reach nothing else). Named after POPEBOT_TEST_NETWORK, so checkouts do not meet.
+network="${POPEBOT_TEST_NETWORK:-popebot-code-test}-ui"
+if [ "$(docker network inspect -f '{{.Internal}}' "$network" 2>/dev/null)" != true ]; then
+	docker network rm "$network" >/dev/null 2>&1 || true
+	docker network create --internal --label org.jupyter.popebot-code.managed-by=tests "$network" >/dev/null ||
+		die "cannot create the internal network $network (is a routed one with containers in the way?)"
+fi
+export POPEBOT_UI_NETWORK="$network"
 
 cd "$ext"
 if [ ! -x node_modules/.bin/playwright ]; then

@@ -1,0 +1,250 @@
+"""An in-memory ContainerManager for the fast test tier: no Docker engine is ever contacted.
+
+It keeps containers and volumes in dicts and behaves like the engine where the service relies on
+it (a name conflict on create, a missing container on start, a volume that outlives its
+container). Tests set states (paused, restarting, dead, ...) and inject failures through it.
+Only the fast tier uses it; every behaviour it stands in for is also tested against the real
+engine in the `docker` tier.
+
+It answers like a server whose Docker event stream is live: `statuses()` and `known_running()`
+read the dicts. The event stream itself (ContainerStates) has unit tests of its own and is tested
+against the real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from jupyter_popebot_code.containers import (
+    STORE_LABEL,
+    WORKSPACE_LABEL,
+    ContainerError,
+    ContainerManager,
+    ContainerMissing,
+    ContainerState,
+    DockerUnavailable,
+    workspace_labels,
+)
+from jupyter_popebot_code.store import Workspace
+
+T = TypeVar("T")
+
+# The private seam this stand-in plugs into; a rename in ContainerManager must fail loudly here.
+for _seam in ("_call",):
+    if not callable(getattr(ContainerManager, _seam, None)):
+        raise ImportError(f"ContainerManager.{_seam} is gone: update tests/memory_containers.py")
+
+
+class _NoDocker:
+    """Handed to SDK callbacks in place of a client: any use of it is a test failure."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the in-memory container manager touched Docker (.{name})")
+
+
+@dataclass
+class MemoryContainer:
+    name: str
+    labels: dict[str, str]
+    env: dict[str, str]
+    volume: str
+    status: str = "running"
+    ip_address: str | None = "10.99.0.2"
+    # Statuses state() reports next, one per call, before `status` again (e.g. restarting).
+    upcoming: list[str] = field(default_factory=list)
+    # Unpauses after which it is paused again, as a late "paused" event leaves it in dockerd.
+    repause: int = 0
+
+
+class InMemoryContainerManager(ContainerManager):
+    """ContainerManager's interface over dicts; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.containers: dict[str, MemoryContainer] = {}
+        self.volumes: dict[str, dict[str, str]] = {}
+        self.calls: Counter[str] = Counter()
+        self.engine_down = False
+        # Method name -> exceptions raised by its next calls, in order.
+        self.failures: dict[str, list[BaseException]] = {}
+        # Method name -> event the method waits for (after its effect) before returning.
+        self.gates: dict[str, asyncio.Event] = {}
+        # Method name -> event set when the method is entered (tests wait on it).
+        self.entered: dict[str, asyncio.Event] = {}
+        self.busy: set[str] = set()
+        self.overlaps: list[str] = []
+
+    # -- test hooks --------------------------------------------------------------------------
+
+    def set_status(self, name: str, status: str, *upcoming: str) -> None:
+        """Set a container's status; `upcoming` ones are reported first, one per state() call."""
+        self.containers[name].status = status
+        self.containers[name].upcoming = list(upcoming)
+
+    def fail_next(self, method: str, error: BaseException) -> None:
+        self.failures.setdefault(method, []).append(error)
+
+    def add_foreign(self, workspace: Workspace, store_id: str, status: str = "running") -> None:
+        """A container made behind this server's back (by a crashed server, `docker run`, ...)."""
+        assert workspace.container_name
+        self.volumes[workspace.volume_name] = workspace_labels(workspace, store_id)
+        self.containers[workspace.container_name] = MemoryContainer(
+            workspace.container_name,
+            workspace_labels(workspace, store_id),
+            {},
+            workspace.volume_name,
+            status,
+        )
+
+    async def _enter(self, method: str, name: str | None = None) -> None:
+        """Count the call, fail when asked to, and yield to the loop like a real engine call."""
+        self.calls[method] += 1
+        if method in self.entered:
+            self.entered[method].set()
+        await asyncio.sleep(0)
+        if self.engine_down:
+            raise DockerUnavailable("The Docker engine (in memory) is down.")
+        queued = self.failures.get(method)
+        if queued:
+            raise queued.pop(0)
+        if name is not None:
+            # Two operations on one container at once would be a race the service must prevent.
+            if name in self.busy:
+                self.overlaps.append(f"{method} {name}")
+            self.busy.add(name)
+
+    async def _leave(self, method: str, name: str | None = None) -> None:
+        try:
+            gate = self.gates.get(method)
+            if gate is not None:
+                await gate.wait()
+            await asyncio.sleep(0)
+        finally:
+            if name is not None:
+                self.busy.discard(name)
+
+    # -- the blocking seam -------------------------------------------------------------------
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(_NoDocker(), *args, **kwargs))
+
+    def watch(self, store_id: str) -> None:
+        """Nothing to follow: the dicts are always current, like a live event stream."""
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def state(self, container_name: str) -> ContainerState | None:
+        await self._enter("state")
+        container = self.containers.get(container_name)
+        if container is None:
+            return None
+        status = container.upcoming.pop(0) if container.upcoming else container.status
+        return ContainerState(status=status, ip_address=container.ip_address)
+
+    async def statuses(self, store_id: str, names: Any) -> dict[str, str]:
+        await self._enter("statuses")
+        wanted = set(names)
+        return {
+            c.name: c.status
+            for c in list(self.containers.values())
+            if c.labels.get(STORE_LABEL) == store_id and c.name in wanted
+        }
+
+    def known_running(self, container_name: str) -> ContainerState | None:
+        self.calls["known_running"] += 1
+        container = self.containers.get(container_name)
+        if self.engine_down or container is None or container.upcoming:
+            return None
+        if container.status != "running":
+            return None
+        return ContainerState(status="running", ip_address=container.ip_address)
+
+    async def workspace_ids(self, store_id: str) -> dict[str, str]:
+        await self._enter("workspace_ids")
+        return {
+            c.name: c.labels.get(WORKSPACE_LABEL, "")
+            for c in list(self.containers.values())
+            if c.labels.get(STORE_LABEL) == store_id
+        }
+
+    async def connect_host(self, container_name: str, state: ContainerState) -> str:
+        await self._enter("connect_host")
+        if self.connect_via == "name":
+            return container_name
+        if not state.ip_address:
+            raise ContainerError(f"Container {container_name} has no address.")
+        return state.ip_address
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+        name = workspace.container_name
+        assert name
+        await self._enter("create", name)
+        try:
+            if name in self.containers:
+                raise ContainerError(f"Conflict: the container name {name!r} is in use.")
+            labels = workspace_labels(workspace, store_id)
+            # Like Docker: the volume is made (or reused) before the container.
+            self.volumes.setdefault(workspace.volume_name, labels)
+            queued = self.failures.get("create_container")
+            if queued:
+                raise queued.pop(0)
+            self.containers[name] = MemoryContainer(name, labels, dict(env), workspace.volume_name)
+        finally:
+            await self._leave("create", name)
+
+    async def start(self, container_name: str) -> None:
+        await self._enter("start", container_name)
+        try:
+            container = self.containers.get(container_name)
+            if container is None:
+                raise ContainerMissing(f"No such container: {container_name}")
+            container.status = "running"
+        finally:
+            await self._leave("start", container_name)
+
+    async def unpause(self, container_name: str) -> None:
+        await self._enter("unpause", container_name)
+        try:
+            container = self.containers.get(container_name)
+            if container is None:
+                raise ContainerMissing(f"No such container: {container_name}")
+            # Like the real one, a container that is not paused counts as unpaused.
+            if container.repause:
+                container.repause -= 1
+            elif container.status == "paused":
+                container.status = "running"
+        finally:
+            await self._leave("unpause", container_name)
+
+    async def stop(self, container_name: str) -> None:
+        await self._enter("stop", container_name)
+        try:
+            container = self.containers.get(container_name)
+            if container is None:
+                raise ContainerMissing(f"No such container: {container_name}")
+            container.status = "exited"
+        finally:
+            await self._leave("stop", container_name)
+
+    async def remove(self, container_name: str) -> None:
+        await self._enter("remove", container_name)
+        try:
+            self.containers.pop(container_name, None)
+        finally:
+            await self._leave("remove", container_name)
+
+    async def remove_volume(self, volume_name: str) -> None:
+        await self._enter("remove_volume")
+        if any(c.volume == volume_name for c in self.containers.values()):
+            raise ContainerError(f"Volume {volume_name} is in use.")
+        self.volumes.pop(volume_name, None)
+
+    def close(self) -> None:
+        self.calls["close"] += 1
+        self._executor.shutdown(wait=False, cancel_futures=True)
