@@ -218,6 +218,12 @@ def _initials(name: str) -> str | None:
     return "".join(letters[:2]).upper() or None
 
 
+class AuthJSUser(User):
+    """A session's user; `email` is no dataclass field, so api/me does not show it."""
+
+    email: str | None = None
+
+
 def user_from_claims(claims: Mapping[str, Any]) -> User:
     """The jupyter-server user of a session: username is `sub`, the workspace owner."""
     sub = claims.get("sub")
@@ -227,13 +233,15 @@ def user_from_claims(claims: Mapping[str, Any]) -> User:
     email = claims.get("email") if isinstance(claims.get("email"), str) else None
     picture = claims.get("picture") if isinstance(claims.get("picture"), str) else None
     shown = name or email or sub
-    return User(
+    user = AuthJSUser(
         username=sub,
         name=shown,
         display_name=shown,
         initials=_initials(shown),
         avatar_url=picture or None,
     )
+    user.email = email  # CodeWorkspacesApp.admin_users may name people by email
+    return user
 
 
 def _local_path(url: str, fallback: str) -> str:
