@@ -64,6 +64,7 @@ HANDLER_RESOURCES: dict[str, str] = {
     "jupyter_server.services.api.handlers.IdentityHandler": "api",
     "jupyter_server.services.contents.handlers.TrustNotebooksHandler": "contents",
     "jupyter_server.services.contents.handlers.NotebooksRedirectHandler": "contents",
+    "jupyter_server.base.handlers.FilesRedirectHandler": "contents",
     "jupyter_server.base.handlers.PrometheusMetricsHandler": "server",
     "jupyterlab_server.settings_handler.SettingsHandler": "lab_settings",
     "jupyterlab_server.themes_handler.ThemesHandler": "lab_themes",
@@ -122,7 +123,8 @@ class WorkspaceAuthorizer(Authorizer):
             return True
         allowed = action in NON_ADMIN_PERMISSIONS.get(resource, frozenset())
         if not allowed:
-            self.log.info(
+            # Debug: JupyterLab polls kernels and sessions, and jupyter-server logs each 403.
+            self.log.debug(
                 "Refused %s on %s to %s (not in CodeWorkspacesApp.admin_users)",
                 action,
                 resource,
@@ -174,12 +176,11 @@ def guarded_handler_class(handler_class: type) -> type:
         result = super(subclass, self).prepare(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
-        verb = getattr(self, (self.request.method or "").lower(), None)
-        if self._finished or getattr(verb, "__allow_unauthenticated", False):
-            return result
         user = self.current_user
-        if not user:
-            return result  # jupyter-server has refused or redirected already
+        if self._finished or not user:
+            # Refused or redirected already, or a verb open to anyone (CORS preflight, the
+            # metrics when unauthenticated): a signed-in person is still asked about it.
+            return result
         action = HTTP_METHOD_TO_AUTH_ACTION.get(self.request.method or "", "write")
         if not await ensure_async(self.authorizer.is_authorized(self, user, action, resource)):
             raise web.HTTPError(403, f"User is not authorized to {action} on resource: {resource}.")
@@ -212,6 +213,17 @@ def choose_authorizer(
     configured = serverapp.config.get("WorkspaceAuthorizer", {}).get("admin_users", [])
     merged = [*configured, *(name for name in admin_users if name not in configured)]
     serverapp.update_config(Config({"WorkspaceAuthorizer": {"admin_users": merged}}))
+    _decide(serverapp, mode, len(merged), log)
+    if mode == "auto":
+        # Extensions linked after this one may still set the identity provider (JupyterHub's
+        # singleuser extension does) or an authorizer: decide again when they do.
+        serverapp.observe(
+            lambda _change: _decide(serverapp, mode, len(merged), log),
+            names=["identity_provider_class", "authorizer_class"],
+        )
+
+
+def _decide(serverapp: Any, mode: str, admin_count: int, log: Any) -> None:
     current: type = serverapp.authorizer_class
     if mode == "never" or issubclass(current, WorkspaceAuthorizer):
         return
@@ -237,7 +249,7 @@ def choose_authorizer(
         "Least privilege: people signed in through %s who are not in "
         "CodeWorkspacesApp.admin_users (%d listed) get code workspaces only.",
         _name(provider),
-        len(admin_users),
+        admin_count,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from jupyter_server.auth.authorizer import AllowAllAuthorizer, Authorizer
-from jupyter_server.auth.identity import User
+from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import JupyterServerAuthWarning
 from tornado.httpclient import HTTPClientError, HTTPResponse
@@ -94,6 +94,8 @@ REFUSED = [
     ("POST", "lab/api/build"),
     ("PUT", "lab/api/settings/@jupyterlab/apputils-extension:themes"),
     ("PUT", "lab/api/workspaces/default"),
+    ("GET", "metrics"),
+    ("GET", "files/anything.txt"),
 ]
 
 
@@ -334,3 +336,64 @@ def test_every_endpoint_requires_authentication(
         and "undecorated" in str(record.message)
         for record in records
     )
+
+
+def test_an_identity_provider_set_after_linking_still_counts() -> None:
+    """JupyterHub's singleuser extension sets its identity provider when it is linked, which
+    may be after this extension: the choice follows, as long as the authorizer is not made."""
+    from jupyter_server.serverapp import ServerApp
+    from traitlets.config import Config
+
+    from jupyter_popebot_code.authjs import AuthJSIdentityProvider
+    from jupyter_popebot_code.authorizer import choose_authorizer
+
+    app = ServerApp()
+    choose_authorizer(app, "auto", ["admin"], app.log)
+    assert app.authorizer_class is AllowAllAuthorizer
+    app.update_config(Config({"ServerApp": {"identity_provider_class": AuthJSIdentityProvider}}))
+    assert app.authorizer_class is WorkspaceAuthorizer
+    # An authorizer configured later still wins in 'auto'.
+    app.update_config(Config({"ServerApp": {"authorizer_class": _OperatorAuthorizer}}))
+    assert app.authorizer_class is _OperatorAuthorizer
+
+
+class HubLikeIdentityProvider(IdentityProvider):
+    """Users as JupyterHub's singleuser extension makes them (a `hub_user` model), by header."""
+
+    def get_user(self, handler: Any) -> User | None:  # type: ignore[override]
+        name = handler.request.headers.get("X-Hub-User")
+        if not name:
+            return None
+        return _hub_user(name, admin=name == "hub-admin")
+
+
+class TestJupyterHubLikeIdentities:
+    """No hub here: its user model as jupyterhub.singleuser gives it, through a real server."""
+
+    @pytest.fixture
+    def server_settings(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        monkeypatch.setenv("JUPYTERHUB_USER", "owner")
+        return {
+            "ServerApp": {
+                "identity_provider_class": HubLikeIdentityProvider,
+                "jpserver_extensions": {
+                    "jupyter_popebot_code": True,
+                    "jupyter_server_terminals": True,
+                },
+            }
+        }
+
+    async def test_owner_and_hub_admins_get_everything_shared_users_do_not(
+        self, jp_fetch: Callable[..., Any], jp_serverapp: Any
+    ) -> None:
+        assert type(jp_serverapp.authorizer) is WorkspaceAuthorizer
+        for name, expected in (("owner", 200), ("hub-admin", 200), ("shared-with", 403)):
+            for path in ("api/terminals", "api/kernels", "api/contents"):
+                response: HTTPResponse = await jp_fetch(
+                    *path.split("/"), headers={"X-Hub-User": name}, raise_error=False
+                )
+                assert response.code == expected, (name, path)
+            response = await jp_fetch(
+                "api", "code", "workspaces", headers={"X-Hub-User": name}, raise_error=False
+            )
+            assert response.code == 200, name
