@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from jupyter_server.auth.authorizer import AllowAllAuthorizer, Authorizer
 from jupyter_server.auth.identity import IdentityProvider, User
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import JupyterServerAuthWarning
+from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from jupyter_popebot_code.authorizer import WorkspaceAuthorizer
@@ -180,6 +181,27 @@ async def test_admins_get_everything(
     assert code == 200, term
     code, _ = await _call(jp_fetch, token, "DELETE", f"api/terminals/{term['name']}")
     assert code == 204
+
+
+class _ThirdPartyHandler(APIHandler):
+    """An extension's handler that only authenticates (no auth_resource, no @authorized)."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.finish({"ran": True})
+
+
+async def test_a_handler_added_later_without_authorization_is_refused_to_non_admins(
+    jp_fetch: Callable[..., Any], jp_serverapp: Any, sessions: dict[str, str]
+) -> None:
+    jp_serverapp.web_app.add_handlers(
+        ".*$", [(jp_serverapp.base_url + "third-party", _ThirdPartyHandler)]
+    )
+    code, body = await _call(jp_fetch, sessions["alice"], "GET", "third-party")
+    assert code == 403, body
+    assert "_ThirdPartyHandler" in body["message"]
+    code, body = await _call(jp_fetch, sessions["carol"], "GET", "third-party")
+    assert (code, body) == (200, {"ran": True})
 
 
 async def test_the_authjs_server_runs_the_workspace_authorizer(jp_serverapp: Any) -> None:
