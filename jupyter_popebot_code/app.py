@@ -5,12 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Int, List, Type, Unicode, default
 
+from .authorizer import WorkspaceAuthorizer, choose_authorizer
 from .containers import ContainerManager
 from .handlers import workspace_handlers
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
@@ -105,8 +107,24 @@ class CodeWorkspacesApp(ExtensionApp):
     admin_users = List(
         Unicode(),
         help=(
-            "Users who may see and manage every owner's workspaces, named as the identity gives "
-            "them (the Auth.js `sub` or email, the JupyterHub username)."
+            "People who may use everything the server offers (kernels, terminals, files, "
+            "extension management) when WorkspaceAuthorizer is in force: names as the identity "
+            "gives them, i.e. the Auth.js `sub` or the session's email, or the JupyterHub user "
+            "name (JupyterHub admins and the server's owner are admins anyway). Everyone else "
+            "gets code workspaces and a read-only JupyterLab."
+        ),
+    ).tag(config=True)
+
+    restrict_users = Enum(
+        ["auto", "always", "never"],
+        default_value="auto",
+        help=(
+            "Whether to install WorkspaceAuthorizer (least privilege for non-admins). 'auto': "
+            "when the identity provider is not one of jupyter-server's own token/password "
+            "providers (Auth.js, JupyterHub, any other) and no other authorizer is configured; "
+            "a configured one is kept, with a warning. 'always': also with jupyter-server's own "
+            "login, replacing a configured authorizer. 'never': leave the server's authorizer "
+            "alone (every signed-in user can then do everything)."
         ),
     ).tag(config=True)
 
@@ -128,7 +146,15 @@ class CodeWorkspacesApp(ExtensionApp):
 
     classes = [ContainerManager, TerminalRelay]
 
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        super()._link_jupyter_server_extension(serverapp)
+        # Before ServerApp.init_configurables makes the authorizer, so the choice takes effect.
+        choose_authorizer(serverapp, self.restrict_users, list(self.admin_users), self.log)
+
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        if isinstance(self.serverapp.authorizer, WorkspaceAuthorizer):
+            self.serverapp.authorizer.guard_handlers(self.serverapp.web_app)
         if not self.enabled:
             self.log.info("Code workspaces are disabled (CodeWorkspacesApp.enabled = False).")
             return

@@ -21,6 +21,7 @@ from traitlets import Bool, List, TraitError, Unicode, default, validate
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
     NoSessionCookie,
+    SessionIdentity,
     SessionTokenError,
     decode_session_cookie,
     secrets_from_environment,
@@ -30,6 +31,25 @@ from .authjs_session import (
 
 class AuthJSConfigError(RuntimeError):
     """The Auth.js identity provider is configured so that nobody could (safely) sign in."""
+
+
+class AuthJSUser(User):
+    """A session's user; `email` is no dataclass field, so api/me does not show it."""
+
+    email: str | None = None
+
+
+def user_from_identity(identity: SessionIdentity) -> AuthJSUser:
+    """The jupyter-server user of a session: username is `sub`, the workspace owner."""
+    user = AuthJSUser(
+        username=identity.username,
+        name=identity.name,
+        display_name=identity.name,
+        initials=identity.initials,
+        avatar_url=identity.avatar_url,
+    )
+    user.email = identity.email  # CodeWorkspacesApp.admin_users may name people by email
+    return user
 
 
 def _local_path(url: str, fallback: str) -> str:
@@ -209,13 +229,7 @@ class AuthJSIdentityProvider(IdentityProvider):
         except SessionTokenError as e:
             self.log.debug("Rejected the Auth.js session cookie (%s)", e)
             return None
-        return User(
-            username=identity.username,
-            name=identity.name,
-            display_name=identity.name,
-            initials=identity.initials,
-            avatar_url=identity.avatar_url,
-        )
+        return user_from_identity(identity)
 
     def _token_matches(self, handler: web.RequestHandler) -> bool:
         given = self.get_token(handler) or ""

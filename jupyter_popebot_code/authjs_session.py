@@ -55,6 +55,7 @@ class SessionIdentity:
     name: str
     initials: str | None
     avatar_url: str | None
+    email: str | None = None
 
 
 def _b64url_decode(part: str) -> bytes:
@@ -256,5 +257,9 @@ def session_identity(claims: Mapping[str, Any]) -> SessionIdentity:
     picture = claims.get("picture") if isinstance(claims.get("picture"), str) else None
     shown = name or email or sub
     return SessionIdentity(
-        username=sub, name=shown, initials=_initials(shown), avatar_url=picture or None
+        username=sub,
+        name=shown,
+        initials=_initials(shown),
+        avatar_url=picture or None,
+        email=email or None,
     )

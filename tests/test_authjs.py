@@ -381,10 +381,14 @@ def test_every_candidate_under_the_first_name_present_is_tried(
 def test_session_identity_is_plain_data(minted: dict[str, dict[str, Any]]) -> None:
     claims = decode_session_token(minted["alice"]["token"], [SECRET], PLAIN)
     assert session_identity(claims) == SessionIdentity(
-        username=ALICE["sub"], name=ALICE["name"], initials="AE", avatar_url=ALICE["picture"]
+        username=ALICE["sub"],
+        name=ALICE["name"],
+        initials="AE",
+        avatar_url=ALICE["picture"],
+        email=ALICE["email"],
     )
     bob = session_identity({"sub": BOB["sub"], "email": BOB["email"], "picture": 7})
-    assert bob == SessionIdentity(BOB["sub"], BOB["email"], "B", None)
+    assert bob == SessionIdentity(BOB["sub"], BOB["email"], "B", None, BOB["email"])
     with pytest.raises(SessionTokenError, match="sub"):
         session_identity({"name": "Nobody", "sub": ""})
 
