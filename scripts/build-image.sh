@@ -25,11 +25,9 @@ readonly BASE_PACKAGES="ttyd,bash,git,ca-certificates,procps,tmux,openssh-client
 readonly BASE_RECIPE_VERSION="1"
 readonly LABEL_PREFIX="org.jupyter.popebot-code"
 
-log() { printf '[build-image] %s\n' "$*" >&2; }
-die() {
-	printf '[build-image] ERROR: %s\n' "$*" >&2
-	exit 1
-}
+LOG_TAG=build-image
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 usage() {
 	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'

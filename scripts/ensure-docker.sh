@@ -12,27 +12,9 @@ readonly START_TIMEOUT="${DOCKER_START_TIMEOUT:-60}"
 readonly LOG_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/jupyter-popebot-code"
 readonly DOCKERD_LOG="${DOCKERD_LOG:-$LOG_DIR/dockerd.log}"
 
-log() { printf '[ensure-docker] %s\n' "$*" >&2; }
-die() {
-	printf '[ensure-docker] ERROR: %s\n' "$*" >&2
-	exit 1
-}
-
-is_root() { [ "$(id -u)" = 0 ]; }
-
-apt_updated=0
-apt_install() {
-	is_root || die "installing $* needs root (run this script as root, or install them yourself)"
-	command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* with your system's package manager"
-	if [ "$apt_updated" = 0 ]; then
-		log "apt-get update ..."
-		DEBIAN_FRONTEND=noninteractive apt-get update || die "apt-get update failed"
-		apt_updated=1
-	fi
-	log "apt-get install $* ..."
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" ||
-		die "apt-get install $* failed"
-}
+LOG_TAG=ensure-docker
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 engine_up() { docker info >/dev/null 2>&1; }
 

@@ -17,23 +17,11 @@ venv="${VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 extras="${POPEBOT_EXTRAS:-lab,test}"
 engine="${POPEBOT_SETUP_ENGINE:-1}"
-case "$engine" in 0 | 1) ;; *) printf '[setup] ERROR: POPEBOT_SETUP_ENGINE must be 0 or 1\n' >&2; exit 1 ;; esac
 
-log() { printf '[setup] %s\n' "$*" >&2; }
-die() {
-	printf '[setup] ERROR: %s\n' "$*" >&2
-	exit 1
-}
-
-apt_updated=0
-apt_install() {
-	[ "$(id -u)" = 0 ] || die "installing $* needs root (or install them yourself)"
-	if [ "$apt_updated" = 0 ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get update -q
-		apt_updated=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
+LOG_TAG=setup
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+case "$engine" in 0 | 1) ;; *) die "POPEBOT_SETUP_ENGINE must be 0 or 1" ;; esac
 
 # --- system packages -------------------------------------------------------------------------
 command -v git >/dev/null || apt_install git ca-certificates

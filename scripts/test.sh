@@ -10,6 +10,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="${VENV:-$root/.venv}"
+LOG_TAG=test
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 export PATH="$venv/bin:$PATH"
 
 fast=0
@@ -24,11 +27,7 @@ if [ "$fast" = 1 ]; then
 	export DOCKER_HOST="unix:///nonexistent/popebot-fast-tier.sock"
 else
 	bash scripts/setup.sh
-	if ! command -v chromium >/dev/null; then
-		[ "$(id -u)" = 0 ] || { echo "[test] chromium is missing: apt-get install chromium" >&2; exit 1; }
-		DEBIAN_FRONTEND=noninteractive apt-get update -q
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
-	fi
+	command -v chromium >/dev/null || apt_install chromium
 fi
 
 echo "[test] ruff"

@@ -21,10 +21,9 @@ export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
 export JUPYTER="${JUPYTER:-$venv/bin/jupyter}"
 image="${WORKSPACE_IMAGE:-jupyter-popebot-code-workspace:latest}"
 
-die() {
-	printf '[ui-tests] ERROR: %s\n' "$*" >&2
-	exit 1
-}
+LOG_TAG=ui-tests
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 [ -x "$CHROMIUM_PATH" ] || die "no browser at $CHROMIUM_PATH (apt-get install chromium)"
 [ -x "$JUPYTER" ] || die "no jupyter at $JUPYTER (run scripts/setup.sh)"
