@@ -10,8 +10,9 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, List, Type, Unicode, default
 
-from .containers import ContainerManager
+from .containers import ContainerError, ContainerManager, DockerUnavailable
 from .handlers import workspace_handlers
+from .network_policy import NetworkPolicy
 from .relay import TerminalRelay, relay_handlers
 from .service import WorkspaceService
 from .store import WorkspaceStore
@@ -35,6 +36,7 @@ class CodeWorkspacesApp(ExtensionApp):
     # Made by initialize_settings; handlers reach them through CodeWorkspacesMixin.
     store: WorkspaceStore
     container_manager: ContainerManager
+    network_policy: NetworkPolicy
     terminal_relay: TerminalRelay
     validator: WorkspaceValidator
     service: WorkspaceService
@@ -108,7 +110,7 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    classes = [ContainerManager, TerminalRelay]
+    classes = [ContainerManager, NetworkPolicy, TerminalRelay]
 
     def initialize_settings(self) -> None:
         if not self.enabled:
@@ -117,6 +119,7 @@ class CodeWorkspacesApp(ExtensionApp):
         self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
         self.container_manager = self.container_manager_class(parent=self, log=self.log)
+        self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
@@ -127,12 +130,21 @@ class CodeWorkspacesApp(ExtensionApp):
             containers=self.container_manager,
             validator=self.validator,
             log=self.log,
+            network_policy=self.network_policy,
         )
+        IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
+
+    async def _install_network_policy(self) -> None:
+        """Firewall the workspace network before anyone asks for a workspace; creates retry it."""
+        try:
+            await self.network_policy.install()
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.error("Workspace network policy not installed yet: %s", err)
 
     def _apply_renamed_options(self) -> None:
         """Options that moved to TerminalRelay keep working, with a warning."""
