@@ -20,6 +20,7 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from tornado.httpclient import HTTPResponse
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.network_policy import ICC_OPTION, IptablesFirewall
 
 from .docker_proxy import DockerSocketProxy
 
@@ -57,7 +58,18 @@ def docker_client() -> Iterator[docker.DockerClient]:
     _remove_test_containers(client)
     yield client
     _remove_test_containers(client)
+    _remove_test_firewall(client)
     client.close()
+
+
+def _remove_test_firewall(client: docker.DockerClient) -> None:
+    """The servers leave their rules installed on purpose; the test network's go with the run."""
+    firewall = IptablesFirewall()
+    for network in client.networks.list(names=[TEST_NETWORK]):
+        if network.name == TEST_NETWORK:
+            firewall.remove(network.id)
+    # Chains of test networks removed during the run (their bridges are gone).
+    firewall.remove_stale({network.id for network in client.networks.list()})
 
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
@@ -108,7 +120,10 @@ def server_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def jp_server_config(
-    tmp_path: Path, workspace_image: str, server_settings: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_image: str,
+    server_settings: dict[str, Any],
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "ServerApp": {"jpserver_extensions": {"jupyter_popebot_code": True}},
@@ -119,6 +134,11 @@ def jp_server_config(
             "extra_env": {"POPEBOT_TEST": "1"},
         },
     }
+    if "git_server" in request.fixturenames:
+        # The git daemon listens on the gateway, which the firewall blocks unless allowed.
+        git: GitServer = request.getfixturevalue("git_server")
+        allowed = [git.base_url.removeprefix("git://")]
+        config["NetworkPolicy"] = {"allowed_destinations": allowed}
     for section, values in server_settings.items():
         config.setdefault(section, {}).update(values)
     return config
@@ -200,7 +220,10 @@ def git_server(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[G
         networks[0]
         if networks
         else docker_client.networks.create(
-            TEST_NETWORK, driver="bridge", labels={MANAGED_BY_LABEL: "tests"}
+            TEST_NETWORK,
+            driver="bridge",
+            options={ICC_OPTION: "false"},  # as the server makes it
+            labels={MANAGED_BY_LABEL: "tests"},
         )
     )
     network.reload()
