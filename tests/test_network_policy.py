@@ -372,3 +372,65 @@ def test_the_command_line_installs_and_removes_the_rules(
     done = subprocess.run([*command, "install", *bad], capture_output=True, text=True)
     assert done.returncode != 0
     assert "10.0.0.1/8" in done.stderr
+
+
+# -- a network made before isolation, and a firewall that cannot be written ----------------------
+
+
+@pytest.fixture
+def network_with_icc_on(docker_client: docker.DockerClient) -> Iterator[Any]:
+    """The test network as an older version made it: inter-container traffic on."""
+    for network in docker_client.networks.list(names=[TEST_NETWORK]):
+        if network.name == TEST_NETWORK:
+            network.remove()  # empty: every test removes its containers
+    network = docker_client.networks.create(TEST_NETWORK, driver="bridge")
+    yield network
+    network.reload()
+    if not network.containers:
+        network.remove()  # later tests get the network the server makes
+
+
+@pytest.mark.parametrize("server_settings", [{"NetworkPolicy": {"firewall": "off"}}])
+async def test_an_open_network_without_a_firewall_is_refused(
+    network_with_icc_on: Any, api: Api, docker_client: docker.DockerClient, service: Any
+) -> None:
+    code, reply = await api.call("POST", body={"name": "open", "repo": "", "branch": ""})
+    assert code == 500
+    assert f"Network '{TEST_NETWORK}' lets containers talk to each other" in reply["message"]
+    assert "docker network rm" in reply["message"]
+    label = f"org.jupyter.popebot-code.store={service.store.store_id}"
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert (await api.call("GET"))[1] == {"workspaces": []}
+
+
+@pytest.mark.parametrize("server_settings", [two_owners])
+async def test_an_open_network_is_still_isolated_by_the_firewall(
+    network_with_icc_on: Any,
+    api: Api,
+    docker_client: docker.DockerClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    target = await workspace_container(api.as_user("alice"), docker_client, "alice")
+    stranger = await workspace_container(api.as_user("bob"), docker_client, "bob")
+    start_listener(target)
+    assert await asyncio.to_thread(probe, stranger, address_of(target), "tcp") == BLOCKED
+    assert await asyncio.to_thread(probe, stranger, address_of(target), "udp") == BLOCKED
+    assert "was made with inter-container traffic on" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{"NetworkPolicy": {"firewall": "iptables", "iptables_command": "/nonexistent/iptables"}}],
+)
+async def test_a_firewall_that_cannot_be_written_refuses_workspaces(
+    api: Api, docker_client: docker.DockerClient, service: Any
+) -> None:
+    code, reply = await api.call("POST", body={"name": "unfenced", "repo": "", "branch": ""})
+    assert code == 500
+    assert reply["message"].startswith("Cannot enforce the workspace firewall: ")
+    assert (
+        "/nonexistent/iptables and /nonexistent/iptables-restore are not on PATH"
+        in (reply["message"])
+    )
+    label = f"org.jupyter.popebot-code.store={service.store.store_id}"
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
