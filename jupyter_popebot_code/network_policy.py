@@ -200,8 +200,9 @@ class IptablesFirewall:
         self.iptables = iptables
         self.iptables_restore = iptables + "-restore"
 
-    def _run(self, *args: str, stdin: str | None = None, check: bool = True) -> bool:
-        command = [*args]
+    def _run(
+        self, *command: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         try:
             done = subprocess.run(
                 command,
@@ -215,14 +216,14 @@ class IptablesFirewall:
             raise FirewallError(f"Cannot run {command[0]}: {err}") from err
         if check and done.returncode != 0:
             raise FirewallError(f"{' '.join(command)} failed: {done.stderr.strip()}")
-        return done.returncode == 0
+        return done
 
     def apply(self, view: NetworkView, script: str) -> None:
         """Write both chains in one transaction, then make sure the jumps to them are first."""
         self._run(self.iptables_restore, "-w", "--noflush", stdin=script)
         for jump in view.jumps():
             chain, rule = jump[0], jump[1:]
-            if not self._run(self.iptables, "-w", "-C", chain, *rule, check=False):
+            if self._run(self.iptables, "-w", "-C", chain, *rule, check=False).returncode != 0:
                 self._run(self.iptables, "-w", "-I", chain, "1", *rule)
 
     def remove(self, network_id: str) -> None:
@@ -256,19 +257,7 @@ class IptablesFirewall:
         return found
 
     def _read_rules(self) -> list[str]:
-        try:
-            done = subprocess.run(
-                [self.iptables, "-w", "-S"],
-                capture_output=True,
-                text=True,
-                timeout=IPTABLES_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise FirewallError(f"Cannot run {self.iptables}: {err}") from err
-        if done.returncode != 0:
-            raise FirewallError(f"{self.iptables} -S failed: {done.stderr.strip()}")
-        return done.stdout.splitlines()
+        return self._run(self.iptables, "-w", "-S").stdout.splitlines()
 
 
 def firewall_unavailable_reason(iptables: str, bridge: str) -> str | None:
