@@ -37,6 +37,7 @@ from jupyter_popebot_code.network_policy import (
 )
 
 from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider
+from .terminal_client import WsFetch, terminal
 
 PORT = 8077
 BLOCKED = f"error {errno.EHOSTUNREACH}"
@@ -152,7 +153,7 @@ def test_the_rules_reject_after_their_exceptions() -> None:
 
 @pytest.mark.parametrize("server_settings", [two_owners])
 async def test_owners_cannot_reach_each_others_workspaces(
-    api: Api, docker_client: docker.DockerClient, jp_serverapp: Any
+    api: Api, docker_client: docker.DockerClient, jp_serverapp: Any, jp_ws_fetch: WsFetch
 ) -> None:
     alice, bob = api.as_user("alice"), api.as_user("bob")
     target = await workspace_container(alice, docker_client, "alice 1")
@@ -169,6 +170,11 @@ async def test_owners_cannot_reach_each_others_workspaces(
     network = docker_client.networks.get(TEST_NETWORK)
     assert network.attrs["Options"][ICC_OPTION] == "false"
     assert jp_serverapp.web_app.settings["jupyter_popebot_code"].network_policy.enforcing
+    # The server on the host (connect_via=ip) still reaches ttyd through the relay.
+    workspace_id = target.labels["org.jupyter.popebot-code.workspace-id"]
+    async with terminal(jp_ws_fetch, workspace_id, user="alice") as term:
+        term.type("echo fenced-$((6*7))\r")
+        await term.read_until("fenced-42")
 
 
 @pytest.mark.parametrize(
