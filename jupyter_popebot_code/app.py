@@ -13,8 +13,9 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Int, List, Type, Unicode, default
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
-from .containers import ContainerManager
+from .containers import ContainerError, ContainerManager, DockerUnavailable
 from .handlers import workspace_handlers
+from .network_policy import NetworkPolicy
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .relay import TerminalRelay, relay_handlers
 from .service import Quota, WorkspaceService
@@ -39,6 +40,7 @@ class CodeWorkspacesApp(ExtensionApp):
     # Made by initialize_settings; handlers reach them through CodeWorkspacesMixin.
     store: WorkspaceStore
     container_manager: ContainerManager
+    network_policy: NetworkPolicy
     terminal_relay: TerminalRelay
     validator: WorkspaceValidator
     service: WorkspaceService
@@ -144,7 +146,7 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    classes = [ContainerManager, TerminalRelay]
+    classes = [ContainerManager, NetworkPolicy, TerminalRelay]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
@@ -165,6 +167,7 @@ class CodeWorkspacesApp(ExtensionApp):
             # One user, who is the operator: their own token is theirs to use.
             token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
             self.container_manager.claude_code_oauth_token = token
+        self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
@@ -179,8 +182,10 @@ class CodeWorkspacesApp(ExtensionApp):
                 max_workspaces=self.max_workspaces_per_user,
                 max_running=self.max_running_workspaces_per_user,
             ),
+            network_policy=self.network_policy,
         )
         self.container_manager.watch(self.store.store_id)
+        IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
         self.log.info(
@@ -194,6 +199,13 @@ class CodeWorkspacesApp(ExtensionApp):
             provider = self.serverapp.identity_provider if self.serverapp else None
             return type(provider) in ANONYMOUS_IDENTITY_PROVIDERS
         return bool(self.owner_source == "server")
+
+    async def _install_network_policy(self) -> None:
+        """Firewall the workspace network before anyone asks for a workspace; creates retry it."""
+        try:
+            await self.network_policy.install()
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.error("Workspace network policy not installed yet: %s", err)
 
     def _apply_renamed_options(self) -> None:
         """Options that moved to TerminalRelay keep working, with a warning."""

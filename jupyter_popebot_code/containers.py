@@ -67,7 +67,19 @@ def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
 
 def network_exists(client: docker.DockerClient, name: str) -> bool:
     """Whether a network of exactly this name exists (Docker's name filter matches substrings)."""
-    return any(net.name == name for net in client.networks.list(names=[name]))
+    return find_network(client, name) is not None
+
+
+def find_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+    """The listing entry (Id, Options, IPAM, ...) of the network of exactly this name."""
+    for net in client.networks.list(names=[name]):
+        if net.name == name:
+            return net.attrs  # type: ignore[no-any-return]
+    return None
+
+
+# Called on a Docker thread with the network's attributes and whether it was just created.
+NetworkHook = Callable[[docker.DockerClient, dict[str, Any], bool], None]
 
 
 def redact_url(url: str) -> str:
@@ -213,6 +225,12 @@ class ContainerManager(LoggingConfigurable):
         self._client_lock = threading.Lock()
         self._resolved_connect_via: str | None = None
         self._states: ContainerStates | None = None
+        # Set by NetworkPolicy: driver options of a new network, and a hook that checks an
+        # existing network and installs the firewall rules for a new one.
+        self.network_options: dict[str, str] = {}
+        self.network_hook: NetworkHook | None = None
+        # Docker accepts two networks of one name: never create it from two threads at once.
+        self._network_lock = threading.Lock()
 
     # -- the one seam to the blocking SDK --------------------------------------------------
 
@@ -236,6 +254,10 @@ class ContainerManager(LoggingConfigurable):
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
             raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
+
+    async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(client, *args)` on the Docker thread pool, errors translated as every call."""
+        return await self._call(fn, *args)
 
     def _docker(self) -> docker.DockerClient:
         with self._client_lock:
@@ -464,15 +486,29 @@ class ContainerManager(LoggingConfigurable):
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
-        if not network_exists(client, self.network):
-            try:
-                client.networks.create(
-                    self.network, driver="bridge", labels={MANAGED_BY_LABEL: MANAGED_BY}
-                )
-            except docker.errors.APIError as err:
-                # Another server may have created it in the meantime.
-                if not network_exists(client, self.network):
-                    raise ContainerError(f"Cannot create network {self.network!r}: {err}") from err
+        with self._network_lock:
+            attrs = find_network(client, self.network)
+            created = attrs is None
+            if attrs is None:
+                try:
+                    client.networks.create(
+                        self.network,
+                        driver="bridge",
+                        options=self.network_options or None,
+                        labels={MANAGED_BY_LABEL: MANAGED_BY},
+                        check_duplicate=True,
+                    )
+                except docker.errors.APIError as err:
+                    # Another server may have created it in the meantime.
+                    if not network_exists(client, self.network):
+                        raise ContainerError(
+                            f"Cannot create network {self.network!r}: {err}"
+                        ) from err
+                attrs = find_network(client, self.network)
+                if attrs is None:
+                    raise ContainerError(f"Network {self.network!r} vanished after its creation.")
+        if self.network_hook is not None:
+            self.network_hook(client, attrs, created)
 
     async def start(self, container_name: str) -> None:
         await self._change(container_name, lambda client: client.api.start(container_name))

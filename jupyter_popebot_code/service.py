@@ -27,6 +27,7 @@ from .containers import (
     ContainerMissing,
     DockerUnavailable,
 )
+from .network_policy import NetworkPolicy
 from .store import Workspace, WorkspaceStore, volume_name
 from .ttyd import TerminalEndpoint
 from .validation import WorkspaceSpec, WorkspaceValidator
@@ -98,6 +99,7 @@ class WorkspaceService:
         log: logging.Logger,
         quota: Quota | None = None,
         activity_interval: float = 30.0,
+        network_policy: NetworkPolicy | None = None,
     ) -> None:
         self.store = store
         self.containers = containers
@@ -105,6 +107,7 @@ class WorkspaceService:
         self.log = log
         self.quota = quota or Quota()
         self.activity_interval = activity_interval
+        self.network_policy = network_policy
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._activity_recorded: dict[str, float] = {}
         # One thread: the store serialises its calls anyway, and order is kept.
@@ -173,6 +176,7 @@ class WorkspaceService:
                     workspace, self.store.store_id, self._container_env(workspace)
                 )
                 await self._db(self.store.insert, workspace)
+                await self._container_started()
             except BaseException:
                 await self._discard(workspace)
                 raise
@@ -287,6 +291,7 @@ class WorkspaceService:
             return EnsureResult("running")
         if state.status == "paused":
             await self._unpause_confirmed(name)
+            await self._container_started()
             return EnsureResult("started", "The container was paused and has been resumed.")
         if state.status in ("created", "exited"):
             try:
@@ -298,6 +303,7 @@ class WorkspaceService:
                 self.log.warning("Starting %s failed (%s); recreating it", name, err)
                 await self._recreate(workspace)
                 return EnsureResult("created", f"Starting failed ({err}); recreated the container.")
+            await self._container_started()
             return EnsureResult("started", "The container was stopped and has been started.")
         # dead, removing, or a state Docker may add later: a fresh container on the same volume.
         await self._recreate(workspace)
@@ -339,7 +345,17 @@ class WorkspaceService:
         assert workspace.container_name
         await self.containers.remove(workspace.container_name)
         await self.containers.create(workspace, self.store.store_id, self._container_env(workspace))
+        await self._container_started()
         self.log.info("Recreated container %s", workspace.container_name)
+
+    async def _container_started(self) -> None:
+        """A container may have a new address: rules that name addresses follow it."""
+        if self.network_policy is None:
+            return
+        try:
+            await self.network_policy.refresh()
+        except (DockerUnavailable, ContainerError) as err:
+            self.log.error("Could not update the workspace firewall: %s", err)
 
     # -- terminals -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from tornado.httpclient import HTTPResponse
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.network_policy import ICC_OPTION, IptablesFirewall
 
 from .docker_proxy import DockerSocketProxy
 
@@ -85,7 +86,18 @@ def docker_client() -> Iterator[docker.DockerClient]:
     ensure_internal_network(client)
     yield client
     _remove_test_containers(client)
+    _remove_test_firewall(client)
     client.close()
+
+
+def _remove_test_firewall(client: docker.DockerClient) -> None:
+    """The servers leave their rules installed on purpose; the test network's go with the run."""
+    firewall = IptablesFirewall()
+    for network in client.networks.list(names=[TEST_NETWORK]):
+        if network.name == TEST_NETWORK:
+            firewall.remove(network.id)
+    # Chains of test networks removed during the run (their bridges are gone).
+    firewall.remove_stale({network.id for network in client.networks.list()})
 
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
@@ -110,20 +122,30 @@ def _network_named(client: docker.DockerClient, name: str) -> Network | None:
 def ensure_internal_network(client: docker.DockerClient) -> Network:
     """The test network, as an `internal` bridge: containers reach its gateway and nothing else.
 
+    Inter-container traffic is off as on the networks the server makes.
+
     The git daemon listens on the gateway, so clones work; any other address is unreachable.
     A non-internal one (made by ContainerManager after a test removed it, or by an older suite)
     is replaced; it holds no container by now (_remove_test_containers ran, or the test did it).
     """
     network = _network_named(client, TEST_NETWORK)
-    if network is not None and network.attrs.get("Internal"):
+    if (
+        network is not None
+        and network.attrs.get("Internal")
+        and (network.attrs.get("Options") or {}).get(ICC_OPTION) == "false"
+    ):
         return network
     if network is not None:
         attached = list(network.attrs.get("Containers") or {})
         if attached:
-            pytest.fail(f"{TEST_NETWORK} is not internal and still has containers: {attached}")
+            pytest.fail(f"{TEST_NETWORK} is not as expected and has containers: {attached}")
         network.remove()
     network = client.networks.create(
-        TEST_NETWORK, driver="bridge", internal=True, labels={MANAGED_BY_LABEL: "tests"}
+        TEST_NETWORK,
+        driver="bridge",
+        internal=True,
+        options={ICC_OPTION: "false"},  # as the server makes it (NetworkPolicy)
+        labels={MANAGED_BY_LABEL: "tests"},
     )
     network.reload()
     return network
@@ -201,7 +223,11 @@ def server_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def jp_server_config(
-    tmp_path: Path, workspace_image: str, test_network: Network, server_settings: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_image: str,
+    test_network: Network,
+    server_settings: dict[str, Any],
 ) -> dict[str, Any]:
     """A server on the real engine (tests/unit/conftest.py overrides this for the fast tier)."""
     config: dict[str, Any] = {
@@ -213,6 +239,11 @@ def jp_server_config(
             "extra_env": {"POPEBOT_TEST": "1"},
         },
     }
+    if "git_server" in request.fixturenames:
+        # The git daemon listens on the gateway, which the firewall blocks unless allowed.
+        git: GitServer = request.getfixturevalue("git_server")
+        allowed = [git.base_url.removeprefix("git://")]
+        config["NetworkPolicy"] = {"allowed_destinations": allowed}
     for section, values in server_settings.items():
         config.setdefault(section, {}).update(values)
     return config

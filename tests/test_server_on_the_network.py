@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from websockets.sync.client import connect
 
 from .conftest import SIDECAR_PREFIX, TEST_NETWORK
 from .server_process import ServerProcess, run_and_clean_up
+from .test_network_policy import BLOCKED, probe
 
 
 @pytest.fixture
@@ -55,13 +58,22 @@ def server_in_network(
         'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
         resolv_conf, str(pid),
     ]  # fmt: skip
-    server.extra_args = ["--ServerApp.ip=0.0.0.0"]
+    # A server in a container cannot write the host's firewall: the operator does, on the host,
+    # naming the server's container as the one that may reach ttyd.
+    policy = [
+        f"--ContainerManager.network={TEST_NETWORK}",
+        f"--NetworkPolicy.ttyd_clients={json.dumps([sidecar.name])}",
+    ]
+    command = [sys.executable, "-m", "jupyter_popebot_code.network_policy_command", "install"]
+    done = subprocess.run([*command, *policy], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    server.extra_args = ["--ServerApp.ip=0.0.0.0", "--NetworkPolicy.firewall=off"]
     server.host = sidecar.attrs["NetworkSettings"]["Networks"][TEST_NETWORK]["IPAddress"]
     yield from run_and_clean_up(server, docker_client)
 
 
 def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
-    server_in_network: ServerProcess,
+    server_in_network: ServerProcess, docker_client: docker.DockerClient
 ) -> None:
     server = server_in_network
     server.start()
@@ -84,3 +96,13 @@ def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
     log = server.log_path.read_text()
     assert "Relay reaches workspace containers by name (connect_via=auto)" in log
     assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
+    assert "Workspace firewall is OFF (NetworkPolicy.firewall = 'off')" in log
+
+    # Only the server's container reaches ttyd: another workspace does not, nor the server.
+    other = server.request("POST", "api/code/workspaces", json={"name": "other"})
+    assert other.status_code == 201, other.text
+    other_container = docker_client.containers.get(other.json()["container_name"])
+    target = docker_client.containers.get(f"code-workspace-{workspace_id}")
+    address = target.attrs["NetworkSettings"]["Networks"][TEST_NETWORK]["IPAddress"]
+    assert probe(other_container, address, "tcp", 7681) == BLOCKED
+    assert probe(other_container, server.host, "tcp", server.port) == BLOCKED

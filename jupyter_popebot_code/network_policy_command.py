@@ -1,0 +1,60 @@
+"""`python -m jupyter_popebot_code.network_policy_command install|remove`, as root on the host.
+
+For deployments whose Jupyter server cannot write the firewall itself (it runs in a container, or
+not as root): the same NetworkPolicy and ContainerManager options as the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from traitlets import Unicode
+from traitlets.config import Application
+
+from .containers import ContainerError, ContainerManager
+from .network_policy import NetworkPolicy
+
+
+class NetworkPolicyApp(Application):
+    """Install or remove the firewall rules of the workspace network, as root on the host.
+
+    For a server that cannot manage the firewall itself (it runs in a container): the same
+    options as the server's (`--NetworkPolicy.…`, `--ContainerManager.network=…`, or
+    `--config=jupyter_server_config.py`).
+    """
+
+    name = "jupyter-popebot-code-network-policy"
+    description = "Install or remove the workspace network's firewall rules on the Docker host."
+    classes = [ContainerManager, NetworkPolicy]
+    aliases = {
+        "config": "NetworkPolicyApp.config_file",
+        "log-level": "Application.log_level",
+    }
+    config_file = Unicode("", help="A Python config file to read (e.g. the server's).").tag(
+        config=True
+    )
+
+    def start(self) -> None:
+        if self.config_file:
+            self.load_config_file(self.config_file)
+        action = self.extra_args[0] if self.extra_args else ""
+        if action not in ("install", "remove"):
+            self.exit(f"usage: {sys.argv[0]} install|remove [--NetworkPolicy.option=value ...]")
+        containers = ContainerManager(parent=self, log=self.log)
+        policy = NetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
+        try:
+            if action == "install":
+                asyncio.run(policy.install())
+            else:
+                asyncio.run(policy.uninstall())
+        except ContainerError as err:
+            self.exit(str(err))
+        finally:
+            containers.close()
+
+
+main = NetworkPolicyApp.launch_instance
+
+if __name__ == "__main__":
+    main()
