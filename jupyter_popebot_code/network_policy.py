@@ -114,6 +114,8 @@ class NetworkView:
         """The rules that send the bridge's traffic into our chains (first in their chain)."""
         return [
             ["DOCKER-USER", "-i", self.bridge, "-j", self.forward_chain],
+            # Answers coming back into the bridge (see firewall_script) and nothing new.
+            ["DOCKER-USER", "-o", self.bridge, "-j", self.forward_chain],
             ["INPUT", "-i", self.bridge, "-j", self.input_chain],
         ]
 
@@ -164,10 +166,14 @@ def firewall_script(view: NetworkView, members: Members, settings: PolicySetting
     fwd, inp = view.forward_chain, view.input_chain
     bridge = view.bridge
     rules: list[list[str]] = []
+    # Answers coming into the bridge to connections these rules let through: accepted here,
+    # since an `internal` network has no such rule of Docker's before its own DROPs.
+    established = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"]
+    rules.append([fwd, "-o", bridge, *established, "-j", "ACCEPT"])
     # Forwarded traffic from the bridge; Docker's own rules still see whatever we RETURN.
-    rules.append([fwd, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"])
+    rules.append([fwd, "-i", bridge, *established, "-j", "RETURN"])
     for destination in settings.allowed:
-        rules += [[fwd, *match, "-j", "RETURN"] for match in destination.match()]
+        rules += [[fwd, "-i", bridge, *match, "-j", "ACCEPT"] for match in destination.match()]
     if settings.isolate:
         # Docker's icc=false DROP comes after DOCKER-USER: the exceptions must ACCEPT here.
         to_bridge = [fwd, "-o", bridge]

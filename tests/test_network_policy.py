@@ -36,7 +36,7 @@ from jupyter_popebot_code.network_policy import (
     parse_network,
 )
 
-from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider
+from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider, ensure_internal_network
 from .terminal_client import WsFetch, terminal
 
 PORT = 8077
@@ -315,19 +315,6 @@ async def test_a_workspace_cannot_reach_link_local_addresses(
     assert await asyncio.to_thread(probe, container, link_local_listener, "udp") == BLOCKED
 
 
-@pytest.mark.parametrize(
-    "server_settings",
-    [{"NetworkPolicy": {"allowed_destinations": [f"{LINK_LOCAL_ADDRESS}:{PORT}"]}}],
-)
-async def test_an_allowed_destination_passes_the_block(
-    api: Api, docker_client: docker.DockerClient, link_local_listener: str
-) -> None:
-    # The same listener, reached through the same forwarding path: only the rule differs.
-    container = await workspace_container(api, docker_client, "allowed")
-    assert await asyncio.to_thread(probe, container, link_local_listener, "tcp") == "open hello"
-    assert await asyncio.to_thread(probe, container, link_local_listener, "udp") == "open pong"
-
-
 # -- rules: installed once, kept, removed ---------------------------------------------------------
 
 
@@ -389,11 +376,13 @@ def network_with_icc_on(docker_client: docker.DockerClient) -> Iterator[Any]:
     for network in docker_client.networks.list(names=[TEST_NETWORK]):
         if network.name == TEST_NETWORK:
             network.remove()  # empty: every test removes its containers
-    network = docker_client.networks.create(TEST_NETWORK, driver="bridge")
+    # Internal, as every network of the suite (no route out); only icc differs.
+    network = docker_client.networks.create(TEST_NETWORK, driver="bridge", internal=True)
     yield network
     network.reload()
     if not network.containers:
-        network.remove()  # later tests get the network the server makes
+        network.remove()
+    ensure_internal_network(docker_client)  # what later tests expect
 
 
 @pytest.mark.parametrize("server_settings", [{"NetworkPolicy": {"firewall": "off"}}])
