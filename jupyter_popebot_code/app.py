@@ -9,10 +9,11 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
+from .idle import IdleStopper
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .relay import TerminalRelay, relay_handlers
 from .service import Quota, WorkspaceService
@@ -40,6 +41,7 @@ class CodeWorkspacesApp(ExtensionApp):
     terminal_relay: TerminalRelay
     validator: WorkspaceValidator
     service: WorkspaceService
+    idle_stopper: IdleStopper
 
     enabled = Bool(
         True,
@@ -126,6 +128,29 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    idle_timeout = Float(
+        help=(
+            "Seconds without activity after which a workspace's container is stopped (never "
+            "removed: the next ensure starts it again with its files and tmux history). "
+            "Activity is terminal traffic through the relay in either direction and output in "
+            "the workspace's tmux session, attached or not. 0 disables. Default: 3600 under "
+            "JupyterHub (JUPYTERHUB_API_URL is set), 0 on a single-user server."
+        ),
+    ).tag(config=True)
+
+    @default("idle_timeout")
+    def _default_idle_timeout(self) -> float:
+        return 3600.0 if os.environ.get("JUPYTERHUB_API_URL") else 0.0
+
+    idle_check_interval = Float(
+        30.0,
+        help=(
+            "Most seconds between two idle checks (one `docker exec` per running workspace "
+            "each); also capped at a quarter of idle_timeout and at 60 s, so a container stops "
+            "within idle_timeout + 60 s."
+        ),
+    ).tag(config=True)
+
     classes = [ContainerManager, TerminalRelay]
 
     def initialize_settings(self) -> None:
@@ -156,6 +181,14 @@ class CodeWorkspacesApp(ExtensionApp):
         )
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
+        self.idle_stopper = IdleStopper(
+            self.service,
+            idle_timeout=self.idle_timeout,
+            interval=self.idle_check_interval,
+            close_terminals=self.terminal_relay.close_workspace,
+            log=self.log,
+        )
+        IOLoop.current().add_callback(self.idle_stopper.start)
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
@@ -188,6 +221,7 @@ class CodeWorkspacesApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
+            await self.idle_stopper.stop()
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             await self.service.close()

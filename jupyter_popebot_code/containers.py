@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +39,8 @@ WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
+# tmux stamps a window's activity whenever its panes write output, attached or not.
+TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
 # POSIX portable environment variable names.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -58,6 +61,22 @@ class ContainerMissing(ContainerError):
 class ContainerState:
     status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
     ip_address: str | None
+    started_at: float | None = None  # epoch seconds of the last start, when Docker knows it
+
+
+# Docker gives nanoseconds ("2026-11-30T20:17:57.123456789Z"); Python parses up to microseconds.
+_DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_docker_time(text: str | None) -> float | None:
+    """Epoch seconds of a Docker timestamp; None for Docker's zero time or anything unparsable."""
+    match = _DOCKER_TIME.match(text or "")
+    if not match or match.group(1).startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or ".0")[:7]
+    stamp = datetime.fromisoformat(f"{whole}{fraction}{'+00:00' if zone == 'Z' else zone}")
+    return stamp.timestamp()
 
 
 def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
@@ -310,7 +329,11 @@ class ContainerManager(LoggingConfigurable):
             return None
         networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
         address = (networks.get(self.network) or {}).get("IPAddress") or None
-        return ContainerState(status=attrs["State"]["Status"], ip_address=address)
+        return ContainerState(
+            status=attrs["State"]["Status"],
+            ip_address=address,
+            started_at=parse_docker_time(attrs["State"].get("StartedAt")),
+        )
 
     async def statuses(self, store_id: str) -> dict[str, str]:
         """Container name -> Docker status for every container of one store, in one call.
@@ -348,6 +371,24 @@ class ContainerManager(LoggingConfigurable):
             return {name: c["Labels"].get(WORKSPACE_LABEL, "") for name, c in found.items()}
 
         return await self._call(list_all)
+
+    async def tmux_activity(self, container_name: str) -> float | None:
+        """Epoch seconds of the latest output in any tmux window of the container, in one exec.
+
+        None when no tmux server runs there (no terminal was ever opened since the start).
+        """
+
+        def ask(client: docker.DockerClient) -> float | None:
+            exec_id = client.api.exec_create(
+                container_name, TMUX_ACTIVITY_COMMAND, stdout=True, stderr=False
+            )["Id"]
+            output = client.api.exec_start(exec_id)
+            if client.api.exec_inspect(exec_id).get("ExitCode") != 0:
+                return None
+            stamps = [int(word) for word in output.split() if word.isdigit()]
+            return float(max(stamps)) if stamps else None
+
+        return await self._call(ask)
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         """Where the relay dials this container's ttyd."""
