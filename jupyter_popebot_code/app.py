@@ -13,6 +13,8 @@ from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
+from .hub import SERVICE_URL_ENV
+from .hub_sync import HubSync
 from .idle import IdleStopper
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .relay import TerminalRelay, relay_handlers
@@ -42,6 +44,7 @@ class CodeWorkspacesApp(ExtensionApp):
     validator: WorkspaceValidator
     service: WorkspaceService
     idle_stopper: IdleStopper
+    hub_sync: HubSync
 
     enabled = Bool(
         True,
@@ -151,11 +154,32 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    classes = [ContainerManager, TerminalRelay]
+    service_url = Unicode(
+        help=(
+            "Client mode: the URL of a shared code-workspaces service (a JupyterHub service, "
+            "e.g. /services/code-workspaces/) that the JupyterLab page talks to instead of this "
+            "server. This server then serves no workspaces and never touches Docker; the page "
+            "finds the URL in its page config as `codeWorkspacesServiceUrl`. Default: "
+            f"${SERVICE_URL_ENV}, which configure_jupyterhub sets for single-user servers."
+        ),
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get(SERVICE_URL_ENV, "")
+
+    classes = [ContainerManager, TerminalRelay, HubSync]
 
     def initialize_settings(self) -> None:
         if not self.enabled:
             self.log.info("Code workspaces are disabled (CodeWorkspacesApp.enabled = False).")
+            return
+        if self.service_url:
+            # The page talks to the shared service; this server holds no Docker access.
+            assert self.serverapp is not None
+            page_config = self.serverapp.web_app.settings.setdefault("page_config_data", {})
+            page_config["codeWorkspacesServiceUrl"] = self.service_url
+            self.log.info("Code workspaces are served by %s (client mode)", self.service_url)
             return
         self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
@@ -189,6 +213,8 @@ class CodeWorkspacesApp(ExtensionApp):
             log=self.log,
         )
         IOLoop.current().add_callback(self.idle_stopper.start)
+        self.hub_sync = HubSync(self.service, parent=self, log=self.log)
+        IOLoop.current().add_callback(self.hub_sync.start)
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
@@ -214,7 +240,7 @@ class CodeWorkspacesApp(ExtensionApp):
                     relay_config[new] = given[old]
 
     def initialize_handlers(self) -> None:
-        if not self.enabled:
+        if not self.enabled or self.service_url:
             return
         self.handlers.extend(workspace_handlers())
         self.handlers.extend(relay_handlers())
@@ -222,6 +248,7 @@ class CodeWorkspacesApp(ExtensionApp):
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
             await self.idle_stopper.stop()
+            await self.hub_sync.stop()
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             await self.service.close()

@@ -475,6 +475,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             return
         self._activity_at = now
         self.service.record_activity(self.workspace_id)
+        self.service.note_user_activity(self.workspace_owner)
         self.settings["api_last_activity"] = utcnow()
 
 

@@ -108,6 +108,8 @@ class WorkspaceService:
         # Workspace id -> epoch seconds of its latest known activity (terminal traffic, ensure,
         # tmux output); read by the idle stopper, lost on restart (last_used_at is not).
         self.last_activity: dict[str, float] = {}
+        # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
+        self.owner_activity: dict[str, float] = {}
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
 
@@ -142,6 +144,10 @@ class WorkspaceService:
         if seen is None or seen <= (workspace.last_used_at or 0.0):
             return workspace
         return replace(workspace, last_used_at=seen)
+
+    async def owners(self) -> list[str]:
+        """Everyone who owns a workspace."""
+        return await self._db(self.store.owners)
 
     async def all_workspaces(self) -> list[Workspace]:
         """Every owner's workspaces, as recorded."""
@@ -262,6 +268,24 @@ class WorkspaceService:
             self._activity_recorded.pop(workspace_id, None)
             self.last_activity.pop(workspace_id, None)
         self.log.info("Deleted code workspace %s of %s", workspace_id, workspace.user_id)
+
+    async def remove_owner(self, owner: str, keep_data: bool) -> None:
+        """Remove every container of an owner who is gone; volumes and records too unless kept."""
+        for workspace in await self._db(self.store.list_for_user, owner):
+            async with self._lock_for(workspace.id):
+                if workspace.container_name:
+                    await self.containers.remove(workspace.container_name)
+                if keep_data:
+                    continue
+                await self.containers.remove_volume(workspace.volume_name)
+                await self._db(self.store.delete, workspace.id)
+                self.last_activity.pop(workspace.id, None)
+        self.owner_activity.pop(owner, None)
+        self.log.info(
+            "Removed the containers%s of deleted user %s",
+            "" if keep_data else ", volumes and records",
+            owner,
+        )
 
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
@@ -413,6 +437,10 @@ class WorkspaceService:
         self._activity_recorded[workspace_id] = now
         written = self._db_thread.submit(self.store.record_use, workspace_id, now)
         written.add_done_callback(self._log_activity_failure)
+
+    def note_user_activity(self, owner: str) -> None:
+        """The owner used a terminal just now (in memory; hub_sync reports it)."""
+        self.owner_activity[owner] = time.time()
 
     def _log_activity_failure(self, written: Future[None]) -> None:
         if not written.cancelled() and written.exception() is not None:
