@@ -7,6 +7,7 @@ everything through configurable-http-proxy on loopback with the users' own API t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import subprocess
@@ -22,6 +23,13 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from jupyter_popebot_code.containers import ContainerManager
+from jupyter_popebot_code.hub_sync import HubError, HubSync
+from jupyter_popebot_code.service import WorkspaceService
+from jupyter_popebot_code.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.validation import WorkspaceValidator
+
+from .conftest import TEST_NETWORK
 from .hub_fixture import (
     ALICE,
     BOB,
@@ -57,6 +65,16 @@ def hub(workspace_image: str, docker_client: docker.DockerClient) -> Iterator[Hu
             BOSS: running.token_for(BOSS, [ACCESS]),
         }
         yield running
+
+
+def workspace_of(hub: Hub, user: str) -> dict[str, Any]:
+    """One of the user's workspaces: the first listed, or a new one (tests can run alone)."""
+    listed = hub.service(hub.tokens[user], "GET").json()["workspaces"]
+    if listed:
+        return listed[0]  # type: ignore[no-any-return]
+    created = hub.service(hub.tokens[user], "POST", json={"name": f"{user}'s"})
+    assert created.status_code == 201, created.text
+    return created.json()  # type: ignore[no-any-return]
 
 
 def ws_url(hub: Hub, workspace_id: str) -> str:
@@ -188,7 +206,7 @@ def test_the_service_answers_nothing_but_workspaces(hub: Hub) -> None:
 
 def test_the_relay_through_the_hub(hub: Hub) -> None:
     alice, bob = hub.tokens[ALICE], hub.tokens[BOB]
-    workspace = hub.service(alice, "GET").json()["workspaces"][0]
+    workspace = workspace_of(hub, ALICE)
     assert refused_status(hub, workspace["id"], bob, in_query=True) == 403
     assert refused_status(hub, workspace["id"], bob, in_query=False) == 403
     for in_query in (True, False):
@@ -199,6 +217,8 @@ def test_the_relay_through_the_hub(hub: Hub) -> None:
 
 def test_hub_admins_see_and_stop_every_workspace(hub: Hub, docker_client: Any) -> None:
     boss, alice = hub.tokens[BOSS], hub.tokens[ALICE]
+    for user in (ALICE, BOB):
+        workspace_of(hub, user)
     assert hub.service(alice, "GET", params={"all": "true"}).status_code == 403
     answer = hub.service(boss, "GET", params={"all": "true"})
     assert answer.status_code == 200, answer.text
@@ -213,7 +233,7 @@ def test_hub_admins_see_and_stop_every_workspace(hub: Hub, docker_client: Any) -
 def test_terminal_typing_is_the_users_activity_for_the_culler(hub: Hub) -> None:
     """jupyterhub-idle-culler culls bob's idle server, not alice's: she types in a workspace."""
     alice = hub.tokens[ALICE]
-    workspace = hub.service(alice, "GET").json()["workspaces"][0]
+    workspace = workspace_of(hub, ALICE)
     timeout = 20
     culler = subprocess.Popen(
         [str(hub.env_dir / "venv" / "bin" / "python"), "-m", "jupyterhub_idle_culler",
@@ -253,6 +273,8 @@ def test_terminal_typing_is_the_users_activity_for_the_culler(hub: Hub) -> None:
 def test_deleting_a_hub_user_removes_their_containers(
     hub: Hub, docker_client: docker.DockerClient
 ) -> None:
+    for user in (ALICE, BOB):
+        workspace_of(hub, user)
     everything = hub.service(hub.tokens[BOSS], "GET", params={"all": "true"}).json()["workspaces"]
     bobs = [ws for ws in everything if ws["owner"] == BOB]
     alices = [ws for ws in everything if ws["owner"] == ALICE]
@@ -280,3 +302,39 @@ def _exists(docker_client: docker.DockerClient, name: str) -> bool:
     except docker.errors.NotFound:
         return False
     return True
+
+
+@pytest.mark.parametrize("keep_data", [False, True])
+async def test_clean_up_needs_a_token_that_can_see_users(
+    hub: Hub, tmp_path: Any, keep_data: bool
+) -> None:
+    """A 404 proves a deletion only to a token that may list and read users; others do nothing."""
+    store = WorkspaceStore(str(tmp_path / "workspaces.sqlite"))
+    ghost = Workspace.new("pbh-never-existed", "ghost's", "", "")
+    alices = Workspace.new(ALICE, "alice's", "", "")
+    for workspace in (ghost, alices):
+        store.insert(workspace)
+    service = WorkspaceService(
+        store=store,
+        containers=ContainerManager(network=TEST_NETWORK),
+        validator=WorkspaceValidator("https://example.invalid/{repo}.git", ("https",)),
+        log=logging.getLogger("test"),
+    )
+    try:
+        # Alice's token may read only alice: to it every other user is a 404.
+        blind = HubSync(service, api_url=f"{hub.url}/hub/api", api_token=hub.tokens[ALICE])
+        with pytest.raises(HubError, match="lacks list:users"):
+            await blind.remove_deleted()
+        assert store.get(ghost.id) is not None
+
+        sync = HubSync(
+            service,
+            api_url=f"{hub.url}/hub/api",
+            api_token=hub.admin_token,
+            keep_deleted_users_data=keep_data,
+        )
+        assert await sync.remove_deleted() == ["pbh-never-existed"]
+        assert (store.get(ghost.id) is not None) == keep_data
+        assert store.get(alices.id) is not None
+    finally:
+        await service.close()
