@@ -49,8 +49,11 @@ stamp="$venv/.popebot-hub-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
 	log "installing ${requirements[*]}"
-	"$venv/bin/pip" install -q --upgrade pip
-	"$venv/bin/pip" install -q "${requirements[@]}"
+	# pip's output goes to a log (it warns about every local index it skips); shown on failure.
+	if ! { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q "${requirements[@]}"; } >"$env_dir/pip.log" 2>&1; then
+		cat "$env_dir/pip.log" >&2
+		exit 1
+	fi
 	echo "$wanted" >"$stamp"
 fi
 
