@@ -13,7 +13,7 @@ from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .containers import ContainerManager
 from .handlers import workspace_handlers
-from .hub import SERVICE_URL_ENV
+from .hub import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub_sync import HubSync
 from .idle import IdleStopper
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
@@ -160,13 +160,14 @@ class CodeWorkspacesApp(ExtensionApp):
             "e.g. /services/code-workspaces/) that the JupyterLab page talks to instead of this "
             "server. This server then serves no workspaces and never touches Docker; the page "
             "finds the URL in its page config as `codeWorkspacesServiceUrl`. Default: "
-            f"${SERVICE_URL_ENV}, which configure_jupyterhub sets for single-user servers."
+            f"${SERVICE_URL_ENV}, else /services/${SERVICE_NAME_ENV}/ under "
+            "$JUPYTERHUB_BASE_URL (configure_jupyterhub sets the name for single-user servers)."
         ),
     ).tag(config=True)
 
     @default("service_url")
     def _default_service_url(self) -> str:
-        return os.environ.get(SERVICE_URL_ENV, "")
+        return service_url_from_environment()
 
     classes = [ContainerManager, TerminalRelay, HubSync]
 

@@ -19,11 +19,24 @@ from .owner import AUTH_RESOURCE
 
 DEFAULT_SERVICE_NAME = "code-workspaces"
 DEFAULT_SERVICE_PORT = 10101
-# Set in every single-user server's environment: where the page finds the service.
+# In a single-user server's environment: the service's name (configure_jupyterhub sets it; the
+# server makes the URL with the hub's base URL), or a full URL that overrides it.
+SERVICE_NAME_ENV = "JUPYTER_POPEBOT_CODE_SERVICE_NAME"
 SERVICE_URL_ENV = "JUPYTER_POPEBOT_CODE_SERVICE_URL"
 # What the service's own token may do: see users (to clean up after deleted ones) and their
 # servers (to report activity on them), and report users' activity.
 SERVICE_SCOPES = ["list:users", "read:users:name", "read:servers", "users:activity"]
+
+
+def service_url_from_environment() -> str:
+    """The service's URL for a single-user server under the hub, or "" when there is none."""
+    explicit = os.environ.get(SERVICE_URL_ENV, "")
+    name = os.environ.get(SERVICE_NAME_ENV, "")
+    if explicit or not name:
+        return explicit
+    # The spawner gives single-user servers the hub's base URL (e.g. "/" or "/jupyter/").
+    base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+    return f"{base.rstrip('/')}/services/{name}/"
 
 
 def access_scope(service_name: str) -> str:
@@ -98,7 +111,7 @@ def configure_jupyterhub(
     c.Spawner.oauth_client_allowed_scopes = allowed
     # ...and learns where it is from its server's environment (same origin, through the proxy).
     env = _materialized(c.Spawner, "environment", {})
-    env[SERVICE_URL_ENV] = f"/services/{name}/"
+    env[SERVICE_NAME_ENV] = name
     c.Spawner.environment = env
     return service
 

@@ -104,6 +104,7 @@ class IdleStopper:
         state = await service.containers.state(name)
         if state is None or (state.started_at and now - state.started_at < self.idle_timeout):
             return False
+        last = max(last, state.started_at or 0.0)
         reason = f"workspace stopped after {self.idle_timeout:g} s without activity"
         stopped = await service.stop_if_idle(
             workspace.id, last, lambda: self.close_terminals(workspace.id, reason)

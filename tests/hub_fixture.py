@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -36,6 +37,10 @@ ALICE, BOB, SERVICE_USER = "pbh-alice", "pbh-bob", "pbh-codesvc"
 # A hub admin who never starts a server, so needs no unix account.
 BOSS = "pbh-boss"
 DOCKER_SOCKET = "/var/run/docker.sock"
+# The hub under a prefix, as many deployments are: URLs handed to pages must carry it.
+BASE_URL = "/jhub/"
+# Short, so the idle test is quick; tests that need a container running ensure it or type.
+IDLE_TIMEOUT = 15
 
 
 def hub_environment() -> Path:
@@ -83,6 +88,7 @@ class Hub:
     env_dir: Path
     work_dir: Path
     service_db: Path
+    password: str
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -103,6 +109,21 @@ class Hub:
         reply = self.hub_api("POST", f"users/{user}/tokens", json={"scopes": scopes})
         assert reply.status_code in (200, 201), reply.text
         return str(reply.json()["token"])
+
+    def browser_login(self, user: str, next_path: str) -> requests.Response:
+        """Log in as a browser does (form, cookies, OAuth redirects); answers the final page."""
+        session = requests.Session()
+        form = session.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+        assert xsrf, form.text[:2000]
+        page = session.post(
+            f"{self.url}/hub/login",
+            params={"next": next_path},
+            data={"username": user, "password": self.password, "_xsrf": xsrf.group(1)},
+            timeout=60,
+        )
+        assert page.status_code == 200, (page.url, page.status_code)
+        return page
 
     def start_server(self, user: str) -> None:
         reply = self.hub_api("POST", f"users/{user}/server")
@@ -133,13 +154,15 @@ class Hub:
         )
 
 
-def _config(hub_dir: Path, env_dir: Path, ports: dict[str, int], admin_token: str) -> str:
+def _config(
+    hub_dir: Path, env_dir: Path, ports: dict[str, int], admin_token: str, password: str
+) -> str:
     venv = env_dir / "venv"
     return f"""
 from jupyter_popebot_code.hub import configure_jupyterhub
 
 c = get_config()
-c.JupyterHub.bind_url = "http://127.0.0.1:{ports["public"]}"
+c.JupyterHub.bind_url = "http://127.0.0.1:{ports["public"]}{BASE_URL}"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = {ports["hub"]}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
@@ -148,7 +171,7 @@ c.JupyterHub.db_url = "sqlite:///{hub_dir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{hub_dir}/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = "{hub_dir}/jupyterhub.pid"
 c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = "{secrets.token_urlsafe(12)}"
+c.DummyAuthenticator.password = "{password}"
 c.Authenticator.allowed_users = {{"{ALICE}", "{BOB}", "{BOSS}"}}
 c.Authenticator.admin_users = {{"{BOSS}"}}
 c.JupyterHub.spawner_class = "localprocess"
@@ -179,7 +202,7 @@ def _service_config(service_dir: Path, image: str) -> str:
     return f"""
 c = get_config()
 c.CodeWorkspacesApp.db_path = "{service_dir}/workspaces.sqlite"
-c.CodeWorkspacesApp.idle_timeout = 600
+c.CodeWorkspacesApp.idle_timeout = {IDLE_TIMEOUT}
 c.ContainerManager.image = "{image}"
 c.ContainerManager.network = "{TEST_NETWORK}"
 c.HubSync.deleted_user_check_interval = 2
@@ -195,6 +218,7 @@ def running_hub(image: str, docker_client: docker.DockerClient) -> Iterator[Hub]
     service_dir = hub_dir / "service-data"
     ports = {name: free_port() for name in ("public", "hub", "proxy_api", "service")}
     admin_token = secrets.token_hex(16)
+    password = secrets.token_urlsafe(12)
     hub = None
     process = None
     with unix_users():
@@ -203,7 +227,7 @@ def running_hub(image: str, docker_client: docker.DockerClient) -> Iterator[Hub]
             shutil.chown(service_dir, SERVICE_USER, SERVICE_USER)
             (hub_dir / "service_config.py").write_text(_service_config(service_dir, image))
             (hub_dir / "jupyterhub_config.py").write_text(
-                _config(hub_dir, env_dir, ports, admin_token)
+                _config(hub_dir, env_dir, ports, admin_token, password)
             )
             log = open(hub_dir / "jupyterhub.log", "ab")  # noqa: SIM115 (closed below)
             process = subprocess.Popen(
@@ -215,11 +239,12 @@ def running_hub(image: str, docker_client: docker.DockerClient) -> Iterator[Hub]
                 stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
             hub = Hub(
-                url=f"http://127.0.0.1:{ports['public']}",
+                url=f"http://127.0.0.1:{ports['public']}{BASE_URL.rstrip('/')}",
                 admin_token=admin_token,
                 env_dir=env_dir,
                 work_dir=hub_dir,
                 service_db=service_dir / "workspaces.sqlite",
+                password=password,
             )
             _wait_up(hub, process)
             yield hub

@@ -32,9 +32,11 @@ from jupyter_popebot_code.validation import WorkspaceValidator
 from .conftest import TEST_NETWORK
 from .hub_fixture import (
     ALICE,
+    BASE_URL,
     BOB,
     BOSS,
     DOCKER_SOCKET,
+    IDLE_TIMEOUT,
     SERVICE,
     SERVICE_USER,
     Hub,
@@ -148,7 +150,7 @@ def test_a_users_own_server_is_a_client_without_docker(hub: Hub) -> None:
     lab = requests.get(f"{base}lab", headers=headers, timeout=60)
     assert lab.status_code == 200, lab.text[:500]
     config = page_config(lab.text)
-    assert config["codeWorkspacesServiceUrl"] == f"/services/{SERVICE}/"
+    assert config["codeWorkspacesServiceUrl"] == f"{BASE_URL}services/{SERVICE}/"
     assert config["hubUser"] == ALICE
 
     # The user's own terminal (JupyterLab's, through the proxy) cannot open the Docker socket.
@@ -168,6 +170,24 @@ def test_a_users_own_server_is_a_client_without_docker(hub: Hub) -> None:
         assert "PermissionError" in seen
         assert "DOCKER-REACHED" not in seen
     requests.delete(f"{base}api/terminals/{name}", headers=headers, timeout=30)
+
+
+def test_the_page_token_of_a_users_jupyterlab_can_use_the_service(hub: Hub) -> None:
+    """What the front end does in client mode: the page's own hub token, from a browser login."""
+    lab = hub.browser_login(ALICE, f"{BASE_URL}user/{ALICE}/lab")
+    assert lab.url.endswith(f"/user/{ALICE}/lab"), lab.url
+    config = page_config(lab.text)
+    token = config["token"]
+    assert token
+    assert config["codeWorkspacesServiceUrl"] == f"{BASE_URL}services/{SERVICE}/"
+    mine = workspace_of(hub, ALICE)
+    listed = hub.service(token, "GET")
+    assert listed.status_code == 200, listed.text
+    assert mine["id"] in {ws["id"] for ws in listed.json()["workspaces"]}
+    # The WebSocket as a browser opens it: ?token= with Sec-Fetch-Mode: websocket.
+    with open_terminal(hub, mine["id"], token, in_query=True) as ws:
+        ws.send(b"0echo page-$((7*6))\r")
+        read_until(ws, "page-42")
 
 
 def test_each_user_sees_only_their_own_workspaces(hub: Hub) -> None:
@@ -215,6 +235,34 @@ def test_the_relay_through_the_hub(hub: Hub) -> None:
             read_until(ws, "hello-42")
 
 
+def test_idle_workspaces_stop_and_unattended_output_keeps_one_running(
+    hub: Hub, docker_client: docker.DockerClient
+) -> None:
+    alice = hub.tokens[ALICE]
+    agent, prompt = (
+        hub.service(alice, "POST", json={"name": name}).json() for name in ("agent", "prompt")
+    )
+    with open_terminal(hub, agent["id"], alice, in_query=False) as ws:
+        ws.send(b"0while true; do echo tick-$((1+1)); sleep 1; done\r")
+        read_until(ws, "tick-2")
+    with open_terminal(hub, prompt["id"], alice, in_query=False) as ws:
+        ws.send(b"0echo ready-$((2+2))\r")
+        read_until(ws, "ready-4")
+    # Checked every IDLE_TIMEOUT / 4 s: stopped within the timeout plus a check, plus slack.
+    deadline = time.monotonic() + IDLE_TIMEOUT + 30
+    while docker_client.containers.get(prompt["container_name"]).status != "exited":
+        assert time.monotonic() < deadline, "the idle workspace was not stopped"
+        time.sleep(0.5)
+    time.sleep(5)
+    assert docker_client.containers.get(agent["container_name"]).status == "running"
+    # Stopped, not removed: the next ensure starts it again.
+    ensured = hub.service(alice, "POST", f"/{prompt['id']}/ensure")
+    assert (ensured.status_code, ensured.json()["status"]) == (200, "started")
+    for workspace in (agent, prompt):  # the owner's own stop
+        stopped = hub.service(alice, "POST", f"/{workspace['id']}/stop")
+        assert (stopped.status_code, stopped.json()["status"]) == (200, "stopped")
+
+
 def test_hub_admins_see_and_stop_every_workspace(hub: Hub, docker_client: Any) -> None:
     boss, alice = hub.tokens[BOSS], hub.tokens[ALICE]
     for user in (ALICE, BOB):
@@ -230,44 +278,53 @@ def test_hub_admins_see_and_stop_every_workspace(hub: Hub, docker_client: Any) -
     assert docker_client.containers.get(bobs["container_name"]).status == "exited"
 
 
+def server_activity_age(hub: Hub, user: str) -> float:
+    """Seconds since the hub's last_activity of the user's server."""
+    model = hub.hub_api("GET", f"users/{user}").json()
+    stamp = model["servers"][""]["last_activity"].replace("Z", "+00:00")
+    return time.time() - datetime.fromisoformat(stamp).timestamp()
+
+
 def test_terminal_typing_is_the_users_activity_for_the_culler(hub: Hub) -> None:
     """jupyterhub-idle-culler culls bob's idle server, not alice's: she types in a workspace."""
     alice = hub.tokens[ALICE]
     workspace = workspace_of(hub, ALICE)
     timeout = 20
-    culler = subprocess.Popen(
-        [str(hub.env_dir / "venv" / "bin" / "python"), "-m", "jupyterhub_idle_culler",
-         f"--url={hub.url}/hub/api", f"--timeout={timeout}", "--cull-every=3"],
-        env={**os.environ, "JUPYTERHUB_API_TOKEN": hub.admin_token},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        with open_terminal(hub, workspace["id"], alice, in_query=False) as ws:
+    n = 0
+
+    def type_a_line(ws: ClientConnection) -> None:
+        nonlocal n
+        ws.send(f"0echo typed-{n}\r".encode())
+        read_until(ws, f"typed-{n}")
+        n += 1
+        time.sleep(1)
+
+    with open_terminal(hub, workspace["id"], alice, in_query=False) as ws:
+        # The service reports alice's typing (every HubSync.activity_interval = 2 s) as her
+        # server's activity, though she never uses the server itself.
+        deadline = time.monotonic() + 30
+        while server_activity_age(hub, ALICE) > 5:
+            assert time.monotonic() < deadline, "the hub never heard of alice's typing"
+            type_a_line(ws)
+        culler = subprocess.Popen(
+            [str(hub.env_dir / "venv" / "bin" / "python"), "-m", "jupyterhub_idle_culler",
+             f"--url={hub.url}/hub/api", f"--timeout={timeout}", "--cull-every=3"],
+            env={**os.environ, "JUPYTERHUB_API_TOKEN": hub.admin_token},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
             deadline = time.monotonic() + 90
-            n = 0
             while hub.server_ready(BOB):
                 assert time.monotonic() < deadline, "the culler never culled bob's idle server"
-                ws.send(f"0echo typed-{n}\r".encode())
-                read_until(ws, f"typed-{n}")
-                n += 1
-                time.sleep(1)
-            # Bob's went a while ago; alice (typing all along, never using her server) stays.
+                type_a_line(ws)
+            # Bob's is gone; alice, typing all along, keeps hers through more culls.
             for _ in range(timeout // 2):
-                ws.send(f"0echo typed-{n}\r".encode())
-                read_until(ws, f"typed-{n}")
-                n += 1
-                time.sleep(1)
+                type_a_line(ws)
             assert hub.server_ready(ALICE)
-            # The hub's own record: alice's server was active seconds ago (reported by the
-            # service every HubSync.activity_interval = 2 s), though she never used it.
-            model = hub.hub_api("GET", f"users/{ALICE}").json()
-            last = datetime.fromisoformat(
-                model["servers"][""]["last_activity"].replace("Z", "+00:00")
-            )
-            assert time.time() - last.timestamp() < 10
-    finally:
-        culler.terminate()
-        culler.wait(timeout=30)
+            assert server_activity_age(hub, ALICE) < 10
+        finally:
+            culler.terminate()
+            culler.wait(timeout=30)
 
 
 def test_deleting_a_hub_user_removes_their_containers(
@@ -293,7 +350,7 @@ def test_deleting_a_hub_user_removes_their_containers(
     remaining = hub.service(hub.tokens[BOSS], "GET", params={"all": "true"}).json()["workspaces"]
     assert {ws["owner"] for ws in remaining} == {ALICE}
     for ws in alices:
-        assert docker_client.containers.get(ws["container_name"]).status == "running"
+        docker_client.containers.get(ws["container_name"])  # still there (maybe idle-stopped)
 
 
 def _exists(docker_client: docker.DockerClient, name: str) -> bool:

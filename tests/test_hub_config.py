@@ -6,13 +6,16 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
 from traitlets.config import Config
 
 from jupyter_popebot_code.hub import (
     SERVICE_ARGS,
+    SERVICE_NAME_ENV,
     SERVICE_SCOPES,
     SERVICE_URL_ENV,
     configure_jupyterhub,
+    service_url_from_environment,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +37,7 @@ def test_defaults_work_on_one_machine() -> None:
         "scopes": SERVICE_SCOPES,
     }
     assert c.Spawner.oauth_client_allowed_scopes == ["access:services!service=code-workspaces"]
-    assert c.Spawner.environment == {SERVICE_URL_ENV: "/services/code-workspaces/"}
+    assert c.Spawner.environment == {SERVICE_NAME_ENV: "code-workspaces"}
 
 
 def test_options_and_existing_configuration_are_kept() -> None:
@@ -63,7 +66,7 @@ def test_options_and_existing_configuration_are_kept() -> None:
     assert user_roles == [
         {"name": "user", "scopes": ["self", "read:groups", "access:services!service=ws"]}
     ]
-    assert c.Spawner.environment == {"TZ": "UTC", SERVICE_URL_ENV: "/services/ws/"}
+    assert c.Spawner.environment == {"TZ": "UTC", SERVICE_NAME_ENV: "ws"}
     assert c.Spawner.oauth_client_allowed_scopes == ["custom:scope", "access:services!service=ws"]
 
 
@@ -80,4 +83,19 @@ def test_the_example_configuration_loads() -> None:
     runpy.run_path(str(ROOT / "examples" / "jupyterhub_config.py"), {"get_config": lambda: c})
     (service,) = c.JupyterHub.services
     assert service["user"] == "popebot-code"
-    assert c.Spawner.environment[SERVICE_URL_ENV] == "/services/code-workspaces/"
+    assert c.Spawner.environment[SERVICE_NAME_ENV] == "code-workspaces"
+
+
+def test_a_single_user_server_finds_the_service_under_the_hubs_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SERVICE_URL_ENV, raising=False)
+    monkeypatch.delenv(SERVICE_NAME_ENV, raising=False)
+    assert service_url_from_environment() == ""
+    monkeypatch.setenv(SERVICE_NAME_ENV, "code-workspaces")
+    monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/jupyter/")
+    assert service_url_from_environment() == "/jupyter/services/code-workspaces/"
+    monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/")
+    assert service_url_from_environment() == "/services/code-workspaces/"
+    monkeypatch.setenv(SERVICE_URL_ENV, "/elsewhere/")
+    assert service_url_from_environment() == "/elsewhere/"
