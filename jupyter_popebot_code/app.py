@@ -10,11 +10,14 @@ from typing import Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
 from .containers import ContainerError, ContainerManager, DockerUnavailable
 from .handlers import workspace_handlers
+from .hub import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
+from .hub_sync import HubSync
+from .idle import IdleStopper
 from .network_policy import NetworkPolicy
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .relay import TerminalRelay, relay_handlers
@@ -44,6 +47,8 @@ class CodeWorkspacesApp(ExtensionApp):
     terminal_relay: TerminalRelay
     validator: WorkspaceValidator
     service: WorkspaceService
+    idle_stopper: IdleStopper
+    hub_sync: HubSync
 
     enabled = Bool(
         True,
@@ -146,7 +151,45 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
-    classes = [ContainerManager, NetworkPolicy, TerminalRelay]
+    idle_timeout = Float(
+        help=(
+            "Seconds without activity after which a workspace's container is stopped (never "
+            "removed: the next ensure starts it again with its files and tmux history). "
+            "Activity is terminal traffic through the relay in either direction and output in "
+            "the workspace's tmux session, attached or not. 0 disables. Default: 3600 under "
+            "JupyterHub (JUPYTERHUB_API_URL is set), 0 on a single-user server."
+        ),
+    ).tag(config=True)
+
+    @default("idle_timeout")
+    def _default_idle_timeout(self) -> float:
+        return 3600.0 if os.environ.get("JUPYTERHUB_API_URL") else 0.0
+
+    idle_check_interval = Float(
+        30.0,
+        help=(
+            "Most seconds between two idle checks (one `docker exec` per running workspace "
+            "each); also capped at a quarter of idle_timeout and at 60 s, so a container stops "
+            "within idle_timeout + 60 s."
+        ),
+    ).tag(config=True)
+
+    service_url = Unicode(
+        help=(
+            "Client mode: the URL of a shared code-workspaces service (a JupyterHub service, "
+            "e.g. /services/code-workspaces/) that the JupyterLab page talks to instead of this "
+            "server. This server then serves no workspaces and never touches Docker; the page "
+            "finds the URL in its page config as `codeWorkspacesServiceUrl`. Default: "
+            f"${SERVICE_URL_ENV}, else /services/${SERVICE_NAME_ENV}/ under "
+            "$JUPYTERHUB_BASE_URL (configure_jupyterhub sets the name for single-user servers)."
+        ),
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return service_url_from_environment()
+
+    classes = [ContainerManager, NetworkPolicy, TerminalRelay, HubSync]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
@@ -159,6 +202,12 @@ class CodeWorkspacesApp(ExtensionApp):
             self.serverapp.authorizer.guard_handlers(self.serverapp.web_app)
         if not self.enabled:
             self.log.info("Code workspaces are disabled (CodeWorkspacesApp.enabled = False).")
+            return
+        if self.service_url:
+            # The page talks to the shared service; this server holds no Docker access.
+            page_config = self.serverapp.web_app.settings.setdefault("page_config_data", {})
+            page_config["codeWorkspacesServiceUrl"] = self.service_url
+            self.log.info("Code workspaces are served by %s (client mode)", self.service_url)
             return
         self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
@@ -188,6 +237,16 @@ class CodeWorkspacesApp(ExtensionApp):
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
+        self.idle_stopper = IdleStopper(
+            self.service,
+            idle_timeout=self.idle_timeout,
+            interval=self.idle_check_interval,
+            close_terminals=self.terminal_relay.close_workspace,
+            log=self.log,
+        )
+        IOLoop.current().add_callback(self.idle_stopper.start)
+        self.hub_sync = HubSync(self.service, parent=self, log=self.log)
+        IOLoop.current().add_callback(self.hub_sync.start)
         self.log.info(
             "Code workspaces: store %s, image %s", self.db_path, self.container_manager.image
         )
@@ -220,13 +279,15 @@ class CodeWorkspacesApp(ExtensionApp):
                     relay_config[new] = given[old]
 
     def initialize_handlers(self) -> None:
-        if not self.enabled:
+        if not self.enabled or self.service_url:
             return
         self.handlers.extend(workspace_handlers())
         self.handlers.extend(relay_handlers())
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
+            await self.idle_stopper.stop()
+            await self.hub_sync.stop()
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             await self.service.close()

@@ -9,10 +9,12 @@ the stream is down the states are not "live", and callers ask Docker directly.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -29,12 +31,32 @@ _TOMBSTONE_SECONDS = 60.0
 class ContainerState:
     status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
     ip_address: str | None
+    started_at: float | None = None  # epoch seconds of the last start, when Docker said it
+
+
+# Docker gives nanoseconds ("2026-11-30T20:17:57.123456789Z"); Python parses up to microseconds.
+_DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_docker_time(text: str | None) -> float | None:
+    """Epoch seconds of a Docker timestamp; None for Docker's zero time or anything unparsable."""
+    match = _DOCKER_TIME.match(text or "")
+    if not match or match.group(1).startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or ".0")[:7]
+    stamp = datetime.fromisoformat(f"{whole}{fraction}{'+00:00' if zone == 'Z' else zone}")
+    return stamp.timestamp()
 
 
 def state_from_inspect(attrs: dict[str, Any], network: str) -> ContainerState:
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
     address = (networks.get(network) or {}).get("IPAddress") or None
-    return ContainerState(status=attrs["State"]["Status"], ip_address=address)
+    return ContainerState(
+        status=attrs["State"]["Status"],
+        ip_address=address,
+        started_at=parse_docker_time(attrs["State"].get("StartedAt")),
+    )
 
 
 def state_from_summary(summary: dict[str, Any], network: str) -> ContainerState:

@@ -39,6 +39,8 @@ WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
+# tmux stamps a window's activity whenever its panes write output, attached or not.
+TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
 # POSIX portable environment variable names.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -368,6 +370,24 @@ class ContainerManager(LoggingConfigurable):
             return {name: c["Labels"].get(WORKSPACE_LABEL, "") for name, c in found.items()}
 
         return await self._call(list_all)
+
+    async def tmux_activity(self, container_name: str) -> float | None:
+        """Epoch seconds of the latest output in any tmux window of the container, in one exec.
+
+        None when no tmux server runs there (no terminal was ever opened since the start).
+        """
+
+        def ask(client: docker.DockerClient) -> float | None:
+            exec_id = client.api.exec_create(
+                container_name, TMUX_ACTIVITY_COMMAND, stdout=True, stderr=False
+            )["Id"]
+            output = client.api.exec_start(exec_id)
+            if client.api.exec_inspect(exec_id).get("ExitCode") != 0:
+                return None
+            stamps = [int(word) for word in output.split() if word.isdigit()]
+            return float(max(stamps)) if stamps else None
+
+        return await self._call(ask)
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         """Where the relay dials this container's ttyd."""

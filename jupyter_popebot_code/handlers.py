@@ -13,7 +13,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .base import CodeWorkspacesMixin
-from .owner import NoIdentity
+from .owner import NoIdentity, is_admin
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .validation import InvalidInput, validate_name
 
@@ -95,6 +95,12 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
             )
         return data
 
+    def owner_or_admin(self) -> str | None:
+        """The caller's name as owner, or None for an admin, who may act on anyone's workspace."""
+        if is_admin(self, self.code_app):
+            return None
+        return self.owner
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -106,9 +112,25 @@ class WorkspaceCollectionHandler(WorkspaceAPIHandler):
     @authorized
     @translate_errors()
     async def get(self) -> None:
-        listed = await self.service.list_with_status(self.owner)
+        every_owner = self.get_query_argument("all", "false").lower()
+        if every_owner not in ("true", "false"):
+            raise InvalidInput("all must be true or false.", "all")
+        if every_owner == "false":
+            listed = await self.service.list_with_status(self.owner)
+            self.write_json(
+                {"workspaces": [{**ws.to_json(), "container": {"status": s}} for ws, s in listed]}
+            )
+            return
+        if not is_admin(self, self.code_app):
+            raise WorkspaceAPIError(403, "Only administrators may list every owner's workspaces.")
+        listed = await self.service.list_with_status(None)
         self.write_json(
-            {"workspaces": [{**ws.to_json(), "container": {"status": s}} for ws, s in listed]}
+            {
+                "workspaces": [
+                    {**ws.to_json(), "owner": ws.user_id, "container": {"status": s}}
+                    for ws, s in listed
+                ]
+            }
         )
 
     @web.authenticated
@@ -146,7 +168,7 @@ class WorkspaceHandler(WorkspaceAPIHandler):
     @authorized
     @translate_errors()
     async def delete(self, workspace_id: str) -> None:
-        await self.service.delete(self.owner, workspace_id)
+        await self.service.delete(self.owner_or_admin(), workspace_id)
         self.set_status(204)
         self.finish()
 
@@ -177,7 +199,7 @@ class WorkspaceStopHandler(WorkspaceAPIHandler):
     @translate_errors(status="error")
     async def post(self, workspace_id: str) -> None:
         self.read_json_object(set())
-        result = await self.service.stop(self.owner, workspace_id)
+        result = await self.service.stop(self.owner_or_admin(), workspace_id)
         self.write_json(result.to_json())
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Protocol
 
 from jupyter_server.auth.identity import (
     IdentityProvider,
@@ -39,3 +40,28 @@ def resolve_owner(
     if not isinstance(username, str) or not username:
         raise NoIdentity("The request has no authenticated user who could own workspaces.")
     return username
+
+
+class HasAdminUsers(Protocol):
+    """What is_admin needs of the app: CodeWorkspacesApp.admin_users."""
+
+    @property
+    def admin_users(self) -> Collection[str]: ...
+
+
+def is_admin(handler_or_user: Any, app: HasAdminUsers) -> bool:
+    """Whether the caller may see and manage every owner's workspaces.
+
+    Admins are the usernames in CodeWorkspacesApp.admin_users, and JupyterHub admins: under
+    jupyterhub-singleuser (a user's server or the hub service) the identity is a JupyterHubUser
+    whose `hub_user` is the hub's model of the user, with `admin` (the hub includes it with the
+    `read:users:name` scope every OAuth and API token carries for its own user).
+    """
+    user = getattr(handler_or_user, "current_user", handler_or_user)
+    username = getattr(user, "username", None)
+    if not isinstance(username, str) or not username:
+        return False
+    if username in app.admin_users:
+        return True
+    hub_user = getattr(user, "hub_user", None)
+    return isinstance(hub_user, dict) and hub_user.get("admin") is True

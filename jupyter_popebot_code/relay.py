@@ -42,6 +42,9 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
+# The workspace was stopped for lack of activity: final, the browser should not reconnect by
+# itself (that would start it again); 4400-4499 are final for the JupyterLab front end.
+CLOSE_IDLE_STOPPED = 4408
 # Codes that only describe what happened locally and must never appear in a close frame.
 _UNSENDABLE_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 
@@ -158,6 +161,12 @@ class TerminalRelay(LoggingConfigurable):
     def open_relays(self) -> list[TerminalRelayHandler]:
         """The relays still running (upgraded, and not yet closed on both legs)."""
         return list(self._open)
+
+    def close_workspace(self, workspace_id: str, reason: str) -> None:
+        """Close the terminals of one workspace on both legs (it is being stopped as idle)."""
+        for relay in self.open_relays():
+            if relay.workspace_id == workspace_id:
+                relay.shut_down(CLOSE_IDLE_STOPPED, close_reason(reason))
 
     async def close_all(self, timeout: float = 5.0) -> None:
         """Close every relay on both legs; tmux sessions and containers keep running."""
@@ -312,12 +321,12 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             self._backend.close(*sendable_close(self.close_code, self.close_reason))
         self._resolve_backend_ready()
 
-    def shut_down(self) -> None:
+    def shut_down(self, code: int = CLOSE_GOING_AWAY, reason: str = SHUTDOWN_REASON) -> None:
         """Close both legs now, telling the browser why."""
         self._client_closed = True
         if self._backend is not None:
             self._backend.close(CLOSE_GOING_AWAY)
-        self.close(CLOSE_GOING_AWAY, SHUTDOWN_REASON)
+        self.close(code, reason)
         self._resolve_backend_ready()
 
     # -- relaying ---------------------------------------------------------------------------
@@ -466,6 +475,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             return
         self._activity_at = now
         self.service.record_activity(self.workspace_id)
+        self.service.note_user_activity(self.workspace_owner)
         self.settings["api_last_activity"] = utcnow()
 
 

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .container_states import ContainerState
@@ -110,6 +110,11 @@ class WorkspaceService:
         self.network_policy = network_policy
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._activity_recorded: dict[str, float] = {}
+        # Workspace id -> epoch seconds of its latest known activity (terminal traffic, ensure,
+        # tmux output); read by the idle stopper, lost on restart (last_used_at is not).
+        self.last_activity: dict[str, float] = {}
+        # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
+        self.owner_activity: dict[str, float] = {}
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
 
@@ -124,9 +129,10 @@ class WorkspaceService:
             self._locks[workspace_id] = lock
         return lock
 
-    async def _owned(self, owner: str, workspace_id: str) -> Workspace:
+    async def _owned(self, owner: str | None, workspace_id: str) -> Workspace:
+        """The workspace if `owner` owns it; owner None is an admin, who may act on any."""
         workspace = await self._db(self.store.get, workspace_id)
-        if workspace is None or workspace.user_id != owner:
+        if workspace is None or (owner is not None and workspace.user_id != owner):
             raise WorkspaceNotFound(workspace_id)
         return workspace
 
@@ -137,6 +143,21 @@ class WorkspaceService:
             "GIT_ALLOW_PROTOCOL": self.validator.git_allow_protocol(),
         }
 
+    def _with_activity(self, workspace: Workspace) -> Workspace:
+        """The workspace with last_used_at as known now (the record lags by activity_interval)."""
+        seen = self.last_activity.get(workspace.id)
+        if seen is None or seen <= (workspace.last_used_at or 0.0):
+            return workspace
+        return replace(workspace, last_used_at=seen)
+
+    async def owners(self) -> list[str]:
+        """Everyone who owns a workspace."""
+        return await self._db(self.store.owners)
+
+    async def all_workspaces(self) -> list[Workspace]:
+        """Every owner's workspaces, as recorded."""
+        return await self._db(self.store.list_all)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def get(self, owner: str, workspace_id: str) -> Workspace | None:
@@ -145,20 +166,26 @@ class WorkspaceService:
         except WorkspaceNotFound:
             return None
 
-    async def list_with_status(self, owner: str) -> list[tuple[Workspace, str]]:
-        """The owner's workspaces with their container status, in one Docker call."""
-        workspaces = await self._db(self.store.list_for_user, owner)
+    async def list_with_status(self, owner: str | None) -> list[tuple[Workspace, str]]:
+        """The owner's workspaces (everyone's for None) with their container status."""
+        if owner is None:
+            workspaces = await self._db(self.store.list_all)
+        else:
+            workspaces = await self._db(self.store.list_for_user, owner)
         names = [ws.container_name for ws in workspaces if ws.container_name]
         try:
             statuses = await self.containers.statuses(self.store.store_id, names)
         except (DockerUnavailable, ContainerError) as err:
             self.log.warning("Listing without container status: %s", err)
-            return [(ws, STATUS_UNKNOWN) for ws in workspaces]
-        return [(ws, statuses.get(ws.container_name or "", STATUS_MISSING)) for ws in workspaces]
+            return [(self._with_activity(ws), STATUS_UNKNOWN) for ws in workspaces]
+        return [
+            (self._with_activity(ws), statuses.get(ws.container_name or "", STATUS_MISSING))
+            for ws in workspaces
+        ]
 
     async def describe(self, owner: str, workspace_id: str) -> tuple[Workspace, str]:
         """The workspace and its container's Docker status ('missing' when there is none)."""
-        workspace = await self._owned(owner, workspace_id)
+        workspace = self._with_activity(await self._owned(owner, workspace_id))
         if not workspace.container_name:
             return workspace, STATUS_MISSING
         state = await self.containers.state(workspace.container_name)
@@ -242,7 +269,7 @@ class WorkspaceService:
             raise WorkspaceNotFound(workspace_id)
         return toggled
 
-    async def delete(self, owner: str, workspace_id: str) -> None:
+    async def delete(self, owner: str | None, workspace_id: str) -> None:
         """Remove the container (and volume unless kept), then the record: a failure keeps all."""
         async with self._lock_for(workspace_id):
             workspace = await self._owned(owner, workspace_id)
@@ -252,7 +279,26 @@ class WorkspaceService:
                 await self.containers.remove_volume(workspace.volume_name)
             await self._db(self.store.delete, workspace_id)
             self._activity_recorded.pop(workspace_id, None)
-        self.log.info("Deleted code workspace %s of %s", workspace_id, owner)
+            self.last_activity.pop(workspace_id, None)
+        self.log.info("Deleted code workspace %s of %s", workspace_id, workspace.user_id)
+
+    async def remove_owner(self, owner: str, keep_data: bool) -> None:
+        """Remove every container of an owner who is gone; volumes and records too unless kept."""
+        for workspace in await self._db(self.store.list_for_user, owner):
+            async with self._lock_for(workspace.id):
+                if workspace.container_name:
+                    await self.containers.remove(workspace.container_name)
+                if keep_data:
+                    continue
+                await self.containers.remove_volume(workspace.volume_name)
+                await self._db(self.store.delete, workspace.id)
+                self.last_activity.pop(workspace.id, None)
+        self.owner_activity.pop(owner, None)
+        self.log.info(
+            "Removed the containers%s of deleted user %s",
+            "" if keep_data else ", volumes and records",
+            owner,
+        )
 
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
@@ -260,6 +306,8 @@ class WorkspaceService:
             workspace = await self._owned(owner, workspace_id)
             if not workspace.container_name:
                 return EnsureResult("no_container", "This workspace has no container.")
+            # Asking for a workspace is using it: the idle stopper must not stop it right away.
+            self.mark_active(workspace_id)
             return await self._ensure_locked(workspace)
 
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
@@ -309,20 +357,45 @@ class WorkspaceService:
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
 
-    async def stop(self, owner: str, workspace_id: str) -> EnsureResult:
+    async def stop(self, owner: str | None, workspace_id: str) -> EnsureResult:
         """Stop the container; files, container and tmux history on the volume stay."""
         async with self._lock_for(workspace_id):
             workspace = await self._owned(owner, workspace_id)
-            if not workspace.container_name:
-                return EnsureResult("no_container", "This workspace has no container.")
-            state = await self.containers.state(workspace.container_name)
-            if state is None or state.status in ("created", "exited", "dead"):
-                return EnsureResult("stopped")
-            if state.status == "paused":
-                await self._unpause_confirmed(workspace.container_name)
-            await self.containers.stop(workspace.container_name)
-        self.log.info("Stopped code workspace %s of %s", workspace_id, owner)
+            result = await self._stop_locked(workspace)
+        self.log.info("Stopped code workspace %s of %s", workspace_id, workspace.user_id)
+        return result
+
+    async def _stop_locked(self, workspace: Workspace) -> EnsureResult:
+        if not workspace.container_name:
+            return EnsureResult("no_container", "This workspace has no container.")
+        state = await self.containers.state(workspace.container_name)
+        if state is None or state.status in ("created", "exited", "dead"):
+            return EnsureResult("stopped")
+        if state.status == "paused":
+            await self._unpause_confirmed(workspace.container_name)
+        await self.containers.stop(workspace.container_name)
         return EnsureResult("stopped")
+
+    async def stop_if_idle(
+        self, workspace_id: str, idle_since: float, before_stop: Callable[[], None]
+    ) -> bool:
+        """Stop a running workspace unless it was used after `idle_since`; True if stopped.
+
+        Under the workspace's lock, so an ensure or a terminal that arrives meanwhile wins.
+        `before_stop` runs just before the container is told to stop (closing its terminals).
+        """
+        async with self._lock_for(workspace_id):
+            if self.last_activity.get(workspace_id, 0.0) > idle_since:
+                return False
+            workspace = await self._db(self.store.get, workspace_id)
+            if workspace is None or not workspace.container_name:
+                return False
+            state = await self.containers.state(workspace.container_name)
+            if state is None or state.status != "running":
+                return False
+            before_stop()
+            await self.containers.stop(workspace.container_name)
+        return True
 
     async def _unpause_confirmed(self, name: str) -> None:
         """Unpause, then read the state back until Docker agrees the container runs.
@@ -373,17 +446,28 @@ class WorkspaceService:
             credential=workspace.ttyd_credential,
         )
 
-    def record_activity(self, workspace_id: str) -> None:
+    def mark_active(self, workspace_id: str, when: float | None = None) -> None:
+        """Remember activity in memory only (for the idle stopper); never goes backwards."""
+        when = time.time() if when is None else when
+        if when > self.last_activity.get(workspace_id, 0.0):
+            self.last_activity[workspace_id] = when
+
+    def record_activity(self, workspace_id: str, when: float | None = None) -> None:
         """Note terminal use; written at most once per activity_interval per workspace.
 
         The write is not awaited: a terminal frame never waits for SQLite.
         """
-        now = time.time()
+        now = time.time() if when is None else when
+        self.mark_active(workspace_id, now)
         if now - self._activity_recorded.get(workspace_id, 0.0) < self.activity_interval:
             return
         self._activity_recorded[workspace_id] = now
         written = self._db_thread.submit(self.store.record_use, workspace_id, now)
         written.add_done_callback(self._log_activity_failure)
+
+    def note_user_activity(self, owner: str) -> None:
+        """The owner used a terminal just now (in memory; hub_sync reports it)."""
+        self.owner_activity[owner] = time.time()
 
     def _log_activity_failure(self, written: Future[None]) -> None:
         if not written.cancelled() and written.exception() is not None:

@@ -199,6 +199,22 @@ class WorkspaceStore:
             ).fetchall()
         return [_row_to_workspace(row) for row in rows]
 
+    def list_all(self) -> list[Workspace]:
+        """Every owner's workspaces, by owner, then as list_for_user orders them."""
+        with self._lock:
+            rows = self._db.execute(
+                f"{_SELECT} ORDER BY user_id, starred DESC, updated_at DESC, id"
+            ).fetchall()
+        return [_row_to_workspace(row) for row in rows]
+
+    def owners(self) -> list[str]:
+        """Everyone who owns at least one workspace."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT user_id FROM code_workspaces ORDER BY user_id"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def count_for_user(self, user_id: str) -> int:
         with self._lock:
             row = self._db.execute(
@@ -244,9 +260,12 @@ class WorkspaceStore:
         )
 
     def record_use(self, workspace_id: str, when: float) -> None:
+        """Set last_used_at to `when` unless a later use is already recorded."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE code_workspaces SET last_used_at = ? WHERE id = ?", (when, workspace_id)
+                "UPDATE code_workspaces SET last_used_at = ? "
+                "WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+                (when, workspace_id, when),
             )
 
     def delete(self, workspace_id: str) -> bool:

@@ -1,0 +1,91 @@
+"""The admin view: every owner's workspaces for administrators, stop and delete of anyone's."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import docker
+import pytest
+from jupyter_server.auth.identity import User
+
+from jupyter_popebot_code.owner import is_admin
+
+from .conftest import USER_HEADER, Api, HeaderIdentityProvider
+
+ADMIN_SETUP = {
+    "ServerApp": {"identity_provider_class": HeaderIdentityProvider},
+    "CodeWorkspacesApp": {"admin_users": ["boss"]},
+}
+
+
+async def list_all(api: Api, value: str = "true") -> tuple[int, Any]:
+    """GET api/code/workspaces?all=<value> as the Api's user."""
+    response = await api._fetch(
+        "api", "code", "workspaces",
+        params={"all": value}, headers={USER_HEADER: api.user or ""}, raise_error=False,
+    )  # fmt: skip
+    return response.code, json.loads(response.body)
+
+
+class HubUser(User):
+    """Shaped like jupyterhub.singleuser's JupyterHubUser: the hub's user model in `hub_user`."""
+
+    def __init__(self, name: str, admin: bool) -> None:
+        super().__init__(username=name)
+        self.hub_user = {"name": name, "admin": admin, "kind": "user"}
+
+
+def test_admins_are_admin_users_and_hub_admins() -> None:
+    app = SimpleNamespace(admin_users=["boss"])
+    assert is_admin(User(username="boss"), app)
+    assert not is_admin(User(username="alice"), app)
+    assert is_admin(HubUser("carol", admin=True), app)
+    assert not is_admin(HubUser("dave", admin=False), app)
+    # A handler is asked for its current user.
+    assert is_admin(SimpleNamespace(current_user=User(username="boss")), app)
+    assert not is_admin(SimpleNamespace(current_user=None), app)
+
+
+@pytest.mark.parametrize("server_settings", [ADMIN_SETUP])
+async def test_admins_list_stop_and_delete_every_owners_workspaces(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    alice, bob, boss = api.as_user("alice"), api.as_user("bob"), api.as_user("boss")
+    mine = await alice.create("alice's")
+    theirs = await bob.create("bob's")
+
+    # Everyone else: 403 for all=true, and someone else's workspace stays a 404.
+    code, body = await list_all(alice)
+    assert code == 403, body
+    assert "administrators" in body["message"]
+    assert (await alice.call("POST", f"{theirs['id']}/stop"))[0] == 404
+    assert (await alice.call("DELETE", theirs["id"]))[0] == 404
+    assert docker_client.containers.get(theirs["container_name"]).status == "running"
+
+    # An admin's own listing is still their own.
+    code, body = await boss.call("GET")
+    assert (code, body["workspaces"]) == (200, [])
+    code, body = await list_all(boss, "maybe")
+    assert (code, body["field"]) == (400, "all")
+
+    code, body = await list_all(boss)
+    assert code == 200
+    listed = {ws["id"]: ws for ws in body["workspaces"]}
+    assert set(listed) == {mine["id"], theirs["id"]}
+    assert listed[mine["id"]]["owner"] == "alice"
+    assert listed[theirs["id"]]["owner"] == "bob"
+    assert listed[theirs["id"]]["container"]["status"] == "running"
+
+    code, body = await boss.call("POST", f"{theirs['id']}/stop")
+    assert (code, body["status"]) == (200, "stopped")
+    assert docker_client.containers.get(theirs["container_name"]).status == "exited"
+    code, body = await boss.call("DELETE", theirs["id"])
+    assert code == 204, body
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(theirs["container_name"])
+    assert (await bob.call("GET", theirs["id"]))[0] == 404
+    # Nothing of alice's was touched.
+    code, body = await alice.call("GET", mine["id"])
+    assert (code, body["container"]["status"]) == (200, "running")
