@@ -13,7 +13,8 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
-from .containers import ContainerError, ContainerManager, DockerUnavailable
+from .containers import ContainerManager
+from .engine import ContainerError, DockerUnavailable
 from .handlers import workspace_handlers
 from .hub import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub_sync import HubSync

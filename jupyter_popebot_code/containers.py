@@ -1,36 +1,40 @@
-"""Workspace containers on a Docker engine, through the Docker SDK.
+"""Workspace containers and their volumes on a Docker engine.
 
-Every SDK call is blocking, so all of them go through `_call`, which runs them on a small thread
-pool: Tornado's event loop never waits on Docker.
+Every Docker call goes through the seam of `engine.DockerEngine` (a thread pool): Tornado's event
+loop never waits on Docker. Container states come from `container_states` (the event stream).
+Longer than most modules on purpose: a workspace container's options (image, limits, environment,
+network) sit next to the calls that apply them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 from docker.models.containers import Container
 from jupyter_core.utils import ensure_async
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
-from traitlets.config import LoggingConfigurable
 
 from .container_states import ContainerState, ContainerStates, state_from_inspect
+from .engine import ContainerError, ContainerMissing, DockerEngine, DockerUnavailable
 from .store import Workspace
 
-T = TypeVar("T")
+__all__ = [
+    "ContainerError",
+    "ContainerManager",
+    "ContainerMissing",
+    "DockerUnavailable",
+    "workspace_labels",
+]
 
 LABEL_PREFIX = "org.jupyter.popebot-code"
 MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
@@ -43,18 +47,6 @@ TTYD_PORT = 7681
 TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
 # POSIX portable environment variable names.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class DockerUnavailable(RuntimeError):
-    """The Docker engine cannot be reached; the request may succeed once it is back."""
-
-
-class ContainerError(RuntimeError):
-    """Docker refused an operation on a workspace container."""
-
-
-class ContainerMissing(ContainerError):
-    """The container went away between two calls."""
 
 
 def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
@@ -84,46 +76,14 @@ def find_network(client: docker.DockerClient, name: str) -> dict[str, Any] | Non
 NetworkHook = Callable[[docker.DockerClient, dict[str, Any], bool], None]
 
 
-def redact_url(url: str) -> str:
-    """`url` without its user part (a name alone can be a token), for messages users see."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
-def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
-    """Whether `kind` is anywhere in the chain of causes (requests wraps socket errors deeply)."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, kind) or any(isinstance(arg, kind) for arg in error.args):
-            return True
-        nested = [arg for arg in error.args if isinstance(arg, BaseException)]
-        error = error.__cause__ or error.__context__ or (nested[0] if nested else None)
-        seen += 1
-    return False
-
-
 def _store_containers(client: docker.DockerClient, store_id: str) -> dict[str, dict[str, Any]]:
     """Name -> summary of every container (running or not) labelled with one store's id."""
     found = client.api.containers(all=True, filters={"label": [f"{STORE_LABEL}={store_id}"]})
     return {c["Names"][0].lstrip("/"): c for c in found}
 
 
-class ContainerManager(LoggingConfigurable):
+class ContainerManager(DockerEngine):
     """Creates, inspects, starts and removes workspace containers and their volumes."""
-
-    docker_host = Unicode(
-        "",
-        help=(
-            "Docker engine URL, e.g. unix:///var/run/docker.sock or tcp://host:2376. Empty: found "
-            "the standard way, from DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH."
-        ),
-    ).tag(config=True)
-
-    docker_timeout = Float(120.0, help="Seconds before a single Docker API call is given up.").tag(
-        config=True
-    )
 
     image = Unicode(
         "jupyter-popebot-code-workspace:latest",
@@ -222,9 +182,6 @@ class ContainerManager(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="popebot-docker")
-        self._client: docker.DockerClient | None = None
-        self._client_lock = threading.Lock()
         self._resolved_connect_via: str | None = None
         self._states: ContainerStates | None = None
         # Set by NetworkPolicy: driver options of a new network, and a hook that checks an
@@ -233,69 +190,6 @@ class ContainerManager(LoggingConfigurable):
         self.network_hook: NetworkHook | None = None
         # Docker accepts two networks of one name: never create it from two threads at once.
         self._network_lock = threading.Lock()
-
-    # -- the one seam to the blocking SDK --------------------------------------------------
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: self._guarded(fn, args, kwargs))
-
-    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        try:
-            return fn(self._docker(), *args, **kwargs)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
-            # Start afresh when the engine is back: new connections, API version negotiated again.
-            self._drop_client()
-            raise DockerUnavailable(self._unreachable_message(err)) from err
-        except docker.errors.ImageNotFound as err:
-            raise ContainerError(
-                f"The workspace image {self.image!r} is not on the Docker engine: build it with "
-                "scripts/build-image.sh (or set ContainerManager.image)."
-            ) from err
-        except docker.errors.NotFound as err:
-            raise ContainerMissing(str(err.explanation or err)) from err
-        except docker.errors.APIError as err:
-            raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
-
-    async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(client, *args)` on the Docker thread pool, errors translated as every call."""
-        return await self._call(fn, *args)
-
-    def _docker(self) -> docker.DockerClient:
-        with self._client_lock:
-            if self._client is None:
-                try:
-                    self._client = self._new_client()
-                except docker.errors.DockerException as err:
-                    raise DockerUnavailable(self._unreachable_message(err)) from err
-            return self._client
-
-    def _new_client(self) -> docker.DockerClient:
-        if self.docker_host:
-            return docker.DockerClient(base_url=self.docker_host, timeout=int(self.docker_timeout))
-        return docker.from_env(timeout=int(self.docker_timeout))
-
-    def _unreachable_message(self, error: BaseException) -> str:
-        """What the user is told; the engine URL's credentials stay in the log."""
-        where = self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.log.warning("Docker engine at %s: %s", where, error)
-        shown = redact_url(where)
-        if _caused_by(error, PermissionError):
-            return (
-                f"This Jupyter server's user may not use the Docker socket at {shown} "
-                "(permission denied). Run the server as a user in the `docker` group, or point "
-                "ContainerManager.docker_host at an engine it may use."
-            )
-        return (
-            f"The Docker engine at {shown} is not reachable. Start it (for example "
-            "`scripts/ensure-docker.sh`, or `systemctl start docker`) and try again."
-        )
-
-    def _drop_client(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     def watch(self, store_id: str) -> None:
         """Keep the states of this store's containers from Docker's event stream (see state)."""
@@ -309,12 +203,16 @@ class ContainerManager(LoggingConfigurable):
         return self._states
 
     def close(self) -> None:
-        """Stop taking calls; never waits, even on a call stuck talking to the engine."""
+        """Stop following events and taking calls; never waits on a call in flight."""
         if self._states is not None:
             self._states.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        # The client lock may be held for docker_timeout by a thread negotiating the API version.
-        threading.Thread(target=self._drop_client, name="popebot-docker-close", daemon=True).start()
+        super().close()
+
+    def _image_missing_message(self) -> str:
+        return (
+            f"The workspace image {self.image!r} is not on the Docker engine: build it with "
+            "scripts/build-image.sh (or set ContainerManager.image)."
+        )
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .containers import ContainerError, DockerUnavailable
+from .engine import ContainerError, DockerUnavailable
 from .service import WorkspaceService
 from .store import Workspace
 

@@ -12,7 +12,8 @@ import sys
 from traitlets import Unicode
 from traitlets.config import Application
 
-from .containers import ContainerError, ContainerManager
+from .containers import ContainerManager
+from .engine import ContainerError
 from .network_policy import NetworkPolicy
 
 

@@ -3,6 +3,9 @@
 Every operation that touches a workspace's container holds that workspace's lock, so concurrent
 create / ensure / delete calls cannot race each other into two containers or a half-deleted one.
 SQLite calls run on one thread of their own: a busy database never stalls the event loop.
+
+Longer than most modules on purpose: every rule that takes a workspace's or an owner's lock
+(create, ensure, stop, delete, quotas, idle stop) is here, so the locking can be read in one place.
 """
 
 from __future__ import annotations
@@ -20,13 +23,8 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .container_states import ContainerState
-from .containers import (
-    TTYD_PORT,
-    ContainerError,
-    ContainerManager,
-    ContainerMissing,
-    DockerUnavailable,
-)
+from .containers import TTYD_PORT, ContainerManager
+from .engine import ContainerError, ContainerMissing, DockerUnavailable
 from .network_policy import NetworkPolicy
 from .store import Workspace, WorkspaceStore, volume_name
 from .ttyd import TerminalEndpoint

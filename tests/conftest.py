@@ -25,7 +25,7 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from tornado.httpclient import HTTPResponse
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
-from jupyter_popebot_code.network_policy import ICC_OPTION, IptablesFirewall
+from jupyter_popebot_code.firewall import ICC_OPTION, IptablesFirewall
 
 from .docker_proxy import DockerSocketProxy
 

@@ -24,7 +24,7 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.network_policy import (
+from jupyter_popebot_code.firewall import (
     ICC_OPTION,
     LINK_LOCAL,
     IptablesFirewall,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from traitlets.config import Configurable
+from traitlets.config import Configurable, LoggingConfigurable
 
 from jupyter_popebot_code.app import CodeWorkspacesApp
 from jupyter_popebot_code.authjs import AuthJSIdentityProvider
@@ -17,7 +17,8 @@ OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
     # Options inherited from jupyter_server's classes are documented there.
     (CodeWorkspacesApp, set(CodeWorkspacesApp.class_traits(config=True))
      - set(CodeWorkspacesApp.__mro__[1].class_traits(config=True))),
-    (ContainerManager, set(ContainerManager.class_own_traits(config=True))),
+    (ContainerManager, set(ContainerManager.class_traits(config=True))
+     - set(LoggingConfigurable.class_traits(config=True))),
     (TerminalRelay, set(TerminalRelay.class_own_traits(config=True))),
     (AuthJSIdentityProvider, set(AuthJSIdentityProvider.class_own_traits(config=True))),
 ]  # fmt: skip
