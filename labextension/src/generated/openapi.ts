@@ -79,6 +79,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/code/workspaces/{id}/stop': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Stop the workspace's container; its files, container and volume stay.
+     * @description The processes in the workspace end (SIGTERM, then SIGKILL after ContainerManager.stop_timeout); the next ensure or terminal starts it again. Stopping a stopped workspace is not an error.
+     */
+    post: operations['stopContainer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/ws/code/{id}': {
     parameters: {
       query?: never;
@@ -92,7 +114,12 @@ export interface paths {
      * The workspace's terminal (WebSocket upgrade, subprotocol `tty`, ttyd's protocol).
      * @description Refused before the upgrade with 401 (no identity), 403 (unknown or someone else's
      *     workspace, or a cross-site Origin). The relay ensures the container, waits for ttyd, and
-     *     fills in the handshake's AuthToken with the container's secret credential.
+     *     fills in the handshake's AuthToken with the container's secret credential. Sizes in the
+     *     handshake and resizes are cut to TerminalRelay.max_columns x max_rows. Close codes: 1000
+     *     (the shell ended), 1001 (server shutting down), 1007 (a handshake or resize that is not a
+     *     JSON object), 1008 (too many terminals open: TerminalRelay.max_connections_per_workspace
+     *     or max_connections_per_user), 1011 (the workspace could not be reached; the reason says
+     *     why, e.g. the engine is down or the running-workspace quota is reached).
      */
     get: operations['openTerminal'];
     put?: never;
@@ -176,6 +203,15 @@ export interface components {
     };
     /** @description No authenticated caller. */
     Unauthenticated: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description No authenticated caller, or the caller's quota is reached (max_workspaces_per_user, max_running_workspaces_per_user); the message says which and what to do. */
+    ForbiddenOrOverQuota: {
       headers: {
         [name: string]: unknown;
       };
@@ -268,7 +304,7 @@ export interface operations {
         };
       };
       400: components['responses']['BadInput'];
-      403: components['responses']['Unauthenticated'];
+      403: components['responses']['ForbiddenOrOverQuota'];
       500: components['responses']['DockerRefused'];
       503: components['responses']['EngineUnreachable'];
     };
@@ -397,6 +433,52 @@ export interface operations {
           'application/json': {
             /** @enum {string} */
             status: 'running' | 'started' | 'created' | 'no_container';
+            message?: string;
+          };
+        };
+      };
+      403: components['responses']['ForbiddenOrOverQuota'];
+      404: components['responses']['NotFound'];
+      /** @description Docker refused; nothing else changed. */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['EnsureError'];
+        };
+      };
+      /** @description The Docker engine is unreachable. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['EnsureError'];
+        };
+      };
+    };
+  };
+  stopContainer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The container is stopped (or has no container). */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @enum {string} */
+            status: 'stopped' | 'no_container';
             message?: string;
           };
         };
