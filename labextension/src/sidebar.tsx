@@ -359,17 +359,6 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
             <starEmptyIcon.react tag="span" />
           )}
         </button>
-        <button
-          className="jp-CodeWorkspaces-action jp-CodeWorkspaces-renameButton"
-          title={trans.__('Rename')}
-          aria-label={trans.__('Rename')}
-          onClick={() => {
-            setRenameError(null);
-            setEditing(true);
-          }}
-        >
-          <editIcon.react tag="span" />
-        </button>
         {model.canStop(workspace) && (
           <button
             className="jp-CodeWorkspaces-action jp-CodeWorkspaces-stop"
@@ -381,6 +370,17 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
             <stopIcon.react tag="span" />
           </button>
         )}
+        <button
+          className="jp-CodeWorkspaces-action jp-CodeWorkspaces-renameButton"
+          title={trans.__('Rename')}
+          aria-label={trans.__('Rename')}
+          onClick={() => {
+            setRenameError(null);
+            setEditing(true);
+          }}
+        >
+          <editIcon.react tag="span" />
+        </button>
         <button
           className="jp-CodeWorkspaces-action jp-CodeWorkspaces-delete"
           title={trans.__('Delete')}
