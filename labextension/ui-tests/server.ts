@@ -37,7 +37,7 @@ async function waitForServer(
   while (Date.now() < deadline) {
     const failure = exited();
     if (failure) {
-      throw new Error(`Jupyter server exited during startup: ${failure}`);
+      throw new Error(`Jupyter server failed during startup: ${failure}`);
     }
     try {
       const response = await fetch(url, {
@@ -143,11 +143,17 @@ export async function startServer(
 
   const baseUrl = `http://127.0.0.1:${port}${basePath}`;
   try {
-    await waitForServer(
-      `${baseUrl}api/code/workspaces`,
-      token,
-      () => exitStatus
-    );
+    await waitForServer(`${baseUrl}api/code/workspaces`, token, () => {
+      if (exitStatus) {
+        return exitStatus;
+      }
+      // The server keeps running without the extension (its API then 404s
+      // forever): stop waiting at once and say why.
+      const failed = fs
+        .readFileSync(logPath, 'utf8')
+        .match(/jupyter_popebot_code \| extension failed loading.*/);
+      return failed ? `${failed[0]}; log: ${logPath}` : null;
+    });
   } catch (error) {
     process.stderr.write(fs.readFileSync(logPath, 'utf8').slice(-4000));
     try {
