@@ -193,13 +193,23 @@ class WorkspaceEnsureHandler(WorkspaceAPIHandler):
         self.write_json(result.to_json())
 
 
+# A stopped workspace's terminals close with a final code: reconnecting would start it again.
+CLOSE_WORKSPACE_STOPPED = 4409
+STOPPED_REASON = "the workspace was stopped; its files are kept"
+
+
 class WorkspaceStopHandler(WorkspaceAPIHandler):
     @web.authenticated
     @authorized
     @translate_errors(status="error")
     async def post(self, workspace_id: str) -> None:
         self.read_json_object(set())
-        result = await self.service.stop(self.owner_or_admin(), workspace_id)
+        relay = self.code_app.terminal_relay
+        result = await self.service.stop(
+            self.owner_or_admin(),
+            workspace_id,
+            lambda: relay.close_workspace(workspace_id, STOPPED_REASON, CLOSE_WORKSPACE_STOPPED),
+        )
         self.write_json(result.to_json())
 
 

@@ -162,11 +162,13 @@ class TerminalRelay(LoggingConfigurable):
         """The relays still running (upgraded, and not yet closed on both legs)."""
         return list(self._open)
 
-    def close_workspace(self, workspace_id: str, reason: str) -> None:
-        """Close the terminals of one workspace on both legs (it is being stopped as idle)."""
+    def close_workspace(
+        self, workspace_id: str, reason: str, code: int = CLOSE_IDLE_STOPPED
+    ) -> None:
+        """Close the terminals of one workspace on both legs (it is being stopped)."""
         for relay in self.open_relays():
             if relay.workspace_id == workspace_id:
-                relay.shut_down(CLOSE_IDLE_STOPPED, close_reason(reason))
+                relay.shut_down(code, close_reason(reason))
 
     async def close_all(self, timeout: float = 5.0) -> None:
         """Close every relay on both legs; tmux sessions and containers keep running."""

@@ -355,10 +355,21 @@ class WorkspaceService:
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
 
-    async def stop(self, owner: str | None, workspace_id: str) -> EnsureResult:
-        """Stop the container; files, container and tmux history on the volume stay."""
+    async def stop(
+        self,
+        owner: str | None,
+        workspace_id: str,
+        before_stop: Callable[[], None] | None = None,
+    ) -> EnsureResult:
+        """Stop the container; files, container and tmux history on the volume stay.
+
+        `before_stop` runs once the caller is known to be allowed (e.g. to close terminals, so
+        none of them starts the workspace again by reconnecting).
+        """
         async with self._lock_for(workspace_id):
             workspace = await self._owned(owner, workspace_id)
+            if before_stop is not None:
+                before_stop()
             result = await self._stop_locked(workspace)
         self.log.info("Stopped code workspace %s of %s", workspace_id, workspace.user_id)
         return result

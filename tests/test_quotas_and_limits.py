@@ -9,6 +9,7 @@ import docker
 import pytest
 
 from jupyter_popebot_code.containers import STORE_LABEL
+from jupyter_popebot_code.handlers import CLOSE_WORKSPACE_STOPPED, STOPPED_REASON
 from jupyter_popebot_code.relay import CLOSE_POLICY_VIOLATION
 
 from .conftest import Api, HeaderIdentityProvider
@@ -212,3 +213,17 @@ async def test_connections_per_user_are_capped_across_workspaces(
         async with terminal(jp_ws_fetch, theirs["id"], user="bob") as bobs:
             bobs.type("echo bob\r")
             await bobs.read_until("bob")
+
+
+async def test_stopping_closes_the_workspaces_terminals_for_good(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    """A final close code: a browser that reconnected by itself would start the workspace again."""
+    workspace = await api.create()
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo before-stop\r")
+        await term.read_until("before-stop")
+        assert await api.call("POST", f"{workspace['id']}/stop") == (200, {"status": "stopped"})
+        code, reason = await term.wait_closed()
+    assert (code, reason) == (CLOSE_WORKSPACE_STOPPED, STOPPED_REASON)
+    assert docker_client.containers.get(workspace["container_name"]).status == "exited"

@@ -5,7 +5,7 @@
  * Client of the server extension's REST API (`api/code/workspaces`).
  */
 
-import { URLExt } from '@jupyterlab/coreutils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type { components, operations } from './generated/openapi';
@@ -41,6 +41,12 @@ export type WorkspaceField = keyof WorkspaceSpec;
  */
 export type EnsureResult =
   operations['ensureContainer']['responses'][200]['content']['application/json'];
+
+/**
+ * Outcome of `stop`.
+ */
+export type StopResult =
+  operations['stopContainer']['responses'][200]['content']['application/json'];
 
 /**
  * Limits of the wire contract (docs/openapi.yaml).
@@ -108,6 +114,103 @@ export async function responseError(
 }
 
 /**
+ * Where the workspaces API is and how to authenticate to it.
+ *
+ * - `server`: the page's own Jupyter server (single-user mode), called as
+ *   JupyterLab calls it: token header and/or cookie with the XSRF header.
+ * - `service`: a separate service (JupyterHub mode, `codeWorkspacesServiceUrl`
+ *   in the page config), called with the page's token only: no cookies, so no
+ *   XSRF cookie or header either.
+ */
+export type ClientMode = 'server' | 'service';
+
+/**
+ * The page-config key that switches the client to a service.
+ */
+export const SERVICE_URL_OPTION = 'codeWorkspacesServiceUrl';
+
+/**
+ * Settings that send every call to the service at `serviceUrl`, an absolute
+ * path on the page's origin such as `/services/code-workspaces/`.
+ *
+ * @throws Error when `serviceUrl` is not an absolute path.
+ */
+export function serviceSettings(
+  serviceUrl: string,
+  origin: string,
+  token: string,
+  overrides: Partial<ServerConnection.ISettings> = {}
+): ServerConnection.ISettings {
+  const path = serviceUrl.trim();
+  // "//host/..." would leave the page's origin: only paths on it are allowed.
+  if (!path.startsWith('/') || path.startsWith('//')) {
+    throw new Error(
+      `${SERVICE_URL_OPTION} must be an absolute path such as /services/code-workspaces/, not "${serviceUrl}"`
+    );
+  }
+  const baseUrl = new URL(path.endsWith('/') ? path : `${path}/`, origin).href;
+  return ServerConnection.makeSettings({
+    baseUrl,
+    wsUrl: `ws${baseUrl.slice(4)}`, // http -> ws, https -> wss
+    token,
+    // A WebSocket cannot carry headers: the token goes in its URL.
+    appendToken: true,
+    init: { cache: 'no-store', credentials: 'omit' },
+    ...overrides
+  });
+}
+
+/**
+ * The client the page config asks for: the service named by
+ * `codeWorkspacesServiceUrl` with the page's token, or else the page's server.
+ */
+export function clientFromPageConfig(
+  pageSettings: ServerConnection.ISettings,
+  origin: string = window.location.origin
+): WorkspacesClient {
+  const serviceUrl = PageConfig.getOption(SERVICE_URL_OPTION);
+  if (!serviceUrl) {
+    return new WorkspacesClient(pageSettings);
+  }
+  return new WorkspacesClient(
+    serviceSettings(serviceUrl, origin, PageConfig.getToken(), {
+      fetch: pageSettings.fetch,
+      Request: pageSettings.Request,
+      Headers: pageSettings.Headers,
+      WebSocket: pageSettings.WebSocket
+    }),
+    'service'
+  );
+}
+
+/**
+ * Send a request to a service with its token and nothing else: no cookies, so
+ * neither the page server's XSRF cookie nor its header go along.
+ */
+async function serviceRequest(
+  url: string,
+  init: RequestInit,
+  settings: ServerConnection.ISettings
+): Promise<Response> {
+  // As JupyterLab does: an explicit cache buster, since no-store is not enough everywhere.
+  const busted = `${url}${url.includes('?') ? '&' : '?'}${Date.now()}`;
+  const request = new settings.Request(busted, {
+    ...settings.init,
+    ...init,
+    credentials: 'omit'
+  });
+  request.headers.set('Authorization', `token ${settings.token}`);
+  if (!request.headers.has('Content-Type')) {
+    request.headers.set('Content-Type', 'application/json');
+  }
+  try {
+    return await settings.fetch.call(null, request);
+  } catch (reason) {
+    throw new ServerConnection.NetworkError(reason as TypeError);
+  }
+}
+
+/**
  * Make a request to the workspaces API and parse its JSON answer.
  *
  * @throws WorkspaceRequestError on a non-2xx answer,
@@ -116,10 +219,14 @@ export async function responseError(
 export async function requestAPI<T>(
   endPoint: string,
   init: RequestInit,
-  settings: ServerConnection.ISettings
+  settings: ServerConnection.ISettings,
+  mode: ClientMode = 'server'
 ): Promise<T> {
   const url = URLExt.join(settings.baseUrl, API_PATH, endPoint);
-  const response = await ServerConnection.makeRequest(url, init, settings);
+  const response =
+    mode === 'service'
+      ? await serviceRequest(url, init, settings)
+      : await ServerConnection.makeRequest(url, init, settings);
   if (!response.ok) {
     throw await responseError(response);
   }
@@ -134,13 +241,14 @@ export async function requestAPI<T>(
  */
 export class WorkspacesClient {
   constructor(
-    readonly serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
+    readonly serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings(),
+    readonly mode: ClientMode = 'server'
   ) {}
 
   async list(): Promise<Workspace[]> {
     const body = await requestAPI<
       operations['listWorkspaces']['responses'][200]['content']['application/json']
-    >('', { method: 'GET' }, this.serverSettings);
+    >('', { method: 'GET' }, this.serverSettings, this.mode);
     return body.workspaces;
   }
 
@@ -148,7 +256,8 @@ export class WorkspacesClient {
     return requestAPI<Workspace>(
       '',
       { method: 'POST', body: JSON.stringify(spec) },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -156,7 +265,8 @@ export class WorkspacesClient {
     return requestAPI<Workspace>(
       encodeURIComponent(id),
       { method: 'GET' },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -164,7 +274,8 @@ export class WorkspacesClient {
     return requestAPI<Workspace>(
       encodeURIComponent(id),
       { method: 'PATCH', body: JSON.stringify({ name }) },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -172,7 +283,8 @@ export class WorkspacesClient {
     return requestAPI<Workspace>(
       `${encodeURIComponent(id)}/star`,
       { method: 'POST' },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -180,7 +292,8 @@ export class WorkspacesClient {
     await requestAPI<void>(
       encodeURIComponent(id),
       { method: 'DELETE' },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -188,7 +301,21 @@ export class WorkspacesClient {
     return requestAPI<EnsureResult>(
       `${encodeURIComponent(id)}/ensure`,
       { method: 'POST' },
-      this.serverSettings
+      this.serverSettings,
+      this.mode
+    );
+  }
+
+  /**
+   * Stop the workspace's container; its files stay and the next ensure
+   * starts it again.
+   */
+  stop(id: string): Promise<StopResult> {
+    return requestAPI<StopResult>(
+      `${encodeURIComponent(id)}/stop`,
+      { method: 'POST' },
+      this.serverSettings,
+      this.mode
     );
   }
 
@@ -197,7 +324,8 @@ export class WorkspacesClient {
    *
    * Like JupyterLab's kernel and terminal sockets, it carries the token only
    * when the settings say so: a browser on the server's own host is
-   * authenticated by its cookie, and a WebSocket cannot send headers.
+   * authenticated by its cookie, and a WebSocket cannot send headers. A
+   * service (client mode) always gets the token this way.
    */
   terminalUrl(id: string): string {
     const settings = this.serverSettings;

@@ -15,7 +15,12 @@ import {
   Notification
 } from '@jupyterlab/apputils';
 import type { ITranslator } from '@jupyterlab/translation';
-import { copyIcon, pasteIcon, refreshIcon } from '@jupyterlab/ui-components';
+import {
+  copyIcon,
+  pasteIcon,
+  refreshIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
 import type { Workspace } from './api';
 import { CreateWorkspaceDialog } from './dialog';
 import { workspaceIcon } from './icons';
@@ -80,13 +85,24 @@ export function addCommands(
    * Ask which workspace to open; names may repeat, so the repository shows
    * too and the answer maps back by position.
    */
-  async function pickWorkspace(): Promise<Workspace | null> {
+  async function pickWorkspace(
+    choice: {
+      title: string;
+      okLabel: string;
+      filter?: (workspace: Workspace) => boolean;
+      none?: string;
+    } = { title: trans.__('Open Code Workspace'), okLabel: trans.__('Open') }
+  ): Promise<Workspace | null> {
     await model.refresh();
     if (model.error) {
       Notification.error(model.error, { autoClose: 5000 });
       return null;
     }
-    const workspaces = model.workspaces;
+    const workspaces = model.workspaces.filter(choice.filter ?? (() => true));
+    if (workspaces.length === 0 && choice.none) {
+      Notification.info(choice.none, { autoClose: 5000 });
+      return null;
+    }
     if (workspaces.length === 0) {
       Notification.info(trans.__('There is no code workspace yet.'), {
         autoClose: 5000,
@@ -104,9 +120,9 @@ export function addCommands(
         `${w.starred ? '★ ' : ''}${w.name}${w.repo ? ` (${w.repo})` : ''} [${i + 1}]`
     );
     const result = await InputDialog.getItem({
-      title: trans.__('Open Code Workspace'),
+      title: choice.title,
       items: labels,
-      okLabel: trans.__('Open')
+      okLabel: choice.okLabel
     });
     if (!result.button.accept || result.value === null) {
       return null;
@@ -203,6 +219,75 @@ export function addCommands(
     },
     isEnabled: () => tracker.currentWidget !== null,
     describedBy: { args: { type: 'object', properties: {} } }
+  });
+
+  /**
+   * Stop a workspace. Its open terminals stand still first, so that none of
+   * them reconnects (which would start it again) while it stops.
+   */
+  async function stopWorkspace(id: string, name: string): Promise<void> {
+    const panels: WorkspaceTerminal[] = [];
+    tracker.forEach(panel => {
+      if (panel.content.workspaceId === id) {
+        panels.push(panel.content);
+      }
+    });
+    panels.forEach(t => t.connection.suspend(texts.stopping, false));
+    try {
+      await model.stop(id);
+      panels.forEach(t => t.connection.suspend(texts.stopped));
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      const message = trans.__('Could not stop %1: %2', name, why);
+      panels.forEach(t => t.connection.suspend(message));
+      Notification.error(message, { autoClose: false });
+    }
+  }
+
+  commands.addCommand(CommandIDs.stop, {
+    label: args =>
+      args['id'] && !args['isPalette']
+        ? trans.__(
+            'Stop %1',
+            (args['name'] as string) || (args['id'] as string)
+          )
+        : trans.__('Stop Code Workspace'),
+    caption: trans.__(
+      "Stop a code workspace's container; its files are kept and opening its terminal starts it again"
+    ),
+    icon: args => (args['isPalette'] ? undefined : stopIcon),
+    execute: async args => {
+      let id = args['id'] as string | undefined;
+      let name = args['name'] as string | undefined;
+      if (!id && !args['isPalette'] && tracker.currentWidget) {
+        // From the terminal's context menu: that terminal's workspace.
+        const terminal = tracker.currentWidget.content;
+        id = terminal.workspaceId;
+        name = terminal.title.label;
+      }
+      if (!id) {
+        const picked = await pickWorkspace({
+          title: trans.__('Stop Code Workspace'),
+          okLabel: texts.stop,
+          filter: workspace => model.canStop(workspace),
+          none: trans.__('No code workspace is running.')
+        });
+        if (!picked) {
+          return;
+        }
+        ({ id, name } = picked);
+      }
+      await stopWorkspace(id, name || id);
+    },
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          id: { type: 'string', description: 'The workspace id' },
+          name: { type: 'string', description: 'Its name, for messages' }
+        }
+      }
+    }
   });
 
   commands.addCommand(CommandIDs.refresh, {

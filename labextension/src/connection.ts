@@ -27,10 +27,11 @@ import {
   TtydDecoder
 } from './protocol';
 import {
+  closeAction,
   describeClose,
-  isFinalClose,
   isRetryableStatus,
-  ReconnectPolicy
+  ReconnectPolicy,
+  SERVER_ERROR_ATTEMPTS
 } from './reconnect';
 import { texts } from './texts';
 
@@ -165,7 +166,11 @@ export class TerminalConnection implements IDisposable {
    * Send keyboard or pasted input.
    */
   send(data: string): void {
-    if (this._status.phase === 'closed' && data === '\r') {
+    if (
+      this._status.phase === 'closed' &&
+      this._status.canRetry &&
+      data === '\r'
+    ) {
       // ttyd's own client offers the same: Enter starts a new shell.
       void this.connect();
       return;
@@ -190,6 +195,21 @@ export class TerminalConnection implements IDisposable {
       this._lastSize = { ...size };
       this._socket!.send(encodeResize(size));
     }
+  }
+
+  /**
+   * Close the connection and stay closed, showing `message` (e.g. while the
+   * workspace is being stopped on purpose, so that no reconnect starts it
+   * again behind the user's back). `connect` ends this.
+   */
+  suspend(message: string, canRetry = true): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._generation++;
+    this._cancelTimer();
+    this._closeSocket();
+    this._setStatus('closed', message, canRetry);
   }
 
   dispose(): void {
@@ -362,12 +382,20 @@ export class TerminalConnection implements IDisposable {
       return;
     }
     const why = describeClose(code, reason);
-    if (code === 1000) {
-      void this._confirmExit(why);
-    } else if (isFinalClose(code)) {
-      this._setStatus('closed', this._texts.disconnected(why), true);
-    } else {
-      this._scheduleReconnect(this._texts.connectionLost(why));
+    switch (closeAction(code)) {
+      case 'confirm-exit':
+        void this._confirmExit(why);
+        break;
+      case 'final':
+        this._setStatus('closed', this._texts.disconnected(why), true);
+        break;
+      case 'retry-capped':
+        this._policy.cap(SERVER_ERROR_ATTEMPTS);
+        this._scheduleReconnect(this._texts.connectionLost(why));
+        break;
+      default:
+        this._scheduleReconnect(this._texts.connectionLost(why));
+        break;
     }
   }
 
@@ -424,7 +452,7 @@ export class TerminalConnection implements IDisposable {
       `${why} ${this._texts.reconnectingIn(
         seconds,
         this._policy.attempts,
-        this._policy.options.maxAttempts
+        this._policy.maxAttempts
       )}`,
       true
     );

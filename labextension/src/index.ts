@@ -20,7 +20,8 @@ import {
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-import { WorkspacesClient } from './api';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces at start
+import { clientFromPageConfig, WorkspacesClient } from './api';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { addCommands } from './commands';
 import { WorkspaceListModel } from './model';
@@ -70,9 +71,19 @@ function activate(
   translator = translator ?? nullTranslator;
   const words = texts(translator.load(TRANSLATION_DOMAIN));
   const { commands, shell } = app;
-  const model = new WorkspaceListModel(
-    new WorkspacesClient(app.serviceManager.serverSettings)
-  );
+  // A code-workspaces service when the page config names one (JupyterHub),
+  // else this server.
+  let client: WorkspacesClient;
+  try {
+    client = clientFromPageConfig(app.serviceManager.serverSettings);
+  } catch (reason) {
+    console.error(
+      'Code workspaces: ignoring a bad service URL; using this server.',
+      reason
+    );
+    client = new WorkspacesClient(app.serviceManager.serverSettings);
+  }
+  const model = new WorkspaceListModel(client);
   const tracker: Tracker = new WidgetTracker({
     namespace: 'popebot-code-terminal'
   });
@@ -101,7 +112,9 @@ function activate(
     actions: {
       open: ({ id, name }) =>
         void commands.execute(CommandIDs.open, { id, name }),
-      create: () => void commands.execute(CommandIDs.create)
+      create: () => void commands.execute(CommandIDs.create),
+      stop: ({ id, name }) =>
+        commands.execute(CommandIDs.stop, { id, name }) as Promise<void>
     }
   });
   shell.add(sidebar, 'left', { rank: 650 });
@@ -133,6 +146,7 @@ namespace Private {
       CommandIDs.create,
       CommandIDs.open,
       CommandIDs.reconnect,
+      CommandIDs.stop,
       CommandIDs.refresh
     ].forEach(command =>
       palette?.addItem({

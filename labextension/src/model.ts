@@ -12,6 +12,7 @@ import type { ISignal } from '@lumino/signaling';
 import { Signal } from '@lumino/signaling';
 import type {
   ContainerStatus,
+  StopResult,
   Workspace,
   WorkspaceSpec,
   WorkspacesClient
@@ -188,6 +189,28 @@ export class WorkspaceListModel implements IDisposable {
     this._replace(workspace);
     await this.refresh();
     return workspace;
+  }
+
+  /**
+   * Stop a workspace's container (its files stay) and show the new state.
+   */
+  async stop(id: string): Promise<StopResult> {
+    const result = await this.client.stop(id);
+    await this.refresh();
+    return result;
+  }
+
+  /**
+   * Whether a workspace has a container to stop: running or paused, or a
+   * terminal connected to it (fresher than the last list).
+   */
+  canStop(workspace: Workspace): boolean {
+    const state = workspace.container?.status;
+    return (
+      state === 'running' ||
+      state === 'paused' ||
+      this.phase(workspace.id) === 'connected'
+    );
   }
 
   async remove(id: string): Promise<void> {

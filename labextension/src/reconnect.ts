@@ -52,8 +52,30 @@ export class ReconnectPolicy {
    * Whether the policy allows another attempt.
    */
   get exhausted(): boolean {
-    const { maxAttempts } = this.options;
+    const maxAttempts = this.maxAttempts;
     return maxAttempts > 0 && this._attempts >= maxAttempts;
+  }
+
+  /**
+   * The attempts allowed now: the option, or less after `cap`; 0 means no
+   * limit.
+   */
+  get maxAttempts(): number {
+    const { maxAttempts } = this.options;
+    if (this._cap === 0) {
+      return maxAttempts;
+    }
+    return maxAttempts > 0 ? Math.min(maxAttempts, this._cap) : this._cap;
+  }
+
+  /**
+   * Allow at most `attempts` in all until the next reset (a failure that
+   * may well persist deserves fewer tries than a dropped network).
+   */
+  cap(attempts: number): void {
+    if (attempts > 0) {
+      this._cap = this._cap > 0 ? Math.min(this._cap, attempts) : attempts;
+    }
   }
 
   /**
@@ -85,9 +107,11 @@ export class ReconnectPolicy {
    */
   reset(): void {
     this._attempts = 0;
+    this._cap = 0;
   }
 
   private _attempts = 0;
+  private _cap = 0;
   private _random: () => number;
 }
 
@@ -105,15 +129,54 @@ export namespace ReconnectPolicy {
 }
 
 /**
- * WebSocket close codes after which reconnecting cannot help.
+ * What a terminal does when the relay's WebSocket closes with a code.
  *
- * 1000: the shell exited on purpose (ttyd closes normally); reconnecting would
- * silently start a new shell, so the user decides.
- * 1008: policy violation, e.g. a refused credential or identity.
- * 4400-4499: the relay's "client error" range (unknown workspace, forbidden).
+ * - `confirm-exit`: 1000, a clean close: the shell exited, unless the
+ *   container is stopping (then reconnect); the connection checks which.
+ * - `final`: reconnecting by itself cannot help and would only hammer the
+ *   server; show the reason and let the user reconnect.
+ * - `retry-capped`: server trouble that may pass (1011: the engine is not
+ *   reachable, the container could not be reached) but may also persist:
+ *   retry with backoff, at most `SERVER_ERROR_ATTEMPTS` times.
+ * - `retry`: the connection dropped (1006, a restart, ...): retry with backoff.
+ */
+export type CloseAction = 'confirm-exit' | 'final' | 'retry-capped' | 'retry';
+
+/**
+ * Automatic attempts after a 1011 close before the reason stays on screen.
+ * A quota refusal, also sent as 1011 by the relay, ends sooner: the first
+ * retry's ensure answers 403, which is never retried.
+ */
+export const SERVER_ERROR_ATTEMPTS = 5;
+
+/**
+ * The action for a close code.
+ *
+ * Final: 1007 (a handshake or resize the relay refused: sending it again is
+ * refused again), 1008 (policy: too many terminals open, a refused identity)
+ * and 4400-4499 (the relay's "client error" range: unknown workspace,
+ * forbidden).
+ */
+export function closeAction(code: number): CloseAction {
+  if (code === 1000) {
+    return 'confirm-exit';
+  }
+  if (code === 1007 || code === 1008 || (code >= 4400 && code < 4500)) {
+    return 'final';
+  }
+  if (code === 1011) {
+    return 'retry-capped';
+  }
+  return 'retry';
+}
+
+/**
+ * Whether the user, not a timer, decides what happens after a close (the
+ * shell exited, or the server refused).
  */
 export function isFinalClose(code: number): boolean {
-  return code === 1000 || code === 1008 || (code >= 4400 && code < 4500);
+  const action = closeAction(code);
+  return action === 'confirm-exit' || action === 'final';
 }
 
 /**
@@ -144,6 +207,8 @@ export function describeClose(code: number, reason: string): string {
       return 'the server is going away';
     case 1006:
       return 'the connection was lost';
+    case 1007:
+      return 'the server refused a terminal message';
     case 1008:
       return 'the server refused the connection';
     case 1011:

@@ -3,7 +3,7 @@
 
 /**
  * The left sidebar: the user's workspaces with their status, and the actions
- * on them (open, star, rename in place, delete, create, refresh).
+ * on them (open, star, rename in place, stop, delete, create, refresh).
  */
 
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
@@ -13,6 +13,7 @@ import {
   editIcon,
   ReactWidget,
   refreshIcon,
+  stopIcon,
   ToolbarButtonComponent,
   UseSignal
 } from '@jupyterlab/ui-components';
@@ -29,6 +30,8 @@ import type { Texts } from './texts';
 export interface ISidebarActions {
   open(workspace: Workspace): void;
   create(): void;
+  /** Stop the workspace's container (its open terminals say so). */
+  stop(workspace: Workspace): Promise<void>;
 }
 
 /**
@@ -272,6 +275,15 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
     }
   };
 
+  const stop = async () => {
+    setBusy(true);
+    try {
+      await actions.stop(workspace);
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const repo = workspace.repo
     ? workspace.branch
       ? `${workspace.repo} @ ${workspace.branch}`
@@ -347,6 +359,17 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
             <starEmptyIcon.react tag="span" />
           )}
         </button>
+        {model.canStop(workspace) && (
+          <button
+            className="jp-CodeWorkspaces-action jp-CodeWorkspaces-stop"
+            title={trans.__('Stop (the files are kept)')}
+            aria-label={texts.stop}
+            disabled={busy}
+            onClick={() => void stop()}
+          >
+            <stopIcon.react tag="span" />
+          </button>
+        )}
         <button
           className="jp-CodeWorkspaces-action jp-CodeWorkspaces-renameButton"
           title={trans.__('Rename')}

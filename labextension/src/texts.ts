@@ -35,6 +35,11 @@ export class Texts {
     this.newWorkspace = t.__('New Code Workspace…');
     this.cancel = t.__('Cancel');
     this.create = t.__('Create');
+    this.stop = t.__('Stop');
+    this.stopping = t.__('Stopping the workspace…');
+    this.stopped = t.__(
+      'The workspace is stopped; its files are kept. Reconnect to start it again.'
+    );
     this.connection = {
       checking: t.__('Checking the workspace…'),
       starting: t.__('Starting the container…'),
@@ -70,6 +75,11 @@ export class Texts {
   readonly newWorkspace: string;
   readonly cancel: string;
   readonly create: string;
+  /** The sidebar's stop button. */
+  readonly stop: string;
+  /** What an open terminal says while and after its workspace stops. */
+  readonly stopping: string;
+  readonly stopped: string;
   /** What a terminal says about its connection. */
   readonly connection: IConnectionTexts;
 

@@ -32,6 +32,7 @@ export namespace CommandIDs {
   export const create = 'popebot-code:create-workspace';
   export const open = 'popebot-code:open-workspace';
   export const reconnect = 'popebot-code:reconnect';
+  export const stop = 'popebot-code:stop-workspace';
   export const refresh = 'popebot-code:refresh-workspaces';
   export const copy = 'popebot-code:copy';
   export const paste = 'popebot-code:paste';

@@ -1,8 +1,16 @@
 // Copyright (c) jupyter-popebot-code contributors.
 // Distributed under the terms of the Modified BSD License.
 
+import { PageConfig } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { WorkspaceRequestError, WorkspacesClient } from '../api';
+import WebSocket from 'ws';
+import {
+  clientFromPageConfig,
+  SERVICE_URL_OPTION,
+  serviceSettings,
+  WorkspaceRequestError,
+  WorkspacesClient
+} from '../api';
 import { WireServer } from './wireserver';
 
 const workspace = {
@@ -136,12 +144,15 @@ describe('WorkspacesClient', () => {
     await client.toggleStar('w1');
     await expect(client.remove('w1')).resolves.toBeUndefined();
     await expect(client.ensure('w1')).resolves.toEqual({ status: 'started' });
+    server.route = () => ({ status: 200, body: { status: 'stopped' } });
+    await expect(client.stop('w1')).resolves.toEqual({ status: 'stopped' });
     expect(server.requests.map(r => `${r.method} ${r.url}`)).toEqual([
       'GET /base/api/code/workspaces/a%20b',
       'PATCH /base/api/code/workspaces/w1',
       'POST /base/api/code/workspaces/w1/star',
       'DELETE /base/api/code/workspaces/w1',
-      'POST /base/api/code/workspaces/w1/ensure'
+      'POST /base/api/code/workspaces/w1/ensure',
+      'POST /base/api/code/workspaces/w1/stop'
     ]);
     expect(JSON.parse(server.requests[1].body)).toEqual({ name: 'renamed' });
   });
@@ -177,5 +188,160 @@ describe('WorkspacesClient', () => {
     expect(noToken.terminalUrl('w1')).toBe(
       `ws://127.0.0.1:${server.port}/base/api/ws/code/w1`
     );
+  });
+});
+
+describe('client mode (a code-workspaces service, e.g. under JupyterHub)', () => {
+  let server: WireServer;
+
+  /**
+   * Run `calls` on a page whose own server left its XSRF cookie, as a Jupyter
+   * page has (only `document.cookie`: the node test runtime has no DOM).
+   */
+  async function withPageCookie(calls: () => Promise<void>): Promise<void> {
+    const before = (globalThis as any).document;
+    (globalThis as any).document = { cookie: '_xsrf=page-xsrf; other=1' };
+    try {
+      await calls();
+    } finally {
+      (globalThis as any).document = before;
+    }
+  }
+
+  beforeEach(async () => {
+    server = new WireServer();
+    await server.start();
+  });
+
+  afterEach(async () => {
+    PageConfig.setOption(SERVICE_URL_OPTION, '');
+    await server.stop();
+  });
+
+  const service = (path = '/services/code-workspaces/') =>
+    new WorkspacesClient(
+      serviceSettings(path, `http://127.0.0.1:${server.port}`, 'hub-token', {
+        WebSocket: WebSocket as unknown as typeof globalThis.WebSocket
+      }),
+      'service'
+    );
+
+  it('builds REST and WebSocket bases from an absolute path', () => {
+    const settings = serviceSettings(
+      '/services/code-workspaces',
+      'https://hub.example:8443',
+      't'
+    );
+    expect(settings.baseUrl).toBe(
+      'https://hub.example:8443/services/code-workspaces/'
+    );
+    expect(settings.wsUrl).toBe(
+      'wss://hub.example:8443/services/code-workspaces/'
+    );
+    expect(settings.appendToken).toBe(true);
+    expect(settings.init.credentials).toBe('omit');
+    const plain = serviceSettings('/svc/', 'http://127.0.0.1:8000', 't');
+    expect(plain.wsUrl).toBe('ws://127.0.0.1:8000/svc/');
+  });
+
+  it('refuses a service URL that is not an absolute path on the page', () => {
+    for (const bad of [
+      'services/code',
+      '//elsewhere.example/svc/',
+      'https://elsewhere.example/svc/',
+      ''
+    ]) {
+      expect(() => serviceSettings(bad, 'http://127.0.0.1', 't')).toThrow(
+        SERVICE_URL_OPTION
+      );
+    }
+  });
+
+  it("calls the service with the page's token and without the XSRF header", async () => {
+    const client = service();
+    const page = new WorkspacesClient(server.settings());
+    await withPageCookie(async () => {
+      server.route = () => ({ status: 200, body: { workspaces: [workspace] } });
+      await expect(client.list()).resolves.toEqual([workspace]);
+      server.route = () => ({ status: 200, body: { status: 'stopped' } });
+      await client.stop('w 1');
+      // Single-user mode is unchanged: the page server gets its XSRF header.
+      server.route = () => ({ status: 200, body: { workspaces: [] } });
+      await page.list();
+    });
+    const [list, stop] = server.requests;
+    expect(list.url).toBe('/services/code-workspaces/api/code/workspaces');
+    expect(stop.url).toBe(
+      '/services/code-workspaces/api/code/workspaces/w%201/stop'
+    );
+    for (const request of [list, stop]) {
+      expect(request.headers.authorization).toBe('token hub-token');
+      expect(request.headers['x-xsrftoken']).toBeUndefined();
+      expect(request.headers.cookie).toBeUndefined();
+    }
+    expect(stop.method).toBe('POST');
+    expect(stop.headers['content-type']).toBe('application/json');
+    expect(list.query).toMatch(/^\d+$/); // the cache buster
+    expect(server.requests[2].headers['x-xsrftoken']).toBe('page-xsrf');
+  });
+
+  it("carries the service's error message and reports an unreachable service", async () => {
+    server.route = () => ({
+      status: 403,
+      body: { message: 'You already have 5 running workspaces.' }
+    });
+    const error = await service()
+      .ensure('w1')
+      .catch(e => e);
+    expect(error).toBeInstanceOf(WorkspaceRequestError);
+    expect(error.status).toBe(403);
+    expect(error.message).toBe('You already have 5 running workspaces.');
+    const gone = new WorkspacesClient(
+      serviceSettings('/svc/', 'http://127.0.0.1:9', 't'),
+      'service'
+    );
+    await expect(gone.list()).rejects.toBeInstanceOf(
+      ServerConnection.NetworkError
+    );
+  });
+
+  it('puts the token in the terminal URL, which a browser cannot give headers', async () => {
+    const client = service();
+    const url = client.terminalUrl('w1');
+    expect(url).toBe(
+      `ws://127.0.0.1:${server.port}/services/code-workspaces/api/ws/code/w1?token=hub-token`
+    );
+    const socket = new client.serverSettings.WebSocket(url, 'tty');
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = reject;
+    });
+    socket.close();
+    expect(server.sessions[0].url).toBe(
+      '/services/code-workspaces/api/ws/code/w1?token=hub-token'
+    );
+  });
+
+  it('follows the page config: the service when it names one, else the page server', () => {
+    const page = server.settings();
+    expect(clientFromPageConfig(page, 'http://unused').mode).toBe('server');
+    expect(clientFromPageConfig(page, 'http://unused').serverSettings).toBe(
+      page
+    );
+    PageConfig.setOption(SERVICE_URL_OPTION, '/services/code-workspaces/');
+    PageConfig.setOption('token', 'page-token');
+    try {
+      const client = clientFromPageConfig(page, 'https://hub.example');
+      expect(client.mode).toBe('service');
+      expect(client.serverSettings.baseUrl).toBe(
+        'https://hub.example/services/code-workspaces/'
+      );
+      expect(client.serverSettings.token).toBe('page-token');
+      expect(client.terminalUrl('w1')).toBe(
+        'wss://hub.example/services/code-workspaces/api/ws/code/w1?token=page-token'
+      );
+    } finally {
+      PageConfig.setOption('token', '');
+    }
   });
 });

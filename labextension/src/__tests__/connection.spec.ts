@@ -8,7 +8,7 @@ import type {
   ITerminalSink
 } from '../connection';
 import { TerminalConnection } from '../connection';
-import { ReconnectPolicy } from '../reconnect';
+import { ReconnectPolicy, SERVER_ERROR_ATTEMPTS } from '../reconnect';
 import type { IAnswer, IRecordedRequest, ITtydSession } from './wireserver';
 import { outputFrame, until, WireServer } from './wireserver';
 
@@ -234,6 +234,115 @@ describe('TerminalConnection', () => {
     server.sessions[0].socket.close(1008, 'not your workspace');
     await until(() => connection.status.phase === 'closed', 'closed');
     expect(connection.status.message).toBe('Disconnected: not your workspace.');
+  });
+
+  it('does not reconnect by itself after 1008 or 1007; the user can', async () => {
+    const TOO_MANY =
+      'this workspace already has 8 terminals open (limit 8); close one first';
+    for (const [code, reason] of [
+      [1008, TOO_MANY],
+      [1007, 'the handshake is not a JSON object']
+    ] as const) {
+      const before = server.sessions.length;
+      await connection.connect();
+      await until(() => server.sessions.length === before + 1, 'session');
+      await until(() => connection.status.phase === 'connected', 'connected');
+      server.sessions[before].socket.close(code, reason);
+      await until(() => connection.status.phase === 'closed', 'closed');
+      expect(connection.status).toEqual({
+        phase: 'closed',
+        message: `Disconnected: ${reason}.`,
+        canRetry: true
+      });
+      // Several backoff delays later, still no new attempt.
+      await new Promise(resolve => setTimeout(resolve, 100));
+      expect(server.sessions).toHaveLength(before + 1);
+      expect(phases).not.toContain('waiting');
+    }
+    // The Reconnect button (and nothing else) made the second connection.
+    expect(server.requests.filter(r => r.url.endsWith('/ensure'))).toHaveLength(
+      2
+    );
+  });
+
+  it('retries a 1011 with backoff but only a few times, then shows the reason', async () => {
+    const ENGINE_DOWN = 'the Docker engine is not reachable; try again later';
+    await connection.connect();
+    await until(() => connection.status.phase === 'connected', 'connected');
+    // From now on every new session is refused the same way.
+    server.onSession = session => session.socket.close(1011, ENGINE_DOWN);
+    server.sessions[0].socket.close(1011, ENGINE_DOWN);
+    await until(() => connection.status.phase === 'failed', 'gave up');
+    expect(connection.status.message).toBe(
+      `Connection lost: ${ENGINE_DOWN}. Gave up after ${SERVER_ERROR_ATTEMPTS} attempts.`
+    );
+    expect(connection.status.canRetry).toBe(true);
+    expect(server.sessions).toHaveLength(1 + SERVER_ERROR_ATTEMPTS);
+    const waiting = statuses.filter(s => s.phase === 'waiting');
+    expect(waiting).toHaveLength(SERVER_ERROR_ATTEMPTS);
+    expect(waiting[0].message).toContain(
+      `(attempt 1 of ${SERVER_ERROR_ATTEMPTS})`
+    );
+
+    // Retry starts over with the full budget and works once the engine is back.
+    server.onSession = () => undefined;
+    await connection.connect();
+    await until(() => connection.status.phase === 'connected', 'connected');
+  });
+
+  it('stops retrying at once when the quota refuses the reconnect', async () => {
+    const QUOTA =
+      'You already have 5 running workspaces, the most this server allows (5). Stop or delete one first.';
+    await connection.connect();
+    await until(() => connection.status.phase === 'connected', 'connected');
+    ensureAnswer = () => ({ status: 403, body: { message: QUOTA } });
+    server.sessions[0].socket.close(1011, QUOTA.slice(0, 100));
+    await until(() => connection.status.phase === 'failed', 'failed');
+    expect(connection.status).toEqual({
+      phase: 'failed',
+      message: `Could not open the terminal: ${QUOTA}`,
+      canRetry: true
+    });
+    expect(server.requests.filter(r => r.url.endsWith('/ensure'))).toHaveLength(
+      2
+    );
+    expect(server.sessions).toHaveLength(1);
+  });
+
+  it("shows the quota's message when the first ensure is refused", async () => {
+    const QUOTA =
+      'You already have 1 running workspaces, the most this server allows (1). Stop or delete one first.';
+    ensureAnswer = () => ({ status: 403, body: { message: QUOTA } });
+    await connection.connect();
+    expect(connection.status).toEqual({
+      phase: 'failed',
+      message: `Could not open the terminal: ${QUOTA}`,
+      canRetry: true
+    });
+    expect(server.sessions).toHaveLength(0);
+  });
+
+  it('stays still while suspended (a stop on purpose) until asked to connect', async () => {
+    await connection.connect();
+    await until(() => connection.status.phase === 'connected', 'connected');
+    const socket = server.sessions[0].socket;
+    connection.suspend('Stopping the workspace…', false);
+    expect(connection.status).toEqual({
+      phase: 'closed',
+      message: 'Stopping the workspace…',
+      canRetry: false
+    });
+    await until(() => socket.readyState === socket.CLOSED, 'socket closed');
+    connection.send('\r'); // no Enter-to-reconnect while stopping
+    await new Promise(resolve => setTimeout(resolve, 100));
+    expect(server.sessions).toHaveLength(1);
+    connection.suspend('The workspace is stopped.');
+    expect(connection.status.canRetry).toBe(true);
+    await connection.connect(); // Reconnect: ensure starts it again
+    await until(() => connection.status.phase === 'connected', 'reconnected');
+    expect(server.requests.filter(r => r.url.endsWith('/ensure'))).toHaveLength(
+      2
+    );
   });
 
   it('reports a deleted workspace without offering a retry', async () => {

@@ -2,10 +2,12 @@
 // Distributed under the terms of the Modified BSD License.
 
 import {
+  closeAction,
   describeClose,
   isFinalClose,
   isRetryableStatus,
-  ReconnectPolicy
+  ReconnectPolicy,
+  SERVER_ERROR_ATTEMPTS
 } from '../reconnect';
 
 describe('ReconnectPolicy', () => {
@@ -49,6 +51,25 @@ describe('ReconnectPolicy', () => {
     }
   });
 
+  it('a cap lowers the attempts until the next reset, never raises them', () => {
+    const policy = new ReconnectPolicy({ maxAttempts: 12, jitter: 0 });
+    expect(policy.maxAttempts).toBe(12);
+    policy.cap(2);
+    policy.cap(20); // a looser cap does not undo a tighter one
+    expect(policy.maxAttempts).toBe(2);
+    expect(policy.next()).toBe(1000);
+    expect(policy.next()).toBe(2000);
+    expect(policy.next()).toBeNull();
+    policy.reset();
+    expect(policy.maxAttempts).toBe(12);
+    const unlimited = new ReconnectPolicy({ maxAttempts: 0 });
+    unlimited.cap(3);
+    expect(unlimited.maxAttempts).toBe(3);
+    const loose = new ReconnectPolicy({ maxAttempts: 2 });
+    loose.cap(5);
+    expect(loose.maxAttempts).toBe(2);
+  });
+
   it('refuses options that would spin', () => {
     expect(() => new ReconnectPolicy({ initialDelay: 0 })).toThrow();
     expect(() => new ReconnectPolicy({ factor: 0.5 })).toThrow();
@@ -57,16 +78,27 @@ describe('ReconnectPolicy', () => {
 
 describe('close classification', () => {
   it('does not reconnect after an exit or a refusal', () => {
-    expect(isFinalClose(1000)).toBe(true);
-    expect(isFinalClose(1008)).toBe(true);
-    expect(isFinalClose(4403)).toBe(true);
-    expect(isFinalClose(4404)).toBe(true);
+    expect(closeAction(1000)).toBe('confirm-exit');
+    // 1007: a bad handshake/resize; 1008: too many terminals, or refused.
+    for (const code of [1007, 1008, 4400, 4403, 4404, 4499]) {
+      expect(closeAction(code)).toBe('final');
+    }
+    for (const code of [1000, 1007, 1008, 4403]) {
+      expect(isFinalClose(code)).toBe(true);
+    }
   });
 
-  it('reconnects after drops and server-side trouble', () => {
-    for (const code of [1001, 1006, 1011, 1012, 1013, 1014, 4000, 4500]) {
+  it('retries server errors a few times and drops without a cap', () => {
+    expect(closeAction(1011)).toBe('retry-capped');
+    expect(SERVER_ERROR_ATTEMPTS).toBeGreaterThan(1);
+    expect(SERVER_ERROR_ATTEMPTS).toBeLessThan(
+      ReconnectPolicy.defaults.maxAttempts
+    );
+    for (const code of [1001, 1006, 1012, 1013, 1014, 4000, 4500]) {
+      expect(closeAction(code)).toBe('retry');
       expect(isFinalClose(code)).toBe(false);
     }
+    expect(isFinalClose(1011)).toBe(false);
   });
 
   it('retries network and server errors, not client errors', () => {
@@ -85,6 +117,9 @@ describe('close classification', () => {
       'workspace container stopped'
     );
     expect(describeClose(1006, '')).toBe('the connection was lost');
+    expect(describeClose(1007, '')).toBe(
+      'the server refused a terminal message'
+    );
     expect(describeClose(1000, '')).toBe('the shell exited');
     expect(describeClose(4999, '')).toBe('the connection closed (code 4999)');
   });

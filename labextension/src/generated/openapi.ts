@@ -9,7 +9,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The caller's workspaces, starred first, then most recently updated. */
+    /**
+     * The caller's workspaces, starred first, then most recently updated.
+     * @description With all=true (administrators only: CodeWorkspacesApp.admin_users and JupyterHub admins) every owner's workspaces, ordered by owner, each with an `owner` field; anyone else gets 403 for all=true.
+     */
     get: operations['listWorkspaces'];
     put?: never;
     /** Create a workspace; its container is created and started (all or nothing). */
@@ -33,7 +36,10 @@ export interface paths {
     get: operations['getWorkspace'];
     put?: never;
     post?: never;
-    /** Delete a workspace, its container and (unless configured to keep it) its volume. */
+    /**
+     * Delete a workspace, its container and (unless configured to keep it) its volume.
+     * @description The owner, or an administrator for anyone's workspace.
+     */
     delete: operations['deleteWorkspace'];
     options?: never;
     head?: never;
@@ -92,7 +98,7 @@ export interface paths {
     put?: never;
     /**
      * Stop the workspace's container; its files, container and volume stay.
-     * @description The processes in the workspace end (SIGTERM, then SIGKILL after ContainerManager.stop_timeout); the next ensure or terminal starts it again. Stopping a stopped workspace is not an error.
+     * @description The processes in the workspace end (SIGTERM, then SIGKILL after ContainerManager.stop_timeout); the next ensure or terminal starts it again. Stopping a stopped workspace is not an error. The owner, or an administrator for anyone's workspace. The server also stops workspaces by itself after CodeWorkspacesApp.idle_timeout seconds without activity.
      */
     post: operations['stopContainer'];
     delete?: never;
@@ -119,7 +125,9 @@ export interface paths {
      *     (the shell ended), 1001 (server shutting down), 1007 (a handshake or resize that is not a
      *     JSON object), 1008 (too many terminals open: TerminalRelay.max_connections_per_workspace
      *     or max_connections_per_user), 1011 (the workspace could not be reached; the reason says
-     *     why, e.g. the engine is down or the running-workspace quota is reached).
+     *     why, e.g. the engine is down or the running-workspace quota is reached), 4408 (the
+     *     workspace was stopped after idle_timeout without activity; reconnecting starts it
+     *     again, so a client should leave that to the user).
      */
     get: operations['openTerminal'];
     put?: never;
@@ -179,6 +187,10 @@ export interface components {
           | 'missing'
           | 'unknown';
       };
+    };
+    WorkspaceWithOwner: components['schemas']['WorkspaceWithStatus'] & {
+      /** @description The owner's name (only in an all=true listing). */
+      owner?: string;
     };
     Error: {
       message: string;
@@ -258,25 +270,35 @@ export type $defs = Record<string, never>;
 export interface operations {
   listWorkspaces: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description Every owner's workspaces (administrators only). */
+        all?: 'true' | 'false';
+      };
       header?: never;
       path?: never;
       cookie?: never;
     };
     requestBody?: never;
     responses: {
-      /** @description The list, each with its container's status. */
+      /** @description The list, each with its container's status (and owner with all=true). */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
           'application/json': {
-            workspaces: components['schemas']['WorkspaceWithStatus'][];
+            workspaces: components['schemas']['WorkspaceWithOwner'][];
           };
         };
       };
-      403: components['responses']['Unauthenticated'];
+      400: components['responses']['BadInput'];
+      /** @description Not authenticated */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
     };
   };
   createWorkspace: {

@@ -18,6 +18,7 @@ import {
   openSidebar,
   PROMPT,
   recordStatusTexts,
+  runCommand,
   shot,
   statusTexts,
   terminalOf,
@@ -124,9 +125,7 @@ test("copy and paste work as in JupyterLab's terminal", async () => {
   await page.evaluate(() =>
     navigator.clipboard.writeText('echo menu-$((5*5))')
   );
-  await page.evaluate(() =>
-    (window as any).jupyterapp.commands.execute('popebot-code:paste')
-  );
+  await runCommand(page, 'popebot-code:paste');
   await page.keyboard.press('Enter');
   await expectScreen(terminal, /^menu-25 *$/m);
 });
@@ -152,9 +151,7 @@ test('a terminal panel activated again takes the keyboard', async () => {
   const terminalTab = tabs.filter({ hasText: NAME });
 
   // Another main-area tab takes the keyboard away.
-  await page.evaluate(() =>
-    (window as any).jupyterapp.commands.execute('launcher:create')
-  );
+  await runCommand(page, 'launcher:create');
   await expect(launcherTab).toHaveClass(/lm-mod-current/);
   await expect(keyboard).not.toBeFocused();
 
@@ -288,6 +285,62 @@ test('the terminal reconnects by itself when its container stops or vanishes', a
   expect(seen).toContain('Creating the container…');
 });
 
+test('Stop ends the container but keeps the files; the terminal says so and Reconnect starts it', async () => {
+  const sidebar = await openSidebar(page);
+  const mine = sidebar.locator(
+    `.jp-CodeWorkspaces-item[data-workspace-id="${workspaceId}"]`
+  );
+  const terminal = terminalOf(page, workspaceId);
+  const status = terminal.locator('.jp-CodeWorkspaceTerminal-status');
+  const reconnect = terminal.locator('.jp-CodeWorkspaceTerminal-retry');
+  const container = `code-workspace-${workspaceId}`;
+  const state = () => docker('inspect', '-f', '{{.State.Status}}', container);
+
+  // A file in the workspace directory (the volume) must survive the stop.
+  await typeCommand(
+    page,
+    terminal,
+    'echo kept-$((3*3)) > /home/coder/workspace/stop-marker && echo written'
+  );
+  await expectScreen(terminal, /^written *$/m);
+
+  const stop = mine.locator('.jp-CodeWorkspaces-stop');
+  await expect(stop).toBeVisible();
+  await stop.click();
+  await expect(status).toContainText('The workspace is stopped');
+  await expect(reconnect).toBeVisible();
+  await expect(reconnect).toHaveText('Reconnect');
+  expect(state()).toBe('exited');
+  await expect(mine).toHaveAttribute('data-status', 'stopped');
+  await expect(stop).toHaveCount(0);
+  await shot(page, '15-stopped');
+
+  // Nothing starts it again behind the user's back.
+  await page.waitForTimeout(4000);
+  expect(state()).toBe('exited');
+  await expect(status).toContainText('The workspace is stopped');
+
+  // Reconnect starts it; the file is still there.
+  await reconnect.click();
+  await expect(status).toBeHidden({ timeout: 120_000 });
+  await expectScreen(terminal, PROMPT);
+  expect(state()).toBe('running');
+  await typeCommand(page, terminal, 'cat /home/coder/workspace/stop-marker');
+  await expectScreen(terminal, /^kept-9 *$/m);
+  await expect(stop).toBeVisible();
+
+  // The terminal's context menu stops it too.
+  await terminal.locator('.xterm-screen').click({ button: 'right' });
+  await page
+    .locator('.lm-Menu-itemLabel', { hasText: /^Stop Code Workspace$/ })
+    .click();
+  await expect(status).toContainText('The workspace is stopped');
+  expect(state()).toBe('exited');
+  await reconnect.click();
+  await expect(status).toBeHidden({ timeout: 120_000 });
+  await expectScreen(terminal, PROMPT);
+});
+
 test('the terminal follows the dark theme and back', async () => {
   const terminal = terminalOf(page, workspaceId);
   const viewport = terminal.locator('.xterm-viewport');
@@ -340,11 +393,7 @@ test('terminal settings apply live', async () => {
       .locator('.xterm-rows')
       .evaluate(node => getComputedStyle(node).fontSize);
   expect(await fontSize()).toBe('13px');
-  await page.evaluate(() =>
-    (window as any).jupyterapp.commands.execute('settingeditor:open', {
-      query: 'Code Workspaces'
-    })
-  );
+  await runCommand(page, 'settingeditor:open', { query: 'Code Workspaces' });
   const field = page.locator(
     '[id="jp-SettingsEditor-jupyter-popebot-code:plugin_fontSize"]'
   );

@@ -16,6 +16,17 @@ export const baseUrl = (): string => {
 
 export const token = (): string => process.env.POPEBOT_TOKEN ?? '';
 
+/**
+ * Which server a helper talks to: the shared one (global-setup.ts) unless a
+ * test started its own.
+ */
+export interface IServerAddress {
+  baseUrl: string;
+  token: string;
+}
+
+const shared = (): IServerAddress => ({ baseUrl: baseUrl(), token: token() });
+
 export const screenshotDir = path.resolve(
   __dirname,
   '..',
@@ -74,8 +85,11 @@ export async function statusTexts(page: Page): Promise<string[]> {
 /**
  * Open JupyterLab (the token in the URL logs the browser in with a cookie).
  */
-export async function openLab(page: Page): Promise<void> {
-  await page.goto(`${baseUrl()}lab?token=${token()}`);
+export async function openLab(
+  page: Page,
+  server: IServerAddress = shared()
+): Promise<void> {
+  await page.goto(`${server.baseUrl}lab?token=${server.token}`);
   await waitForLab(page);
 }
 
@@ -87,17 +101,36 @@ export async function waitForLab(page: Page): Promise<void> {
 }
 
 /**
+ * Run a JupyterLab command in the page. Its result (often a widget, which
+ * cannot cross into the test) stays in the page.
+ */
+export async function runCommand(
+  page: Page,
+  id: string,
+  args: Record<string, unknown> = {}
+): Promise<void> {
+  await page.evaluate(
+    async ([command, commandArgs]) => {
+      await (window as any).jupyterapp.commands.execute(command, commandArgs);
+    },
+    [id, args] as const
+  );
+}
+
+/**
  * Call the REST API from the test (Node side) with the token.
  */
 export async function api(
   method: string,
   endpoint: string,
-  body?: unknown
+  body?: unknown,
+  server: IServerAddress = shared()
 ): Promise<{ status: number; json: any }> {
-  const response = await fetch(`${baseUrl()}api/code/workspaces${endpoint}`, {
+  const url = `${server.baseUrl}api/code/workspaces${endpoint}`;
+  const response = await fetch(url, {
     method,
     headers: {
-      Authorization: `token ${token()}`,
+      Authorization: `token ${server.token}`,
       'Content-Type': 'application/json'
     },
     body: body === undefined ? undefined : JSON.stringify(body)
