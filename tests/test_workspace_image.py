@@ -483,8 +483,11 @@ def test_failed_clone_hint_quotes_the_repository_and_branch(
     terminal = open_terminal(workspace)
     terminal.read_until("retry with: ", timeout=60)
     terminal.wait_for_prompt()  # printed after the whole hint
-    lines = terminal.text.splitlines()
-    message = next(line for line in lines if "The clone of " in line)
+    # The screen as tmux holds it: the byte stream is tmux's repaint (cursor moves, not
+    # newlines), so lines are read from the pane itself, wrapped lines joined.
+    screen = workspace.exec("tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", "workspace")
+    lines = screen.splitlines()
+    message = next(line for line in lines if line.startswith("The clone of "))
     assert "$(touch${IFS}" not in message, message
     assert "';touch" not in message, message
     command = next(line for line in lines if "retry with: " in line).split("retry with: ", 1)[1]
