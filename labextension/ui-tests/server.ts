@@ -29,7 +29,7 @@ function freePort(): Promise<number> {
 
 async function waitForServer(
   url: string,
-  token: string,
+  headers: Record<string, string>,
   exited: () => string | null
 ): Promise<void> {
   const deadline = Date.now() + 120_000;
@@ -40,9 +40,7 @@ async function waitForServer(
       throw new Error(`Jupyter server failed during startup: ${failure}`);
     }
     try {
-      const response = await fetch(url, {
-        headers: { Authorization: `token ${token}` }
-      });
+      const response = await fetch(url, { headers });
       if (response.ok) {
         return;
       }
@@ -74,6 +72,14 @@ export interface IServerOptions {
   args?: string[];
   /** Name of the server log's copy in test-artifacts/ui/. */
   logName: string;
+  /** More environment variables (e.g. an Auth.js secret). */
+  env?: Record<string, string>;
+  /**
+   * Headers that authenticate the readiness check and the clean-up; default:
+   * the server's own token. A server with another identity provider passes its
+   * own (and cleans up per user itself when there is no single one).
+   */
+  headers?: Record<string, string>;
 }
 
 export async function startServer(
@@ -128,10 +134,12 @@ export async function startServer(
     stdio: ['ignore', log, log],
     env: {
       ...process.env,
+      ...(options.env ?? {}),
       JUPYTER_CONFIG_DIR: path.join(tmp, 'config'),
       JUPYTER_RUNTIME_DIR: path.join(tmp, 'runtime')
     }
   });
+  const headers = options.headers ?? { Authorization: `token ${token}` };
   let exitStatus: string | null = null;
   server.on('exit', (code, signal) => {
     exitStatus = `code ${code} signal ${signal}; log: ${logPath}`;
@@ -142,7 +150,7 @@ export async function startServer(
 
   const baseUrl = `http://127.0.0.1:${port}${basePath}`;
   try {
-    await waitForServer(`${baseUrl}api/code/workspaces`, token, () => {
+    await waitForServer(`${baseUrl}api/code/workspaces`, headers, () => {
       if (exitStatus) {
         return exitStatus;
       }
@@ -166,7 +174,6 @@ export async function startServer(
   const stop = async () => {
     // Remove what the tests left: containers and volumes go with the workspaces.
     try {
-      const headers = { Authorization: `token ${token}` };
       const listed = await fetch(`${baseUrl}api/code/workspaces`, { headers });
       const { workspaces } = (await listed.json()) as {
         workspaces: { id: string }[];

@@ -127,7 +127,8 @@ export interface paths {
      *     or max_connections_per_user), 1011 (the workspace could not be reached; the reason says
      *     why, e.g. the engine is down or the running-workspace quota is reached), 4408 (the
      *     workspace was stopped after idle_timeout without activity; reconnecting starts it
-     *     again, so a client should leave that to the user).
+     *     again, so a client should leave that to the user), 4409 (the workspace was stopped
+     *     through the API; likewise).
      */
     get: operations['openTerminal'];
     put?: never;

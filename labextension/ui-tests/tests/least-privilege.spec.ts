@@ -3,18 +3,17 @@
 
 /**
  * Least privilege in the browser: a server with the Auth.js identity provider
- * (its own, started here), sessions minted by the real @auth/core. A person who
+ * (its own, started here by the shared launcher), sessions minted by the real @auth/core. A person who
  * is not an admin gets JupyterLab without error dialogs and a working Code
  * Workspaces panel, and no kernels or terminals; the admin gets everything.
  */
 
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
-import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { startServer, type ITestServer } from '../server';
 import { openSidebar, shot, waitForLab } from './helpers';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -26,21 +25,9 @@ const USERS = {
   carol: { sub: 'carol-admin', email: 'carol@example.com', name: 'Carol' }
 };
 
-let server: ChildProcess;
-let tmp: string;
+let server: ITestServer;
 let baseUrl: string;
 const tokens: Record<string, string> = {};
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function mint(): void {
   const mintDir = path.join(repoRoot, 'tests', 'authjs');
@@ -63,6 +50,10 @@ function mint(): void {
   Object.keys(USERS).forEach((label, i) => (tokens[label] = results[i].token));
 }
 
+function sessionHeaders(user: string): Record<string, string> {
+  return { Cookie: `${COOKIE}=${tokens[user]}; _xsrf=x`, 'X-XSRFToken': 'x' };
+}
+
 async function call(
   user: string,
   method: string,
@@ -70,83 +61,31 @@ async function call(
 ): Promise<number> {
   const response = await fetch(`${baseUrl}${urlPath}`, {
     method,
-    headers: {
-      Cookie: `${COOKIE}=${tokens[user]}; _xsrf=x`,
-      'X-XSRFToken': 'x'
-    }
+    headers: sessionHeaders(user)
   });
   return response.status;
 }
 
 test.beforeAll(async () => {
   mint();
-  const port = await freePort();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'popebot-authz-'));
-  const root = path.join(tmp, 'root');
-  fs.mkdirSync(root);
-  const labConfig = path.join(tmp, 'config', 'labconfig');
-  fs.mkdirSync(labConfig, { recursive: true });
-  fs.writeFileSync(
-    path.join(labConfig, 'page_config.json'),
-    JSON.stringify({
-      disabledExtensions: {
-        '@jupyterlab/apputils-extension:announcements': true
-      }
-    })
-  );
-  const log = fs.openSync(path.join(tmp, 'server.log'), 'w');
-  const jupyter = process.env.JUPYTER ?? 'jupyter';
-  server = spawn(
-    jupyter,
-    [
-      'lab',
-      '--no-browser',
-      '--allow-root',
-      '--ServerApp.ip=127.0.0.1',
-      `--ServerApp.port=${port}`,
-      '--ServerApp.port_retries=0',
-      `--ServerApp.base_url=${BASE_PATH}`,
+  server = await startServer({
+    basePath: BASE_PATH,
+    logName: 'least-privilege-server.log',
+    args: [
       '--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider',
-      `--CodeWorkspacesApp.admin_users=${USERS.carol.email}`,
-      `--ServerApp.root_dir=${root}`,
-      `--CodeWorkspacesApp.db_path=${path.join(tmp, 'workspaces.sqlite')}`,
-      `--ContainerManager.network=${process.env.POPEBOT_TEST_NETWORK ?? 'jupyter-popebot-code'}`,
-      `--LabApp.user_settings_dir=${path.join(tmp, 'settings')}`,
-      `--LabApp.workspaces_dir=${path.join(tmp, 'lab-workspaces')}`
+      `--CodeWorkspacesApp.admin_users=${USERS.carol.email}`
     ],
-    {
-      cwd: root,
-      detached: true,
-      stdio: ['ignore', log, log],
-      env: {
-        ...process.env,
-        AUTH_SECRET: SECRET,
-        JUPYTER_CONFIG_DIR: path.join(tmp, 'config'),
-        JUPYTER_RUNTIME_DIR: path.join(tmp, 'runtime')
-      }
-    }
-  );
-  baseUrl = `http://127.0.0.1:${port}${BASE_PATH}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      if ((await call('alice', 'GET', 'api/code/workspaces')) === 200) {
-        break;
-      }
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline || server.exitCode !== null) {
-      throw new Error(`server did not start; log: ${tmp}/server.log`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 500));
-  }
+    env: { AUTH_SECRET: SECRET },
+    headers: sessionHeaders('alice')
+  });
+  baseUrl = server.baseUrl;
 });
 
 test.afterAll(async () => {
+  // Each user's workspaces, as themselves (there is no token user on this server).
   for (const user of Object.keys(USERS)) {
     const response = await fetch(`${baseUrl}api/code/workspaces`, {
-      headers: { Cookie: `${COOKIE}=${tokens[user]}` }
+      headers: sessionHeaders(user)
     });
     const { workspaces } = (await response.json()) as {
       workspaces: { id: string }[];
@@ -155,19 +94,7 @@ test.afterAll(async () => {
       await call(user, 'DELETE', `api/code/workspaces/${id}`);
     }
   }
-  const stopped = new Promise(resolve => server.once('exit', resolve));
-  process.kill(-server.pid!, 'SIGTERM');
-  await Promise.race([stopped, new Promise(r => setTimeout(r, 20_000))]);
-  if (server.exitCode === null && server.signalCode === null) {
-    process.kill(-server.pid!, 'SIGKILL');
-  }
-  const artifacts = path.join(repoRoot, 'test-artifacts', 'ui');
-  fs.mkdirSync(artifacts, { recursive: true });
-  fs.copyFileSync(
-    path.join(tmp, 'server.log'),
-    path.join(artifacts, 'least-privilege-server.log')
-  );
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await server.stop();
 });
 
 async function signedIn(
