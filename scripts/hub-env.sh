@@ -65,6 +65,15 @@ mkdir -p "$target.new"
 cp "$root"/jupyter_popebot_code/*.py "$root/jupyter_popebot_code/py.typed" "$target.new/"
 rm -rf "$target"
 mv "$target.new" "$target"
+# The prebuilt JupyterLab extension, where the wheel puts it, so users' JupyterLab has the UI.
+built="$root/jupyter_popebot_code/labextension"
+if [ -f "$built/package.json" ]; then
+	extension="$venv/share/jupyter/labextensions/jupyter-popebot-code"
+	rm -rf "$extension"
+	mkdir -p "$extension"
+	cp -R "$built/." "$extension/"
+	cp "$root/labextension/install.json" "$extension/"
+fi
 mkdir -p "$venv/etc/jupyter/jupyter_server_config.d"
 cp "$root/jupyter-config/jupyter_server_config.d/jupyter_popebot_code.json" \
 	"$venv/etc/jupyter/jupyter_server_config.d/"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -395,3 +396,31 @@ async def test_clean_up_needs_a_token_that_can_see_users(
         assert store.get(alices.id) is not None
     finally:
         await service.close()
+
+
+def test_jupyterlab_through_the_hub_in_chromium(hub: Hub) -> None:
+    """Each user logs in through the hub's page in Chromium, creates a workspace from the launcher
+    tile of their own JupyterLab and types in its terminal; screenshots go to test-artifacts/ui/."""
+    labextension = Path(__file__).resolve().parent.parent / "labextension"
+    result = subprocess.run(
+        [
+            str(labextension / "node_modules" / ".bin" / "playwright"),
+            "test",
+            "--config",
+            "ui-tests/playwright.hub.config.ts",
+        ],
+        cwd=labextension,
+        env={
+            **os.environ,
+            "HUB_URL": f"{hub.url}/",
+            "HUB_USERS": f"{ALICE},{BOB}",
+            "HUB_PASSWORD": hub.password,
+            "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout, result.stdout[-2000:]

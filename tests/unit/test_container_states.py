@@ -48,22 +48,22 @@ class ScriptedEngine:
         self.connected = threading.Event()
 
     def connect(self) -> Any:
-        engine = self
+        scripted = self
 
         class Api:
             def events(self, decode: bool, filters: dict[str, Any]) -> ScriptedStream:
-                engine.filters.append(filters)
+                scripted.filters.append(filters)
                 stream = ScriptedStream()
-                engine.streams.append(stream)
+                scripted.streams.append(stream)
                 return stream
 
             def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
-                return [summary(n, s) for n, s in engine.containers.items()]
+                return [summary(n, s) for n, s in scripted.containers.items()]
 
             def inspect_container(self, name: str) -> dict[str, Any]:
-                if name not in engine.containers:
+                if name not in scripted.containers:
                     raise docker.errors.NotFound("gone")
-                return {"State": {"Status": engine.containers[name]}, "NetworkSettings": {}}
+                return {"State": {"Status": scripted.containers[name]}, "NetworkSettings": {}}
 
         class Client:
             api = Api()
@@ -79,13 +79,13 @@ class ScriptedEngine:
 
 
 @pytest.fixture
-def engine() -> ScriptedEngine:
+def scripted() -> ScriptedEngine:
     return ScriptedEngine()
 
 
 @pytest.fixture
-def states(engine: ScriptedEngine) -> Iterator[ContainerStates]:
-    tracked = ContainerStates(engine.connect, LABEL, NETWORK, logging.getLogger("states"))
+def states(scripted: ScriptedEngine) -> Iterator[ContainerStates]:
+    tracked = ContainerStates(scripted.connect, LABEL, NETWORK, logging.getLogger("states"))
     yield tracked
     tracked.close()
 
@@ -100,36 +100,36 @@ def wait(predicate: Any, timeout: float = 5.0) -> None:
 
 
 def test_seeded_from_one_listing_then_followed_event_by_event(
-    engine: ScriptedEngine, states: ContainerStates
+    scripted: ScriptedEngine, states: ContainerStates
 ) -> None:
-    engine.containers = {"a": "running", "b": "exited"}
+    scripted.containers = {"a": "running", "b": "exited"}
     assert not states.live
     states.start()
     wait(lambda: states.live)
-    assert engine.filters == [{"type": "container", "label": [LABEL]}]
+    assert scripted.filters == [{"type": "container", "label": [LABEL]}]
     assert states.statuses(["a", "b", "c"]) == {"a": "running", "b": "exited"}
-    engine.containers["a"] = "paused"
-    engine.emit("a")
+    scripted.containers["a"] = "paused"
+    scripted.emit("a")
     wait(lambda: states.statuses(["a"]) == {"a": "paused"})
-    del engine.containers["b"]
-    engine.emit("b")
+    del scripted.containers["b"]
+    scripted.emit("b")
     wait(lambda: states.get("b") is None)
     assert states.statuses(["a", "b"]) == {"a": "paused"}
 
 
 def test_a_broken_stream_is_not_live_and_the_next_one_reseeds(
-    engine: ScriptedEngine, states: ContainerStates
+    scripted: ScriptedEngine, states: ContainerStates
 ) -> None:
-    engine.containers = {"a": "running", "gone": "running"}
+    scripted.containers = {"a": "running", "gone": "running"}
     states.start()
     wait(lambda: states.live)
     states.seeded.clear()
-    engine.streams[-1].close()  # dockerd restarted
+    scripted.streams[-1].close()  # dockerd restarted
     # Meanwhile, behind the stream's back:
-    engine.containers = {"a": "exited"}
+    scripted.containers = {"a": "exited"}
     wait(lambda: states.seeded.is_set())
     assert states.live
-    assert len(engine.streams) == 2
+    assert len(scripted.streams) == 2
     assert states.statuses(["a", "gone"]) == {"a": "exited"}
 
 
