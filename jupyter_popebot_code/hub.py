@@ -139,6 +139,12 @@ class CodeWorkspacesOnlyAuthorizer(Authorizer):
 SERVICE_ARGS = [
     "--ServerApp.authorizer_class=jupyter_popebot_code.hub.CodeWorkspacesOnlyAuthorizer",
     "--ServerApp.terminals_enabled=False",
+    # The terminal is a WebSocket, which a browser cannot give an Authorization header: its
+    # token comes as ?token=. JupyterHub takes that by default only with Sec-Fetch-Mode:
+    # websocket, which Chromium did not send to a plain-http hub in the browser test. The service
+    # serves nothing but the workspace API and relay, and jupyter-server keeps tokens out of its
+    # logs.
+    "--HubOAuth.allow_token_in_url=True",
     "--ServerApp.jpserver_extensions=jupyter_popebot_code=True",
     "--ServerApp.jpserver_extensions=jupyterlab=False",
     "--ServerApp.jpserver_extensions=notebook=False",
