@@ -32,12 +32,15 @@ PARTS = ("ensure", "list", "relay")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
-    "list_workspaces",
+    "list_owners",
+    "list_per_owner",
+    "list_containers",
     "list_iterations",
     "rounds",
     "seq_lines",
     "echo_trips",
     "idle_sessions",
+    "hog",
     "budget",
 )
 
@@ -52,12 +55,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
     parser.add_argument("--ensure-iterations", type=int, default=200)
     parser.add_argument("--stopped-iterations", type=int, default=20)
-    parser.add_argument("--list-workspaces", type=int, default=1000)
+    parser.add_argument(
+        "--list-owners", type=int, default=1000, help="owners in the store for the list part"
+    )
+    parser.add_argument(
+        "--list-per-owner", type=int, default=100, help="workspace records per owner"
+    )
+    parser.add_argument(
+        "--list-containers",
+        type=int,
+        default=10_000,
+        help="containers created (not started) for the records, spread over the owners",
+    )
     parser.add_argument("--list-iterations", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5, help="terminal rounds per path")
     parser.add_argument("--seq-lines", type=int, default=2_000_000)
     parser.add_argument("--echo-trips", type=int, default=50)
     parser.add_argument("--idle-sessions", type=int, default=100)
+    parser.add_argument(
+        "--no-hog",
+        dest="hog",
+        action="store_false",
+        help="skip the terminal rounds with a CPU hog on every core",
+    )
     parser.add_argument(
         "--budget", type=float, default=300.0, help="seconds each timed loop may take at most"
     )
@@ -127,8 +147,12 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         docker_env.ensure_network(client)
         # Records go into the store before the server opens it; the plain-shell workspace's
         # container is made by the bench (see docker_env.start_plain_terminal).
-        count = args.list_workspaces if "list" in args.parts else 0
-        store_id, seeded = docker_env.seed_store(server.db_path, OWNER, count)
+        if "list" in args.parts:
+            store_id, seeded = docker_env.seed_owners(
+                server.db_path, OWNER, args.list_owners, args.list_per_owner
+            )
+        else:
+            store_id, seeded = docker_env.seed_store(server.db_path, OWNER, 0)
         plain: list[Any] = []
         if "relay" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
@@ -179,25 +203,35 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                     trips=args.echo_trips,
                     idle_sessions=args.idle_sessions,
                     timeout_s=max(120.0, args.seq_lines / 10_000),
+                    loads=("idle", "hog") if args.hog else ("idle",),
                 )
             )
             terminals["verdicts"] = {
                 name: report.terminal_verdicts(terminals[name], terminals["targets"])
-                for name in ("plain", "shipped")
+                for name in report.terminal_tables(terminals)
             }
             results["terminals"] = terminals
 
         if "list" in args.parts:
-            expected = len(seeded) + len(plain) + 1
-            print(f"list: {expected} workspaces, records only ...", flush=True)
+            expected = args.list_per_owner + len(plain) + 1
+            total = len(seeded) + len(plain) + 1
+            print(f"list: {expected} of {total} workspaces, records only ...", flush=True)
             results["list_records_only"] = api_bench.bench_list(
-                server, client, store_id, expected, args.list_iterations, args.budget
+                server, expected, total, 0, args.list_iterations, args.budget
             )
-            print(f"list: creating {len(seeded)} containers ...", flush=True)
-            seconds = docker_env.seed_containers(client, args.image, store_id, seeded)
-            print(f"list: created them in {seconds:.0f} s; measuring ...", flush=True)
+            step = max(len(seeded) // max(args.list_containers, 1), 1)
+            with_container = seeded[::step][: args.list_containers]
+            print(f"list: creating {len(with_container)} containers ...", flush=True)
+            seconds = docker_env.seed_containers(client, args.image, store_id, with_container)
+            mine = {w.container_name or "" for w in with_container if w.user_id == OWNER}
+            settle = api_bench.wait_for_statuses(server, mine, "created")
+            print(
+                f"list: created them in {seconds:.0f} s (listing showed them {settle:.1f} s "
+                "later); measuring ...",
+                flush=True,
+            )
             results["list_with_containers"] = api_bench.bench_list(
-                server, client, store_id, expected, args.list_iterations, args.budget
+                server, expected, total, len(with_container), args.list_iterations, args.budget
             )
             results["list_with_containers"]["seed_seconds"] = seconds
         results["server_rss_end_mib"] = server.rss_bytes() / 2**20
@@ -229,13 +263,9 @@ def print_report(results: dict[str, Any]) -> None:
             f"terminals: seq 1 {workload['seq_lines']}, {workload['echo_trips']} echo round "
             f"trips, {workload['rounds']} rounds per path, MB = 10^6 bytes"
         )
-        print("\nttyd serving a plain bash (no tmux): the transports compared on the same bytes")
-        print(report.terminal_table(terminals["plain"]))
-        print("\nthe workspace image as shipped (ttyd -> tmux -> bash): tmux sends redraws, not")
-        print(
-            "every byte, when output outruns a client; 'speed vs ttyd' compares time to last line"
-        )
-        print(report.terminal_table(terminals["shipped"]))
+        for name, title in report.terminal_tables(terminals).items():
+            print(f"\n{title}")
+            print(report.terminal_table(terminals[name]))
         print(report.memory_line(terminals["memory"]))
         for name, verdicts in terminals["verdicts"].items():
             summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
