@@ -21,14 +21,14 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import api_bench, docker_env, report, terminal_bench
+from . import api_bench, docker_env, report, soak, terminal_bench
 from .cpu import CpuProbe, container_cpu_file
 from .server import OWNER, BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay")
+PARTS = ("ensure", "list", "relay", "soak")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
@@ -41,6 +41,9 @@ PARAMETERS = (
     "echo_trips",
     "idle_sessions",
     "hog",
+    "soak_idle",
+    "soak_streams",
+    "soak_lines",
     "budget",
 )
 
@@ -72,6 +75,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seq-lines", type=int, default=2_000_000)
     parser.add_argument("--echo-trips", type=int, default=50)
     parser.add_argument("--idle-sessions", type=int, default=100)
+    parser.add_argument("--soak-idle", type=int, default=1000, help="idle sessions in the soak")
+    parser.add_argument(
+        "--soak-streams", type=int, default=50, help="sessions streaming seq in the soak"
+    )
+    parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
     parser.add_argument(
         "--no-hog",
         dest="hog",
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         else:
             store_id, seeded = docker_env.seed_store(server.db_path, OWNER, 0)
         plain: list[Any] = []
-        if "relay" in args.parts:
+        if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
         store_ids.add(store_id)
         server.start()
@@ -178,10 +186,30 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 budget_s=args.budget,
             )
 
+        if plain:
+            docker_env.start_plain_terminal(client, args.image, store_id, plain[0])
+            docker_env.wait_for_port(docker_env.container_ip(client, plain[0].container_name))
+
+        if "soak" in args.parts:
+            print(
+                f"soak: {args.soak_idle} idle relayed sessions, then {args.soak_streams} "
+                "streaming at once ...",
+                flush=True,
+            )
+            results["soak"] = asyncio.run(
+                soak.bench_soak(
+                    server,
+                    plain[0].id,
+                    idle=args.soak_idle,
+                    streams=args.soak_streams,
+                    lines=args.soak_lines,
+                    budget_s=args.budget,
+                )
+            )
+
         if "relay" in args.parts:
             print("terminals: relay, straight to ttyd, terminado ...", flush=True)
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
-            docker_env.start_plain_terminal(client, args.image, store_id, plain[0])
             targets = []
             for workspace_id, container_name in (
                 (plain[0].id, plain[0].container_name),
@@ -270,6 +298,9 @@ def print_report(results: dict[str, Any]) -> None:
         for name, verdicts in terminals["verdicts"].items():
             summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
             print(f"relay targets ({name}): {summary}")
+    if "soak" in results:
+        print()
+        print(report.soak_table(results["soak"]))
     load_end = ", ".join(f"{value:.1f}" for value in results["load_average_end"])
     print(f"load average at the end: {load_end}; cleanup removed: {results['cleanup']}")
 

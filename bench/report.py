@@ -186,3 +186,43 @@ def terminal_verdicts(paths: dict[str, Any], targets: dict[str, float]) -> dict[
         verdicts["last_line_vs_jupyterlab"] = relay["seconds_median"] <= peer["seconds_median"]
         verdicts["echo_p50_vs_jupyterlab"] = relay["echo"]["p50_ms"] <= peer["echo"]["p50_ms"]
     return verdicts
+
+
+def soak_table(soak: dict[str, Any]) -> str:
+    """The soak's figures against their targets."""
+    targets = soak["targets"]
+    after = soak["rss_after_mib"] - soak["rss_baseline_mib"]
+    rows = [
+        [
+            f"streams whose SHA-256 matches "
+            f"({soak['stream_mb']:.0f} MB in {soak['stream_s']:.1f} s)",
+            f"{soak['streams_matching']} of {soak['streams']}",
+            f"all {_verdict(soak['streams_matching'] == soak['streams'])}",
+        ],
+        [
+            f"server memory per idle session ({soak['idle_sessions']} open)",
+            f"{soak['per_idle_session_kib']:.1f} KiB",
+            f"< {targets['per_idle_session_kib']} KiB "
+            f"{_verdict(soak['per_idle_session_kib'] < targets['per_idle_session_kib'])}",
+        ],
+        [
+            f"REST list p50 / p90 during the streams (n={soak['list']['n']})",
+            f"{_ms(soak['list']['p50_ms'])} / {_ms(soak['list']['p90_ms'])} ms",
+            f"p50 < {targets['list_p50_ms']} ms "
+            f"{_verdict(soak['list']['p50_ms'] < targets['list_p50_ms'])}",
+        ],
+        [
+            f"interactive echo p50 / p99 during the streams (n={soak['echo']['n']})",
+            f"{_ms(soak['echo']['p50_ms'])} / {_ms(soak['echo']['p99_ms'])} ms",
+            f"p99 < {targets['echo_p99_ms']} ms "
+            f"{_verdict(soak['echo']['p99_ms'] < targets['echo_p99_ms'])}",
+        ],
+        [
+            "server RSS: baseline / with idle sessions / after closing all",
+            f"{soak['rss_baseline_mib']:.1f} / {soak['rss_with_idle_mib']:.1f} / "
+            f"{soak['rss_after_mib']:.1f} MiB",
+            f"after <= baseline + {targets['after_over_baseline_mib']} MiB "
+            f"{_verdict(after <= targets['after_over_baseline_mib'])}",
+        ],
+    ]
+    return table(["soak", "measured", "target"], rows)
