@@ -21,14 +21,16 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import api_bench, docker_env, report, soak, terminal_bench
+from . import api_bench, docker_env, events_bench, report, soak, terminal_bench
 from .cpu import CpuProbe, container_cpu_file
 from .server import OWNER, BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak")
+PARTS = ("ensure", "list", "relay", "soak", "events")
+# "events" restarts dockerd, which every container on the machine depends on: opt-in only.
+DEFAULT_PARTS = ("ensure", "list", "relay", "soak")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
@@ -52,8 +54,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--only",
-        default=",".join(PARTS),
-        help="comma-separated parts to run: ensure, list, relay (default: all)",
+        default=",".join(DEFAULT_PARTS),
+        help=(
+            f"comma-separated parts to run: {', '.join(PARTS)} (default: all but events, "
+            "which restarts dockerd)"
+        ),
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
     parser.add_argument("--ensure-iterations", type=int, default=200)
@@ -262,6 +267,9 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 server, expected, total, len(with_container), args.list_iterations, args.budget
             )
             results["list_with_containers"]["seed_seconds"] = seconds
+        if "events" in args.parts:
+            print("events: restarting dockerd, then stopping a container behind the server ...")
+            results["events"] = events_bench.bench_events(server, workspace["id"], container)
         results["server_rss_end_mib"] = server.rss_bytes() / 2**20
         results["load_average_end"] = os.getloadavg()
     finally:
@@ -301,6 +309,10 @@ def print_report(results: dict[str, Any]) -> None:
     if "soak" in results:
         print()
         print(report.soak_table(results["soak"]))
+    if "events" in results:
+        events = results["events"]
+        print()
+        print(report.events_table(events))
     load_end = ", ".join(f"{value:.1f}" for value in results["load_average_end"])
     print(f"load average at the end: {load_end}; cleanup removed: {results['cleanup']}")
 

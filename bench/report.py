@@ -226,3 +226,22 @@ def soak_table(soak: dict[str, Any]) -> str:
         ],
     ]
     return table(["soak", "measured", "target"], rows)
+
+
+def events_table(events: dict[str, Any]) -> str:
+    """dockerd restarted, a container stopped behind the server's back: when listing knew."""
+    rows = [
+        [
+            "engine away (dockerd stopped until it answered again)",
+            f"{events['engine_down_s']:.1f} s",
+            "",
+        ],
+        [
+            f"listing shows {events['true_state']!r} after the engine is back "
+            f"(stopped {events['stop_after_engine_up_s']:.1f} s after it was)",
+            f"{events['shown_after_engine_up_s']:.2f} s ({events['shown_after_stop_s']:.2f} s "
+            "after the stop)",
+            f"<= {events['target_s']:.0f} s {_verdict(events['ok'])}",
+        ],
+    ]
+    return table(["event stream across a dockerd restart", "measured", "target"], rows)
