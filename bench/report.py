@@ -224,6 +224,11 @@ def soak_table(soak: dict[str, Any]) -> str:
             f"after <= baseline + {targets['after_over_baseline_mib']} MiB "
             f"{_verdict(after <= targets['after_over_baseline_mib'])}",
         ],
+        [
+            "the same idle sessions again, rounds: RSS after closing each",
+            " / ".join(f"{value:.1f}" for value in soak["rss_after_each_round_mib"]) + " MiB",
+            "flat from round to round (reuse, not a leak)",
+        ],
     ]
     return table(["soak", "measured", "target"], rows)
 

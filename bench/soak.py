@@ -29,6 +29,8 @@ STREAM_COMMAND = "stty -echo -onlcr; printf '%s\\n' BEG''IN; seq 1 {lines}; prin
 BEGIN, END = b"BEGIN\n", b"END\n"
 OPEN_CONCURRENCY = 20
 SETTLE_S = 3.0
+# Rounds of idle sessions opened and closed again after the soak (a leak grows with each).
+AGAIN_ROUNDS = 2
 
 
 def seq_digest(lines: int) -> str:
@@ -184,12 +186,26 @@ async def bench_soak(
         await asyncio.gather(*(s.close() for s in held), return_exceptions=True)
     await asyncio.sleep(SETTLE_S * 2)
     after = await asyncio.to_thread(rss_median, server)
+    # CPython keeps freed memory for reuse rather than giving it back: a second round of idle
+    # sessions must then fit in what the first left behind (growth = a leak).
+    rounds_after: list[float] = []
+    for _ in range(AGAIN_ROUNDS):
+        again = await asyncio.wait_for(open_idle(server, workspace_id, idle), budget_s)
+        await asyncio.sleep(SETTLE_S)
+        with_idle_again = await asyncio.to_thread(rss_median, server)
+        await asyncio.gather(*(s.close() for s in again), return_exceptions=True)
+        await asyncio.sleep(SETTLE_S * 2)
+        rounds_after.append(await asyncio.to_thread(rss_median, server))
+    after_again = rounds_after[-1]
     result.update(
         {
             "rss_baseline_mib": baseline,
             "rss_with_idle_mib": with_idle,
             "per_idle_session_kib": (with_idle - baseline) * 1024 / idle,
             "rss_after_mib": after,
+            "rss_with_idle_again_mib": with_idle_again,
+            "rss_after_again_mib": after_again,
+            "rss_after_each_round_mib": rounds_after,
             "targets": {
                 "per_idle_session_kib": 64,
                 "list_p50_ms": 50,
