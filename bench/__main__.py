@@ -43,6 +43,7 @@ PARAMETERS = (
     "echo_trips",
     "idle_sessions",
     "hog",
+    "cpu_limit",
     "soak_idle",
     "soak_streams",
     "soak_lines",
@@ -85,6 +86,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--soak-streams", type=int, default=50, help="sessions streaming seq in the soak"
     )
     parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
+    parser.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=None,
+        help="ContainerManager.cpu_limit for the shipped workspace (default: the server's, 1 CPU)",
+    )
     parser.add_argument(
         "--no-hog",
         dest="hog",
@@ -153,7 +160,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         "load_average_start": os.getloadavg(),
         "parameters": {key: getattr(args, key) for key in PARAMETERS},
     }
-    server = BenchServer(workdir, docker_env.NETWORK, args.image)
+    extra = () if args.cpu_limit is None else (f"--ContainerManager.cpu_limit={args.cpu_limit}",)
+    server = BenchServer(workdir, docker_env.NETWORK, args.image, extra)
     store_ids: set[str] = set()
     seeded: list[Any] = []
     try:
@@ -205,6 +213,7 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 soak.bench_soak(
                     server,
                     plain[0].id,
+                    workspace["id"],
                     idle=args.soak_idle,
                     streams=args.soak_streams,
                     lines=args.soak_lines,
@@ -234,7 +243,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                     rounds=args.rounds,
                     lines=args.seq_lines,
                     trips=args.echo_trips,
-                    idle_sessions=args.idle_sessions,
+                    # The soak, run before, measures idle sessions' memory on a fresh server.
+                    idle_sessions=0 if "soak" in args.parts else args.idle_sessions,
                     timeout_s=max(120.0, args.seq_lines / 10_000),
                     loads=("idle", "hog") if args.hog else ("idle",),
                 )
@@ -302,7 +312,8 @@ def print_report(results: dict[str, Any]) -> None:
         for name, title in report.terminal_tables(terminals).items():
             print(f"\n{title}")
             print(report.terminal_table(terminals[name]))
-        print(report.memory_line(terminals["memory"]))
+        if terminals["memory"]:
+            print(report.memory_line(terminals["memory"]))
         for name, verdicts in terminals["verdicts"].items():
             summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
             print(f"relay targets ({name}): {summary}")

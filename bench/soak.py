@@ -117,6 +117,7 @@ def time_listing(server: BenchServer, stop: threading.Event, samples: list[float
 async def bench_soak(
     server: BenchServer,
     workspace_id: str,
+    interactive_id: str,
     idle: int,
     streams: int,
     lines: int,
@@ -144,14 +145,15 @@ async def bench_soak(
         ]
         held.extend(streamers)
         await asyncio.wait_for(asyncio.gather(*(s.open() for s in streamers)), budget_s)
-        # The interactive session types from its own process (see echo_probe).
+        # The interactive session types from its own process (see echo_probe), into another
+        # workspace: one ttyd serving 1,050 sessions would make it wait for the streams' ttyd.
         typist = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bench.echo_probe",
             server.ws_base_url,
             server.token,
-            workspace_id,
+            interactive_id,
             str(budget_s),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -240,7 +240,9 @@ async def bench_terminals(
             "terminado": terminado,
         }
 
-    memory = await measure_idle_memory(server, shipped.workspace_id, idle_sessions)
+    memory = None
+    if idle_sessions:
+        memory = await measure_idle_memory(server, shipped.workspace_id, idle_sessions)
     results: dict[str, Any] = {
         "memory": memory,
         "workload": {"seq_lines": lines, "echo_trips": trips, "rounds": rounds},
