@@ -43,10 +43,15 @@ def _listed_status(server: BenchServer, workspace_id: str) -> str | None:
 
 def _engine_up() -> bool:
     try:
-        with docker.from_env(timeout=2) as probe:
-            return bool(probe.ping())
+        probe = docker.from_env(timeout=2)
     except Exception:  # any failure means "not yet"
         return False
+    try:
+        return bool(probe.ping())
+    except Exception:  # any failure means "not yet"
+        return False
+    finally:
+        probe.close()
 
 
 def restart_dockerd() -> dict[str, float]:
@@ -86,6 +91,16 @@ def bench_events(server: BenchServer, workspace_id: str, container: str) -> dict
             if time.monotonic() > deadline:
                 raise RuntimeError("the workspace container did not come back with the engine")
             time.sleep(POLL_S)
+        # The server must first catch up with the restart (the container is running again),
+        # or a state it kept from before could pass for the truth.
+        shown_running = None
+        deadline = time.monotonic() + 30
+        while _listed_status(server, workspace_id) != "running":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S)
+        else:
+            shown_running = time.monotonic() - times["up"]
         client.api.stop(container, timeout=1)
         stopped = time.monotonic()
         truth = client.api.inspect_container(container)["State"]["Status"]
@@ -101,11 +116,15 @@ def bench_events(server: BenchServer, workspace_id: str, container: str) -> dict
         client.close()
     return {
         "engine_down_s": times["up"] - times["down"],
+        "running_shown_after_engine_up_s": shown_running,
         "stop_after_engine_up_s": stopped - times["up"],
         "true_state": truth,
         "listed_state": shown,
         "shown_after_engine_up_s": seen - times["up"],
         "shown_after_stop_s": seen - stopped,
         "target_s": TARGET_S,
-        "ok": shown == truth and seen - times["up"] <= TARGET_S,
+        "ok": shown_running is not None
+        and shown_running <= TARGET_S
+        and shown == truth
+        and seen - stopped <= TARGET_S,
     }

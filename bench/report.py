@@ -242,7 +242,14 @@ def events_table(events: dict[str, Any]) -> str:
             "",
         ],
         [
-            f"listing shows {events['true_state']!r} after the engine is back "
+            "listing shows 'running' (restarted by unless-stopped) after the engine is back",
+            "never"
+            if events["running_shown_after_engine_up_s"] is None
+            else f"{events['running_shown_after_engine_up_s']:.2f} s",
+            f"<= {events['target_s']:.0f} s",
+        ],
+        [
+            f"then stopped behind the server's back: listing shows {events['true_state']!r} "
             f"(stopped {events['stop_after_engine_up_s']:.1f} s after it was)",
             f"{events['shown_after_engine_up_s']:.2f} s ({events['shown_after_stop_s']:.2f} s "
             "after the stop)",
