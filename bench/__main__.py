@@ -21,23 +21,32 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import api_bench, docker_env, report, terminal_bench
+from . import api_bench, docker_env, events_bench, report, soak, terminal_bench
 from .cpu import CpuProbe, container_cpu_file
 from .server import OWNER, BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay")
+PARTS = ("ensure", "list", "relay", "soak", "events")
+# "events" restarts dockerd, which every container on the machine depends on: opt-in only.
+DEFAULT_PARTS = ("ensure", "list", "relay", "soak")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
-    "list_workspaces",
+    "list_owners",
+    "list_per_owner",
+    "list_containers",
     "list_iterations",
     "rounds",
     "seq_lines",
     "echo_trips",
     "idle_sessions",
+    "hog",
+    "cpu_limit",
+    "soak_idle",
+    "soak_streams",
+    "soak_lines",
     "budget",
 )
 
@@ -46,18 +55,49 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--only",
-        default=",".join(PARTS),
-        help="comma-separated parts to run: ensure, list, relay (default: all)",
+        default=",".join(DEFAULT_PARTS),
+        help=(
+            f"comma-separated parts to run: {', '.join(PARTS)} (default: all but events, "
+            "which restarts dockerd)"
+        ),
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
     parser.add_argument("--ensure-iterations", type=int, default=200)
     parser.add_argument("--stopped-iterations", type=int, default=20)
-    parser.add_argument("--list-workspaces", type=int, default=1000)
+    parser.add_argument(
+        "--list-owners", type=int, default=1000, help="owners in the store for the list part"
+    )
+    parser.add_argument(
+        "--list-per-owner", type=int, default=100, help="workspace records per owner"
+    )
+    parser.add_argument(
+        "--list-containers",
+        type=int,
+        default=10_000,
+        help="containers created (not started) for the records, spread over the owners",
+    )
     parser.add_argument("--list-iterations", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5, help="terminal rounds per path")
     parser.add_argument("--seq-lines", type=int, default=2_000_000)
     parser.add_argument("--echo-trips", type=int, default=50)
     parser.add_argument("--idle-sessions", type=int, default=100)
+    parser.add_argument("--soak-idle", type=int, default=1000, help="idle sessions in the soak")
+    parser.add_argument(
+        "--soak-streams", type=int, default=50, help="sessions streaming seq in the soak"
+    )
+    parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
+    parser.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=None,
+        help="ContainerManager.cpu_limit for the shipped workspace (default: the server's, 1 CPU)",
+    )
+    parser.add_argument(
+        "--no-hog",
+        dest="hog",
+        action="store_false",
+        help="skip the terminal rounds with a CPU hog on every core",
+    )
     parser.add_argument(
         "--budget", type=float, default=300.0, help="seconds each timed loop may take at most"
     )
@@ -120,17 +160,22 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         "load_average_start": os.getloadavg(),
         "parameters": {key: getattr(args, key) for key in PARAMETERS},
     }
-    server = BenchServer(workdir, docker_env.NETWORK, args.image)
+    extra = () if args.cpu_limit is None else (f"--ContainerManager.cpu_limit={args.cpu_limit}",)
+    server = BenchServer(workdir, docker_env.NETWORK, args.image, extra)
     store_ids: set[str] = set()
     seeded: list[Any] = []
     try:
         docker_env.ensure_network(client)
         # Records go into the store before the server opens it; the plain-shell workspace's
         # container is made by the bench (see docker_env.start_plain_terminal).
-        count = args.list_workspaces if "list" in args.parts else 0
-        store_id, seeded = docker_env.seed_store(server.db_path, OWNER, count)
+        if "list" in args.parts:
+            store_id, seeded = docker_env.seed_owners(
+                server.db_path, OWNER, args.list_owners, args.list_per_owner
+            )
+        else:
+            store_id, seeded = docker_env.seed_store(server.db_path, OWNER, 0)
         plain: list[Any] = []
-        if "relay" in args.parts:
+        if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
         store_ids.add(store_id)
         server.start()
@@ -154,10 +199,31 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 budget_s=args.budget,
             )
 
+        if plain:
+            docker_env.start_plain_terminal(client, args.image, store_id, plain[0])
+            docker_env.wait_for_port(docker_env.container_ip(client, plain[0].container_name))
+
+        if "soak" in args.parts:
+            print(
+                f"soak: {args.soak_idle} idle relayed sessions, then {args.soak_streams} "
+                "streaming at once ...",
+                flush=True,
+            )
+            results["soak"] = asyncio.run(
+                soak.bench_soak(
+                    server,
+                    plain[0].id,
+                    workspace["id"],
+                    idle=args.soak_idle,
+                    streams=args.soak_streams,
+                    lines=args.soak_lines,
+                    budget_s=args.budget,
+                )
+            )
+
         if "relay" in args.parts:
             print("terminals: relay, straight to ttyd, terminado ...", flush=True)
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
-            docker_env.start_plain_terminal(client, args.image, store_id, plain[0])
             targets = []
             for workspace_id, container_name in (
                 (plain[0].id, plain[0].container_name),
@@ -177,29 +243,43 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                     rounds=args.rounds,
                     lines=args.seq_lines,
                     trips=args.echo_trips,
-                    idle_sessions=args.idle_sessions,
+                    # The soak, run before, measures idle sessions' memory on a fresh server.
+                    idle_sessions=0 if "soak" in args.parts else args.idle_sessions,
                     timeout_s=max(120.0, args.seq_lines / 10_000),
+                    loads=("idle", "hog") if args.hog else ("idle",),
                 )
             )
             terminals["verdicts"] = {
                 name: report.terminal_verdicts(terminals[name], terminals["targets"])
-                for name in ("plain", "shipped")
+                for name in report.terminal_tables(terminals)
             }
             results["terminals"] = terminals
 
         if "list" in args.parts:
-            expected = len(seeded) + len(plain) + 1
-            print(f"list: {expected} workspaces, records only ...", flush=True)
+            expected = args.list_per_owner + len(plain) + 1
+            total = len(seeded) + len(plain) + 1
+            print(f"list: {expected} of {total} workspaces, records only ...", flush=True)
             results["list_records_only"] = api_bench.bench_list(
-                server, client, store_id, expected, args.list_iterations, args.budget
+                server, expected, total, 0, args.list_iterations, args.budget
             )
-            print(f"list: creating {len(seeded)} containers ...", flush=True)
-            seconds = docker_env.seed_containers(client, args.image, store_id, seeded)
-            print(f"list: created them in {seconds:.0f} s; measuring ...", flush=True)
+            step = max(len(seeded) // max(args.list_containers, 1), 1)
+            with_container = seeded[::step][: args.list_containers]
+            print(f"list: creating {len(with_container)} containers ...", flush=True)
+            seconds = docker_env.seed_containers(client, args.image, store_id, with_container)
+            mine = {w.container_name or "" for w in with_container if w.user_id == OWNER}
+            settle = api_bench.wait_for_statuses(server, mine, "created")
+            print(
+                f"list: created them in {seconds:.0f} s (listing showed them {settle:.1f} s "
+                "later); measuring ...",
+                flush=True,
+            )
             results["list_with_containers"] = api_bench.bench_list(
-                server, client, store_id, expected, args.list_iterations, args.budget
+                server, expected, total, len(with_container), args.list_iterations, args.budget
             )
             results["list_with_containers"]["seed_seconds"] = seconds
+        if "events" in args.parts:
+            print("events: restarting dockerd, then stopping a container behind the server ...")
+            results["events"] = events_bench.bench_events(server, workspace["id"], container)
         results["server_rss_end_mib"] = server.rss_bytes() / 2**20
         results["load_average_end"] = os.getloadavg()
     finally:
@@ -229,17 +309,21 @@ def print_report(results: dict[str, Any]) -> None:
             f"terminals: seq 1 {workload['seq_lines']}, {workload['echo_trips']} echo round "
             f"trips, {workload['rounds']} rounds per path, MB = 10^6 bytes"
         )
-        print("\nttyd serving a plain bash (no tmux): the transports compared on the same bytes")
-        print(report.terminal_table(terminals["plain"]))
-        print("\nthe workspace image as shipped (ttyd -> tmux -> bash): tmux sends redraws, not")
-        print(
-            "every byte, when output outruns a client; 'speed vs ttyd' compares time to last line"
-        )
-        print(report.terminal_table(terminals["shipped"]))
-        print(report.memory_line(terminals["memory"]))
+        for name, title in report.terminal_tables(terminals).items():
+            print(f"\n{title}")
+            print(report.terminal_table(terminals[name]))
+        if terminals["memory"]:
+            print(report.memory_line(terminals["memory"]))
         for name, verdicts in terminals["verdicts"].items():
             summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
             print(f"relay targets ({name}): {summary}")
+    if "soak" in results:
+        print()
+        print(report.soak_table(results["soak"]))
+    if "events" in results:
+        events = results["events"]
+        print()
+        print(report.events_table(events))
     load_end = ", ".join(f"{value:.1f}" for value in results["load_average_end"])
     print(f"load average at the end: {load_end}; cleanup removed: {results['cleanup']}")
 

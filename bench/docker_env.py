@@ -18,7 +18,7 @@ from jupyter_popebot_code.containers import (
     TTYD_PORT,
     workspace_labels,
 )
-from jupyter_popebot_code.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.store import _COLUMNS, Workspace, WorkspaceStore
 
 NETWORK = "popebot-code-bench"
 BENCH_LABEL = "org.jupyter.popebot-code.bench"
@@ -58,6 +58,38 @@ def seed_store(
         store.close()
 
 
+def seed_owners(
+    db_path: Path, owner: str, owners: int, per_owner: int
+) -> tuple[str, list[Workspace]]:
+    """`owners` owners with `per_owner` records each, `owner` among them, in one transaction.
+
+    Returns the store id and every record, `owner`'s first. Inserted in bulk: 100,000 single
+    inserts (a transaction each) would take minutes and measure nothing the server does.
+    """
+    store = WorkspaceStore(str(db_path))
+    try:
+        names = [owner] + [f"owner-{index:05d}" for index in range(1, owners)]
+        workspaces = []
+        for name in names:
+            for index in range(per_owner):
+                workspace = Workspace.new(name, f"bench workspace {index}", "", "")
+                if index % 10 == 0:
+                    workspace = dataclasses.replace(workspace, starred=True)
+                workspaces.append(workspace)
+        rows = []
+        for workspace in workspaces:
+            values = dataclasses.asdict(workspace)
+            values["starred"] = int(workspace.starred)
+            rows.append(values)
+        placeholders = ", ".join(f":{column}" for column in _COLUMNS)
+        sql = f"INSERT INTO code_workspaces ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        with store._transaction() as db:
+            db.executemany(sql, rows)
+        return store.store_id, workspaces
+    finally:
+        store.close()
+
+
 def seed_containers(
     client: docker.DockerClient, image: str, store_id: str, workspaces: list[Workspace]
 ) -> float:
@@ -78,7 +110,9 @@ def seed_containers(
 
     started = time.perf_counter()
     with ThreadPoolExecutor(SEED_THREADS) as pool:
-        list(pool.map(create, workspaces))
+        for index, _ in enumerate(pool.map(create, workspaces), 1):
+            if index % 1000 == 0:
+                print(f"  {index} containers in {time.perf_counter() - started:.0f} s", flush=True)
     return time.perf_counter() - started
 
 

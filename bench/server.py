@@ -30,8 +30,11 @@ def free_loopback_port() -> int:
 class BenchServer:
     """`jupyter server` in a private temp dir; its own DB, runtime dir and Docker network."""
 
-    def __init__(self, workdir: Path, network: str, image: str) -> None:
+    def __init__(
+        self, workdir: Path, network: str, image: str, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
+        self.extra_args = extra_args
         self.network = network
         self.image = image
         self.db_path = workdir / "workspaces.sqlite"
@@ -74,6 +77,13 @@ class BenchServer:
             f"--ContainerManager.image={self.image}",
             # The server runs on the host, not on the Docker network: reach ttyd by address.
             "--ContainerManager.connect_via=ip",
+            # The bench opens hundreds of terminals and seeds thousands of workspaces for one
+            # owner: the per-user safety limits would refuse them.
+            "--TerminalRelay.max_connections_per_workspace=0",
+            "--TerminalRelay.max_connections_per_user=0",
+            "--CodeWorkspacesApp.max_workspaces_per_user=0",
+            "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
+            *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

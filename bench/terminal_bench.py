@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,26 +224,50 @@ async def bench_terminals(
     trips: int,
     idle_sessions: int,
     timeout_s: float,
+    loads: tuple[str, ...] = ("idle", "hog"),
 ) -> dict[str, Any]:
-    """Idle memory; the three paths on a plain ttyd shell; relay vs ttyd on the shipped image."""
+    """Idle memory; relay, ttyd and JupyterLab's terminal on a plain ttyd shell and on the
+    shipped image, each without and with a CPU hog on every core (started by the bench)."""
+
+    def terminado() -> TerminalSession:
+        return TerminadoSession(server.base_url, server.ws_base_url, server.token)
 
     def makers(target: TerminalTarget) -> dict[str, Callable[[], TerminalSession]]:
         return {
             "relay": lambda: relay_session(server.ws_base_url, server.token, target.workspace_id),
             "ttyd": lambda: ttyd_session(target.host, target.credential),
+            # JupyterLab's own terminal (a plain shell on the host) is the peer of both tables.
+            "terminado": terminado,
         }
 
-    memory = await measure_idle_memory(server, shipped.workspace_id, idle_sessions)
-    plain_makers = {
-        **makers(plain),
-        "terminado": lambda: TerminadoSession(server.base_url, server.ws_base_url, server.token),
-    }
-    plain_paths = await run_paths(plain_makers, plain.cpu, rounds, lines, trips, timeout_s)
-    shipped_paths = await run_paths(makers(shipped), shipped.cpu, rounds, lines, trips, timeout_s)
-    return {
-        "plain": plain_paths,
-        "shipped": shipped_paths,
+    memory = None
+    if idle_sessions:
+        memory = await measure_idle_memory(server, shipped.workspace_id, idle_sessions)
+    results: dict[str, Any] = {
         "memory": memory,
         "workload": {"seq_lines": lines, "echo_trips": trips, "rounds": rounds},
-        "targets": {"throughput_ratio_min": 0.9, "echo_p50_delta_ms_max": 1.0, "echo_p90_ms": 3.0},
+        "targets": {"throughput_ratio_min": 0.95, "echo_p50_delta_ms_max": 1.0, "echo_p90_ms": 3.0},
+        "loads": list(loads),
     }
+    for load in loads:
+        suffix = "" if load == "idle" else f"_{load}"
+        with cpu_hog(os.cpu_count() or 1) if load == "hog" else contextlib.nullcontext():
+            for name, target in (("plain", plain), ("shipped", shipped)):
+                results[name + suffix] = await run_paths(
+                    makers(target), target.cpu, rounds, lines, trips, timeout_s
+                )
+    return results
+
+
+@contextlib.contextmanager
+def cpu_hog(processes: int) -> Iterator[list[int]]:
+    """`processes` busy loops at normal priority (one per core): both cores loaded."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(0.5)  # let them reach the CPU before anything is measured
+        yield [hog.pid for hog in hogs]
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(timeout=10)

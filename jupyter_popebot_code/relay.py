@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
+from functools import partial
 from http.client import responses
 from typing import Any
 
@@ -18,7 +19,8 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.websocket import WebSocketHandler
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
@@ -196,6 +198,9 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         self._client_closed = False
         self._activity_at = 0.0
         self.client_backlog = WriteBacklog(self.relay.buffer_limit)
+        # ttyd's frames that wait for the browser to catch up (reading ttyd is paused meanwhile).
+        self._held: list[memoryview] = []
+        self._backend_gone: asyncio.Future[None] | None = None
 
     @property
     def relay(self) -> TerminalRelay:
@@ -293,7 +298,9 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         )
         self.relay.opened(self)
         self._record_activity()
-        self._backend_ready = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._backend_ready = loop.create_future()
+        self._backend_gone = loop.create_future()
         self.relay_task = asyncio.create_task(self._relay())
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
@@ -342,7 +349,10 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             finally:
                 self._resolve_backend_ready()
             if backend is not None:
-                await self._pump_backend_to_client(backend)
+                assert self._backend_gone is not None
+                backend.attach(self)
+                await self._backend_gone
+                await self._backend_closed(backend)
         except TerminalUnavailable as exc:
             self._fail(str(exc))
         except Exception:
@@ -399,24 +409,57 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         )
         return backend
 
-    async def _pump_backend_to_client(self, backend: TtydConnection) -> None:
-        """Forward ttyd's frames as they are; pause reading while the browser is behind."""
-        while True:
-            message = await backend.read()
-            if message is None:
-                break
-            self._record_activity()
-            try:
-                flushed = self.write_message(message, binary=isinstance(message, bytes))
-            except WebSocketClosedError:
-                return
-            if self.client_backlog.add(len(message), flushed):
-                # Not reading ttyd fills its socket, and ttyd stops reading the pty.
-                try:
-                    await flushed
-                except WebSocketClosedError:
-                    return
-        await self._backend_closed(backend)
+    # ttyd's frames arrive here as raw bytes of whole WebSocket frames (see ttyd.py): written to
+    # the browser's stream as they are, one write per batch, no Future or Task per frame.
+
+    def forward(self, frames: memoryview) -> bool:
+        """Write ttyd's frames to the browser; False: stop reading ttyd until it catches up."""
+        self._record_activity()
+        if self._held or not self.client_backlog.room_for(len(frames)):
+            # Not reading ttyd fills its socket, and ttyd stops reading the pty.
+            self._held.append(frames)
+            return False
+        self._write_client(frames)
+        return True
+
+    def backend_closed(self) -> None:
+        held, self._held = self._held, []
+        for frames in held:  # ttyd's last words reach the browser before the close frame
+            self._write_client(frames)
+        if self._backend_gone is not None and not self._backend_gone.done():
+            self._backend_gone.set_result(None)
+
+    def _client_stream(self) -> IOStream | None:
+        connection = self.ws_connection
+        if connection is None or connection.is_closing() or self._client_closed:
+            return None
+        return connection.stream
+
+    def _write_client(self, frames: memoryview) -> None:
+        stream = self._client_stream()
+        if stream is None:
+            return  # the browser left: on_close closes the ttyd leg
+        try:
+            flushed = stream.write(frames)
+        except StreamClosedError:
+            return
+        if flushed.done():  # went straight into the kernel's buffer
+            flushed.exception()
+            return
+        size = len(frames)
+        self.client_backlog.add(size)
+        flushed.add_done_callback(partial(self._client_flushed, size))
+
+    def _client_flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
+        self.client_backlog.flushed(size)
+        if not flushed.cancelled():
+            flushed.exception()  # a closed socket is handled by on_close, not here
+        held = self._held
+        backlog = self.client_backlog
+        while held and backlog.room_for(len(held[0])):
+            self._write_client(held.pop(0))
+        if not held and self._backend is not None:
+            self._backend.resume()
 
     def _send_to_backend(
         self, backend: TtydConnection, message: str | bytes

@@ -1,7 +1,13 @@
-"""The relay's leg to a workspace's ttyd: connect while it starts, authenticate, probe, backlog.
+"""The relay's leg to a workspace's ttyd: connect while it starts, authenticate, probe, pump.
 
 ttyd's protocol (subprotocol ``tty``): the client's first message is a JSON handshake carrying
 ``AuthToken``; the server fills that in, so the browser never holds the container's credential.
+
+The leg speaks WebSocket itself on an asyncio protocol instead of tornado's client: ttyd's frames
+are server frames, exactly what the browser must receive, so the relay forwards the raw bytes of
+every complete data frame it has buffered in one write (boundaries intact, nothing decoded or
+copied per frame). Tornado's client would create a Future per frame read, a Task per frame
+written, and copy every payload twice.
 """
 
 from __future__ import annotations
@@ -9,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
+import os
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.util import _websocket_mask
 
 TTY_SUBPROTOCOL = "tty"
 TTYD_WS_PATH = "/ws"
@@ -32,6 +39,16 @@ _RETRY_DELAY_MAX = 0.5
 # container's shell can die a moment before its ttyd does. Then allow the probe this long.
 _PROBE_DELAY = 0.25
 _PROBE_TIMEOUT = 2.0
+# Bytes read from ttyd per wake-up: ttyd's frames are at most one pty read (64 KiB) plus a type
+# byte, and one recv this size keeps the browser's backlog close to its limit.
+_READ_SIZE = 64 * 1024
+_MAX_RESPONSE_HEAD = 64 * 1024
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_PROTOCOL_ERROR = 1002
 
 
 class TerminalUnavailable(Exception):
@@ -40,6 +57,10 @@ class TerminalUnavailable(Exception):
 
 class InvalidHandshake(ValueError):
     """A handshake or resize message from the browser that ttyd must not be given."""
+
+
+class _NotReady(Exception):
+    """ttyd did not complete the WebSocket upgrade (yet): retried while it starts."""
 
 
 @dataclass(frozen=True)
@@ -95,26 +116,281 @@ class WriteBacklog:
         self.bytes = 0
         self.peak = 0
 
-    def add(self, size: int, flushed: asyncio.Future[None]) -> bool:
-        """Count a write until it is flushed; True when the backlog is now over the limit."""
+    def add(self, size: int) -> None:
         self.bytes += size
-        self.peak = max(self.peak, self.bytes)
-        flushed.add_done_callback(partial(self._flushed, size))
-        return self.bytes > self.limit
+        if self.bytes > self.peak:
+            self.peak = self.bytes
 
-    def _flushed(self, size: int, flushed: asyncio.Future[None]) -> None:
+    def flushed(self, size: int) -> None:
         self.bytes -= size
-        if not flushed.cancelled():
-            flushed.exception()  # a closed socket is reported by the reading side, not here
+
+    def room_for(self, size: int) -> bool:
+        """Whether `size` more bytes keep the backlog within its limit (always, when empty)."""
+        return self.bytes == 0 or self.bytes + size <= self.limit
 
 
-def _same_type(text: str, like: str | bytes) -> str | bytes:
-    return text.encode("utf-8") if isinstance(like, bytes) else text
+class FrameSink(Protocol):
+    """Where ttyd's data frames go: the browser leg of the relay."""
+
+    def forward(self, frames: memoryview) -> bool:
+        """Write complete WebSocket frames as they are; False: stop reading until resume()."""
+        ...
+
+    def backend_closed(self) -> None:
+        """ttyd's connection is gone (close frame or not); called once."""
+        ...
 
 
-async def _drained(flushed: Awaitable[None]) -> None:
-    with contextlib.suppress(WebSocketClosedError):
-        await flushed
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (RFC 6455 §5.3: everything a client sends is masked)."""
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length <= 0xFFFF:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    mask = os.urandom(4)
+    return head + mask + _websocket_mask(mask, payload)
+
+
+def _close_payload(code: int | None, reason: str | None) -> bytes:
+    if code is None:
+        return b""
+    return struct.pack("!H", code) + (reason or "").encode("utf-8")[:123]
+
+
+class _TtydProtocol(asyncio.Protocol):
+    """The socket to ttyd: the upgrade, then frames parsed only as far as their headers."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str], max_message_size: int):
+        self._host = host
+        self._port = port
+        self._headers = headers
+        self._max_message_size = max_message_size
+        self._key = base64.b64encode(os.urandom(16))
+        self._head = bytearray()
+        self._partial = b""
+        self.transport: asyncio.Transport | None = None
+        self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sink: FrameSink | None = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.close_sent = False
+        self.lost = False
+        self._drained: asyncio.Future[None] | None = None
+        self._paused_writing = False
+        self._paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        # Smaller reads than asyncio's 256 KiB keep each forward within the browser's limit.
+        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+        lines = [
+            f"GET {TTYD_WS_PATH} HTTP/1.1",
+            f"Host: {self._host}:{self._port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {self._key.decode()}",
+            "Sec-WebSocket-Version: 13",
+            f"Sec-WebSocket-Protocol: {TTY_SUBPROTOCOL}",
+            *(f"{name}: {value}" for name, value in self._headers.items()),
+        ]
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded.done():
+            self._upgrade_data(data)
+            return
+        self._frames(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.upgraded.done():
+            self.upgraded.set_exception(_NotReady(f"connection closed during the upgrade: {exc}"))
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.sink is not None:
+            if self._partial:
+                self._frames(b"", final=True)  # what waited for the browser still goes
+            sink, self.sink = self.sink, None
+            if sink is not None:
+                sink.backend_closed()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- the upgrade -------------------------------------------------------------------------
+
+    def _upgrade_data(self, data: bytes) -> None:
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > _MAX_RESPONSE_HEAD:
+                self._fail_upgrade(TerminalUnavailable("workspace terminal sent no valid answer"))
+            return
+        head, rest = bytes(self._head[:end]).decode("latin-1"), bytes(self._head[end + 4 :])
+        self._head = bytearray()
+        status_line, *header_lines = head.split("\r\n")
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status != 101:
+            self._fail_upgrade(
+                TerminalUnavailable(f"workspace terminal refused the connection (HTTP {status})")
+            )
+            return
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        digest = hashlib.sha1(self._key + _WS_GUID, usedforsecurity=False).digest()
+        accept = base64.b64encode(digest).decode()
+        if headers.get("sec-websocket-accept") != accept:
+            self._fail_upgrade(TerminalUnavailable("workspace terminal answered a bad upgrade"))
+            return
+        assert self.transport is not None
+        # Nothing is read until the relay attaches its sink; what came early waits here.
+        self.transport.pause_reading()
+        self._partial = rest
+        self.upgraded.set_result(None)
+
+    def _fail_upgrade(self, error: Exception) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(error)
+        assert self.transport is not None
+        self.transport.abort()
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def attach(self, sink: FrameSink) -> None:
+        self.sink = sink
+        if self.lost:
+            self.sink = None
+            sink.backend_closed()
+            return
+        early, self._partial = self._partial, b""
+        if early:
+            self._frames(early)
+        if self.transport is not None and self.sink is not None and not self._paused:
+            self.transport.resume_reading()
+
+    def resume(self) -> None:
+        """The browser caught up: forward what waited, then read ttyd again."""
+        self._paused = False
+        pending, self._partial = self._partial, b""
+        if pending:
+            self._frames(pending)
+        if not self._paused and self.transport is not None and not self.lost:
+            self.transport.resume_reading()
+
+    def _frames(self, data: bytes, final: bool = False) -> None:
+        """Forward every complete data frame in one write; handle control frames; keep the rest.
+
+        When the sink asks to stop, the unparsed rest waits in `_partial` for resume(); `final`
+        (ttyd is gone) forwards everything regardless.
+        """
+        if self._partial:
+            data = self._partial + data
+            self._partial = b""
+        view = memoryview(data)
+        size = len(data)
+        start = pos = 0  # start: first byte of the data frames not yet forwarded
+        while size - pos >= 2:
+            first, second = data[pos], data[pos + 1]
+            length = second & 0x7F
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                head = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                (length,) = struct.unpack_from("!Q", data, pos + 2)
+                head = 10
+            if second & 0x80 or first & 0x70:
+                self._protocol_error(CLOSE_PROTOCOL_ERROR, "masked or extended frame from ttyd")
+                return
+            if length > self._max_message_size:
+                self._protocol_error(CLOSE_MESSAGE_TOO_BIG, "message too big")
+                return
+            end = pos + head + length
+            if end > size:
+                break
+            if first & 0x08:  # a control frame: what came before goes first
+                if start < pos and not self._forward(view[start:pos]) and not final:
+                    self._stop(data[pos:])
+                    return
+                self._control(first & 0x0F, data[pos + head : end])
+                start = end
+                if self.sink is None:
+                    return
+            pos = end
+        rest = data[pos:] if pos < size else b""
+        if start < pos and not self._forward(view[start:pos]) and not final:
+            self._stop(rest)
+            return
+        self._partial = rest
+
+    def _forward(self, frames: memoryview) -> bool:
+        sink = self.sink
+        return sink is None or sink.forward(frames)
+
+    def _stop(self, rest: bytes) -> None:
+        self._partial = rest
+        self._paused = True
+        if self.transport is not None and not self.lost:
+            self.transport.pause_reading()
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        if opcode == _OP_PING:
+            self.write(_OP_PONG, payload)
+        elif opcode == _OP_CLOSE:
+            if len(payload) >= 2:
+                (self.close_code,) = struct.unpack_from("!H", payload)
+                self.close_reason = payload[2:].decode("utf-8", "replace")
+            # Answer with the same code, then let TCP close: the session is over.
+            self.close(self.close_code)
+
+    def _protocol_error(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        self.close(code, reason)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, opcode: int, payload: bytes) -> None:
+        if self.transport is None or self.close_sent or self.transport.is_closing():
+            return
+        self.transport.write(_frame(opcode, payload))
+
+    def drained(self) -> Awaitable[None] | None:
+        """An awaitable while the socket's buffer is over its high-water mark, else None."""
+        if not self._paused_writing or self.lost:
+            return None
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+        return self._drained
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self.close_sent:
+            self.write(_OP_CLOSE, _close_payload(code, reason))
+            self.close_sent = True
+        # Flushes what is buffered, then closes TCP; ttyd ends the session either way.
+        self.transport.close()
 
 
 class TtydConnection:
@@ -122,19 +398,25 @@ class TtydConnection:
 
     def __init__(
         self,
-        socket: WebSocketClientConnection,
+        protocol: _TtydProtocol,
         endpoint: TerminalEndpoint,
         buffer_limit: int,
         size_limit: TerminalSizeLimit,
+        ping_interval: float | None,
     ) -> None:
-        self._socket = socket
+        self._protocol = protocol
         self.endpoint = endpoint
         self._size_limit = size_limit
         self._auth_token = ttyd_token(endpoint.credential)
         self._handshake_sent = False
-        self.backlog = WriteBacklog(buffer_limit)
-        if socket.protocol is not None:
-            socket.protocol.set_nodelay(True)
+        self._ping_interval = ping_interval
+        self._ping_timer: asyncio.TimerHandle | None = None
+        transport = protocol.transport
+        assert transport is not None
+        transport.set_write_buffer_limits(high=buffer_limit)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @classmethod
     async def connect(
@@ -153,38 +435,24 @@ class TtydConnection:
 
         None when `abandoned()` turns true meanwhile (the browser left).
         """
-        url = f"ws://{endpoint.host}:{endpoint.port}{TTYD_WS_PATH}"
-        auth = f"Basic {ttyd_token(endpoint.credential)}"
+        headers = {"Authorization": f"Basic {ttyd_token(endpoint.credential)}"}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ready_timeout
         delay = _RETRY_DELAY_FIRST
         while True:
             remaining = max(deadline - loop.time(), 0.1)
-            request = HTTPRequest(
-                url,
-                headers={"Authorization": auth},
-                connect_timeout=remaining,
-                request_timeout=remaining,
-            )
+            protocol = _TtydProtocol(endpoint.host, endpoint.port, headers, max_message_size)
             try:
-                socket = await websocket_connect(
-                    request,
-                    subprotocols=[TTY_SUBPROTOCOL],
-                    max_message_size=max_message_size,
-                    ping_interval=ping_interval,
-                    # No pong timeout: while the browser is slow we stop reading ttyd on purpose,
-                    # so its pongs wait in the socket; a dead container closes TCP anyway.
-                    ping_timeout=0,
-                )
-                return cls(socket, endpoint, buffer_limit, size_limit)
-            except HTTPClientError as exc:
-                if exc.code != 599:
-                    raise TerminalUnavailable(
-                        f"workspace terminal refused the connection (HTTP {exc.code})"
-                    ) from exc
+                await asyncio.wait_for(_upgrade(loop, protocol, endpoint), remaining)
+                connection = cls(protocol, endpoint, buffer_limit, size_limit, ping_interval)
+                connection._schedule_ping()
+                return connection
+            except TerminalUnavailable:
+                raise
+            except (OSError, _NotReady, asyncio.TimeoutError) as exc:
+                if protocol.transport is not None:
+                    protocol.transport.abort()
                 error: Exception = exc
-            except (OSError, StreamClosedError) as exc:
-                error = exc
             if abandoned():
                 return None
             if loop.time() + delay >= deadline:
@@ -195,17 +463,37 @@ class TtydConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_DELAY_MAX)
 
+    # -- keepalive: our pings keep NATs and ttyd's idle checks content; no pong timeout, since
+    # while the browser is slow we stop reading ttyd on purpose (its pongs wait in the socket).
+
+    def _schedule_ping(self) -> None:
+        if self._ping_interval:
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(self._ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        if self._protocol.lost or self._protocol.close_sent:
+            return
+        self._protocol.write(_OP_PING, b"")
+        self._schedule_ping()
+
+    # -- the relay's side ----------------------------------------------------------------------
+
+    def attach(self, sink: FrameSink) -> None:
+        """Start forwarding ttyd's frames to `sink` (reading was paused since the upgrade)."""
+        self._protocol.attach(sink)
+
+    def resume(self) -> None:
+        """Read ttyd again after `sink.forward` asked to stop."""
+        self._protocol.resume()
+
     @property
     def close_code(self) -> int | None:
-        return self._socket.close_code
+        return self._protocol.close_code
 
     @property
     def close_reason(self) -> str | None:
-        return self._socket.close_reason
-
-    async def read(self) -> str | bytes | None:
-        """ttyd's next message, or None once it has closed."""
-        return await self._socket.read_message()
+        return self._protocol.close_reason
 
     def send(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward one browser message; an awaitable means "read no more until it resolves".
@@ -218,13 +506,11 @@ class TtydConnection:
             self._handshake_sent = True
         elif kind in (RESIZE, RESIZE.encode()):
             message = self._clamped_resize(message)
-        try:
-            flushed = self._socket.write_message(message, binary=isinstance(message, bytes))
-        except WebSocketClosedError:
-            return None  # ttyd's close reaches the browser through the reading side
-        if self.backlog.add(len(message), flushed):
-            return _drained(flushed)
-        return None
+        if isinstance(message, str):
+            self._protocol.write(_OP_TEXT, message.encode("utf-8"))
+        else:
+            self._protocol.write(_OP_BINARY, message)
+        return self._protocol.drained()
 
     def _authenticated_handshake(self, message: str | bytes) -> str | bytes:
         """The browser's handshake with ttyd's token put in and its size clamped."""
@@ -239,7 +525,9 @@ class TtydConnection:
         return _same_type(RESIZE + json.dumps(resize, separators=(",", ":")), message)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self._socket.close(code, reason)
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        self._protocol.close(code, reason)
 
     async def still_listening(self) -> bool:
         """Whether ttyd still accepts connections (a plain TCP connect, closed at once)."""
@@ -254,3 +542,14 @@ class TtydConnection:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return True
+
+
+async def _upgrade(
+    loop: asyncio.AbstractEventLoop, protocol: _TtydProtocol, endpoint: TerminalEndpoint
+) -> None:
+    await loop.create_connection(lambda: protocol, endpoint.host, endpoint.port)
+    await protocol.upgraded
+
+
+def _same_type(text: str, like: str | bytes) -> str | bytes:
+    return text.encode("utf-8") if isinstance(like, bytes) else text

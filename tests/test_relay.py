@@ -147,7 +147,9 @@ async def test_multibyte_output_split_across_frames_arrives_intact(
 ) -> None:
     workspace = await api.create()
     lines = 30_000
-    script = f"stty -onlcr; for i in $(seq 1 {lines}); do printf 'é漢😀%d\\n' $i; done; printf END"
+    # One printf for all lines: its buffer-sized writes (not one per line, which ttyd may read
+    # one at a time) make pty reads end inside characters whatever the reader's speed.
+    script = f"stty -onlcr; printf 'é漢😀%d\\n' $(seq 1 {lines}); printf END"
     raw_ttyd(docker_client, service, workspace, script + "; exec sleep 3600")
     expected = "".join(f"é漢😀{i}\n" for i in range(1, lines + 1)) + "END"
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
