@@ -117,6 +117,12 @@ class ContainerStates:
             found = {name: self._states.get(name) for name in names}
         return {name: entry[1].status for name, entry in found.items() if entry and entry[1]}
 
+    def running_names(self) -> list[str]:
+        """Names of the containers that run now (only meaningful while live)."""
+        with self._lock:
+            entries = list(self._states.items())
+        return [name for name, (_, state) in entries if state and state.status == "running"]
+
     def observe(self, name: str, state: ContainerState | None, observed_at: float) -> None:
         """Record what Docker said about `name` at `observed_at` (time.monotonic() before asking).
 

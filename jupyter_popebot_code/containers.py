@@ -260,6 +260,22 @@ class ContainerManager(DockerEngine):
 
         return await self._call(listed)
 
+    async def running_names(self, store_id: str) -> list[str]:
+        """Names of the store's containers that run now.
+
+        From memory while the event stream is live (cost: the running ones, not every
+        workspace ever made), else one Docker listing of the store.
+        """
+        states = self._states
+        if states is not None and states.live:
+            return states.running_names()
+
+        def listed(client: docker.DockerClient) -> list[str]:
+            found = _store_containers(client, store_id)
+            return [name for name, c in found.items() if c["State"] == "running"]
+
+        return await self._call(listed)
+
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         """Container name -> workspace id for every container of one store."""
 

@@ -77,14 +77,8 @@ class IdleStopper:
 
     async def check(self) -> list[str]:
         """One pass over the running workspaces; answers the ids it stopped."""
-        service = self.service
-        workspaces = await service.all_workspaces()
-        names = [ws.container_name for ws in workspaces if ws.container_name]
-        statuses = await service.containers.statuses(service.store.store_id, names)
         stopped = []
-        for workspace in workspaces:
-            if statuses.get(workspace.container_name or "") != "running":
-                continue
+        for workspace in await self.service.running_workspaces():
             if await self._check_one(workspace):
                 stopped.append(workspace.id)
         return stopped

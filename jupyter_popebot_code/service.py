@@ -156,6 +156,13 @@ class WorkspaceService:
         """Every owner's workspaces, as recorded."""
         return await self._db(self.store.list_all)
 
+    async def running_workspaces(self) -> list[Workspace]:
+        """The workspaces whose containers run now: costs the running ones, not all records."""
+        names = await self.containers.running_names(self.store.store_id)
+        if not names:
+            return []
+        return await self._db(self.store.by_container_names, names)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def get(self, owner: str, workspace_id: str) -> Workspace | None:

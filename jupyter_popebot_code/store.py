@@ -41,6 +41,10 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+# Parameters per statement, under SQLite's historic limit of 999.
+_PARAMETERS_PER_QUERY = 500
+
+
 def new_workspace_id() -> str:
     """80 random bits, lower-case base32: URL-safe and valid in container, volume and DNS names."""
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
@@ -226,6 +230,19 @@ class WorkspaceStore:
         with self._lock:
             row = self._db.execute(f"{_SELECT} WHERE id = ?", (workspace_id,)).fetchone()
         return _row_to_workspace(row) if row else None
+
+    def by_container_names(self, names: list[str]) -> list[Workspace]:
+        """The workspaces whose containers have these names (container_name is indexed)."""
+        found: list[Workspace] = []
+        with self._lock:
+            for start in range(0, len(names), _PARAMETERS_PER_QUERY):
+                chunk = names[start : start + _PARAMETERS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"{_SELECT} WHERE container_name IN ({marks}) ORDER BY id", chunk
+                ).fetchall()
+                found += [_row_to_workspace(row) for row in rows]
+        return found
 
     def insert(self, workspace: Workspace) -> None:
         values = asdict(workspace)

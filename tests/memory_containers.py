@@ -57,6 +57,8 @@ class MemoryContainer:
     upcoming: list[str] = field(default_factory=list)
     # Unpauses after which it is paused again, as a late "paused" event leaves it in dockerd.
     repause: int = 0
+    # Epoch seconds of the latest tmux output (None: no tmux server), for the idle check.
+    tmux_output_at: float | None = None
 
 
 class InMemoryContainerManager(ContainerManager):
@@ -153,6 +155,19 @@ class InMemoryContainerManager(ContainerManager):
             for c in list(self.containers.values())
             if c.labels.get(STORE_LABEL) == store_id and c.name in wanted
         }
+
+    async def tmux_activity(self, container_name: str) -> float | None:
+        await self._enter("tmux_activity")
+        container = self.containers.get(container_name)
+        return container.tmux_output_at if container else None
+
+    async def running_names(self, store_id: str) -> list[str]:
+        await self._enter("running_names")
+        return [
+            c.name
+            for c in list(self.containers.values())
+            if c.labels.get(STORE_LABEL) == store_id and c.status == "running"
+        ]
 
     def known_running(self, container_name: str) -> ContainerState | None:
         self.calls["known_running"] += 1

@@ -89,3 +89,14 @@ def test_ids_are_url_safe_and_distinct() -> None:
     ids = {Workspace.new("u", "n", "", "").id for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 16 and i.isalnum() and i.islower() for i in ids)
+
+
+def test_workspaces_are_found_by_container_name_past_the_parameter_limit(tmp_path: Path) -> None:
+    store = WorkspaceStore(str(tmp_path / "ws.sqlite"))
+    made = [Workspace.new("alice", f"ws{i}", "", "") for i in range(1200)]
+    for workspace in made:
+        store.insert(workspace)
+    wanted = [ws.container_name or "" for ws in made[::2]] + ["code-workspace-unknown"]
+    found = store.by_container_names(wanted)
+    assert sorted(ws.id for ws in found) == sorted(ws.id for ws in made[::2])
+    assert store.by_container_names([]) == []

@@ -7,7 +7,9 @@ container state and failure can be set exactly, and races are made to happen on 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +24,7 @@ from jupyter_popebot_code.containers import (
     ContainerMissing,
     DockerUnavailable,
 )
+from jupyter_popebot_code.idle import IdleStopper
 from jupyter_popebot_code.service import WorkspaceNotFound, WorkspaceService
 from jupyter_popebot_code.store import Workspace
 from jupyter_popebot_code.validation import WorkspaceSpec
@@ -445,3 +448,51 @@ async def test_an_unexpected_error_in_the_orphan_sweep_never_escapes(
     """It runs as a start-up callback: an exception there would only be a traceback in the log."""
     memory.fail_next("workspace_ids", RuntimeError("something nobody expected"))
     await workspaces.remove_orphans()  # logs, returns
+
+
+# -- idle stop: only the running workspaces are looked at ----------------------------------------
+
+
+async def test_running_workspaces_costs_the_running_ones_not_every_record(
+    workspaces: WorkspaceService, memory: InMemoryContainerManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [await create(workspaces, name=f"ws{i}") for i in range(6)]
+    for workspace in made[2:]:
+        assert workspace.container_name
+        memory.containers[workspace.container_name].status = "exited"
+    # A record whose container belongs to another store is never reported as running here.
+    stranger = made[1]
+    assert stranger.container_name
+    memory.containers[stranger.container_name].labels[STORE_LABEL] = "another-store"
+
+    def no_full_listing() -> list[Workspace]:
+        raise AssertionError("the idle check must not read every record")
+
+    monkeypatch.setattr(workspaces.store, "list_all", no_full_listing)
+    running = await workspaces.running_workspaces()
+    assert [ws.id for ws in running] == [made[0].id]
+
+
+async def test_the_idle_check_stops_only_idle_running_workspaces(
+    workspaces: WorkspaceService, memory: InMemoryContainerManager
+) -> None:
+    idle, busy, stopped = [await create(workspaces, name=n) for n in ("idle", "busy", "stopped")]
+    for workspace in (idle, busy, stopped):
+        assert workspace.container_name
+    memory.containers[stopped.container_name or ""].status = "exited"
+    long_ago = time.time() - 3600
+    for workspace in (idle, busy, stopped):
+        workspaces.last_activity[workspace.id] = long_ago
+    workspaces.mark_active(busy.id)
+    closed: list[str] = []
+    stopper = IdleStopper(
+        workspaces,
+        idle_timeout=60,
+        interval=30,
+        close_terminals=lambda workspace_id, reason: closed.append(workspace_id),
+        log=logging.getLogger("test"),
+    )
+    assert await stopper.check() == [idle.id]
+    assert closed == [idle.id]
+    assert memory.containers[idle.container_name or ""].status == "exited"
+    assert memory.containers[busy.container_name or ""].status == "running"
