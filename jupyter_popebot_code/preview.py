@@ -209,7 +209,10 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         self._backlog = WriteBacklog(self.proxy.buffer_limit)
         self._upstream_backlog = WriteBacklog(self.proxy.buffer_limit)
         self._pump: asyncio.Task[None] | None = None
-        self._upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+        self._upgrade = (
+            self.request.method == "GET"
+            and self.request.headers.get("Upgrade", "").lower() == "websocket"
+        )
 
     @property
     def proxy(self) -> PreviewProxy:
@@ -426,7 +429,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
     def _without_login_token(self, target: str) -> str:
         """Drop `?token=` when it logged this request in: it is the server's, not the app's."""
         path, _, query = target.partition("?")
-        if not query or not self.token_authenticated or "token" not in self.request.arguments:
+        if not query or "token" not in self.request.query_arguments or not self.token_authenticated:
             return target
         kept = [p for p in query.split("&") if p.split("=", 1)[0] != "token"]
         return path + ("?" + "&".join(kept) if kept else "")
@@ -507,6 +510,10 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                 raise web.HTTPError(
                     502, f"The app on port {self.port} closed the connection: {exc}"
                 ) from exc
+            # Cut off mid-body: the browser must not take what it got for the whole answer
+            # (a chunked response would otherwise end with a proper last chunk).
+            self.log.info("Preview of workspace %s: the app broke off: %s", self._workspace_id, exc)
+            self._abort_browser()
         finally:
             connection.close()
         if not response.started:
@@ -517,9 +524,15 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
             return
         try:
             self.finish()
-        except (StreamClosedError, RuntimeError, httputil.HTTPOutputError):
-            # The app ended short of its Content-Length: the browser must not take it as whole.
-            self.request.connection.close()  # type: ignore[union-attr]
+        except (StreamClosedError, httputil.HTTPOutputError):
+            # The app ended short of its Content-Length (tornado closed the browser's socket).
+            self._closed = True
+
+    def _abort_browser(self) -> None:
+        """Close the browser's connection now, without ending the response properly."""
+        self._closed = True
+        browser = cast(HTTP1Connection, self.request.connection)
+        browser.close()
 
     def start_response(
         self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders

@@ -262,6 +262,12 @@ async def test_bodies_stream_both_ways_with_every_method(new_preview: NewPreview
     assert missing.body == b"not found: /nowhere"
     download = await preview.fetch("big?mb=3")
     assert len(download.body) == 3 * 1024 * 1024
+    # An app that dies mid-body: the browser sees a broken answer, never a complete one.
+    for path in ("truncated", "truncated-chunked"):
+        with pytest.raises(HTTPClientError) as broken:
+            await preview.fetch(path)
+        assert broken.value.code == 599, path  # the connection broke off
+    assert (await preview.fetch("headers")).code == 200
 
 
 # -- who may use it -------------------------------------------------------------------------------

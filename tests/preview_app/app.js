@@ -59,6 +59,13 @@ const server = http.createServer((req, res) => {
       res.writeHead(200, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ size, sha256: hash.digest("hex"), method: req.method }));
     });
+  } else if (route === "/truncated" || route === "/truncated-chunked") {
+    // Dies halfway through its body, with a length or chunked.
+    const headers = { "Content-Type": "text/plain" };
+    if (route === "/truncated") headers["Content-Length"] = 1000;
+    res.writeHead(200, headers);
+    res.write("x".repeat(10));
+    setTimeout(() => req.socket.destroy(), 100);
   } else if (route === "/empty") {
     res.writeHead(204);
     res.end();
