@@ -21,7 +21,8 @@ from .hub_sync import HubSync
 from .idle import IdleStopper
 from .network_policy import NetworkPolicy
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
-from .preview import PreviewProxy, preview_handlers
+from .preview import HostPreviewHandler, PreviewProxy, preview_handlers
+from .preview_host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
 from .relay import TerminalRelay, relay_handlers
 from .service import Quota, WorkspaceService
 from .store import WorkspaceStore
@@ -288,6 +289,17 @@ class CodeWorkspacesApp(ExtensionApp):
         self.handlers.extend(workspace_handlers())
         self.handlers.extend(relay_handlers())
         self.handlers.extend(preview_handlers())
+        pattern = self.preview_proxy.host_pattern_parsed
+        if pattern is not None:
+            assert self.serverapp is not None
+            self.handlers.extend(login_handlers())
+            name = {"name": self.name}
+            host_handlers = [
+                (AUTH_PATH, PreviewAuthHandler, name),
+                (r"/.*", HostPreviewHandler, name),
+            ]
+            install_host_routes(self.serverapp.web_app, pattern, host_handlers)
+            self.log.info("Previews on hosts %s (PreviewProxy.mode = 'host')", pattern.pattern)
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):

@@ -14,7 +14,7 @@ from tornado import web
 
 from .base import CodeWorkspacesMixin
 from .owner import NoIdentity, is_admin
-from .preview_rules import preview_key, preview_url
+from .preview_rules import preview_key
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .validation import InvalidInput, validate_name
 
@@ -223,7 +223,8 @@ class WorkspacePortsHandler(WorkspaceAPIHandler):
             self.owner_or_admin(), workspace_id
         )
         key = preview_key(self.settings["cookie_secret"], workspace.user_id, workspace.id)
-        template = preview_url(self.base_url, key, workspace.id, "{port}")
+        proxy = self.code_app.preview_proxy
+        template = proxy.url_template(self.base_url, key, workspace.id, self.request.protocol)
         self.write_json(
             {
                 "status": status,

@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from functools import partial
 from http.client import responses
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from jupyter_core.utils import ensure_async
 from jupyter_server._tz import utcnow
@@ -38,11 +38,18 @@ from tornado.websocket import (
     WebSocketHandler,
     websocket_connect,
 )
-from traitlets import Float, Int
+from traitlets import Enum, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .base import CodeWorkspacesMixin
 from .owner import AUTH_RESOURCE, NoIdentity, is_admin
+from .preview_host import (
+    COOKIE_DAYS,
+    COOKIE_NAME,
+    HostPattern,
+    TicketBook,
+    login_url,
+)
 from .preview_rules import (
     LOCAL_HOSTS,
     PREVIEW_ABSOLUTE_PATH,
@@ -54,8 +61,10 @@ from .preview_rules import (
     origin_kind,
     page_load,
     preflight_answer,
+    preview_url,
     rewrite_location,
     upstream_request_headers,
+    without_cookie,
 )
 from .relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
@@ -84,6 +93,38 @@ class PreviewUnavailable(Exception):
 
 class PreviewProxy(LoggingConfigurable):
     """Options of the preview proxy, and the connections open right now per workspace."""
+
+    mode = Enum(
+        ["sandbox", "host"],
+        default_value="sandbox",
+        help=(
+            "'sandbox': previews on the Jupyter server's own host under code/preview/..., each "
+            "page in an opaque origin (CSP sandbox): no app cookies or localStorage, but nothing "
+            "to set up. 'host': every port of every workspace on a host name of its own "
+            "(host_pattern; needs wildcard DNS, and TLS for https), its own origin with working "
+            "cookies; a signed cookie on that host, handed over from the Jupyter origin, says "
+            "whose it is."
+        ),
+    ).tag(config=True)
+
+    host_pattern = Unicode(
+        "",
+        help=(
+            "Host mode: the preview host of a port, with {port} and {workspace} (the id), e.g. "
+            "'{port}-{workspace}.preview.example.com' or "
+            "'{port}-{workspace}.preview.localhost:8888' (browsers resolve *.localhost to the "
+            "machine). DNS for all of them must reach this server."
+        ),
+    ).tag(config=True)
+
+    jupyter_url = Unicode(
+        "",
+        help=(
+            "Host mode: this server's URL as browsers reach it (scheme, host, base_url), where a "
+            "preview host sends a browser that has no preview cookie yet, e.g. "
+            "'https://jupyter.example.com/'."
+        ),
+    ).tag(config=True)
 
     connect_timeout = Float(
         10.0,
@@ -123,9 +164,22 @@ class PreviewProxy(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.host_pattern_parsed: HostPattern | None = None
+        if self.mode == "host":
+            if not self.jupyter_url:
+                raise ValueError("PreviewProxy.mode = 'host' needs PreviewProxy.jupyter_url.")
+            self.host_pattern_parsed = HostPattern(self.host_pattern)
+        self.tickets = TicketBook()
         self._open: Counter[str] = Counter()
         self._websockets: set[PreviewHandler] = set()
         self._activity_at: dict[str, float] = {}
+
+    def url_template(self, base_url: str, key: str, workspace_id: str, scheme: str) -> str:
+        """The preview URL of any port of a workspace, with a literal {port}."""
+        pattern = self.host_pattern_parsed
+        if pattern is None:
+            return preview_url(base_url, key, workspace_id, "{port}")
+        return f"{scheme}://{pattern.host('{port}', workspace_id)}/"
 
     def acquire(self, workspace_id: str) -> str | None:
         """Take a connection place for the workspace; the reason it is refused, or None."""
@@ -218,6 +272,9 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
     def proxy(self) -> PreviewProxy:
         return self.code_app.preview_proxy
 
+    # Sandbox mode: pages run in an opaque origin on the Jupyter server's (see preview_rules).
+    sandboxed = True
+
     # -- what Jupyter's handlers do that a proxy must not ------------------------------------
 
     def set_cors_headers(self) -> None:
@@ -269,29 +326,15 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         await super().prepare()
         if self._finished:
             return
-        kwargs = self.path_kwargs
-        if kwargs.get("path") is None:
-            # /code/preview/{id}/{key}/{port}: relative links of the page need the slash.
-            path, _, query = self.request.uri.partition("?") if self.request.uri else ("", "", "")
-            self.redirect(path + "/" + ("?" + query if query else ""))
-            return
-        self.port = int(kwargs["port"])
-        if not 0 < self.port < 65536:
-            raise web.HTTPError(404, "Ports go from 1 to 65535.")
-        origin = self.get_origin()
-        if not self.check_origin(origin):
-            raise web.HTTPError(403, "Cross-origin request to a preview refused.")
-        workspace = await self._authorize(kwargs["workspace_id"], kwargs["key"])
+        workspace = await self._authorize_request()
+        if workspace is None:
+            return  # answered already (a redirect)
         self.workspace = workspace
-        route = PREVIEW_ABSOLUTE_PATH if self.absolute else PREVIEW_PATH
-        self.prefix = url_path_join(
-            self.base_url, route, workspace.id, kwargs["key"], str(self.port)
-        )
         if self._upgrade:
             return  # get() connects, then upgrades
-        if self.request.method == "OPTIONS" and origin_kind(origin) == "null":
+        if self.request.method == "OPTIONS" and origin_kind(self.get_origin()) == "null":
             wanted = self.request.headers.get("Access-Control-Request-Method")
-            if wanted:
+            if wanted and self.sandboxed:
                 self._answer_preflight(wanted)
                 return
         refused = self.proxy.acquire(workspace.id)
@@ -300,6 +343,27 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         self._counted = True
         self._record_activity()
         await self._send_request_head()
+
+    async def _authorize_request(self) -> Workspace | None:
+        """Sandbox mode: the workspace named in the path, if key and caller may use it."""
+        kwargs = self.path_kwargs
+        if kwargs.get("path") is None:
+            # /code/preview/{id}/{key}/{port}: relative links of the page need the slash.
+            path, _, query = self.request.uri.partition("?") if self.request.uri else ("", "", "")
+            self.redirect(path + "/" + ("?" + query if query else ""))
+            return None
+        self.port = int(kwargs["port"])
+        if not 0 < self.port < 65536:
+            raise web.HTTPError(404, "Ports go from 1 to 65535.")
+        origin = self.get_origin()
+        if not self.check_origin(origin):
+            raise web.HTTPError(403, "Cross-origin request to a preview refused.")
+        workspace = await self._authorize(kwargs["workspace_id"], kwargs["key"])
+        route = PREVIEW_ABSOLUTE_PATH if self.absolute else PREVIEW_PATH
+        self.prefix = url_path_join(
+            self.base_url, route, workspace.id, kwargs["key"], str(self.port)
+        )
+        return workspace
 
     async def _authorize(self, workspace_id: str, key: str) -> Workspace:
         """The workspace if the key is its owner's and the caller may use it; else 401/403."""
@@ -401,18 +465,22 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
     def _upstream_headers(self, websocket: bool) -> httputil.HTTPHeaders:
         request = self.request
         pairs = upstream_request_headers(
-            request.headers.get_all(),
+            self._browser_request_headers(),
             port=self.port,
             forwarded_host=request.host,
             forwarded_proto=request.protocol,
             forwarded_for=request.remote_ip or "",
             prefix=None if self.absolute else self.prefix,
             websocket=websocket,
+            keep_credentials=not self.sandboxed,
         )
         headers = httputil.HTTPHeaders()
         for name, value in pairs:
             headers.add(name, value)
         return headers
+
+    def _browser_request_headers(self) -> list[tuple[str, str]]:
+        return list(self.request.headers.get_all())
 
     def _upstream_target(self) -> str:
         """The path and query the app is asked for, still percent-encoded as the browser sent it."""
@@ -544,7 +612,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         for name in ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options"):
             self.clear_header(name)
         self.set_status(start_line.code, start_line.reason or "Unknown")
-        forwarded = browser_response_headers(headers.get_all())
+        forwarded = self._app_response_headers(headers)
         app_hosts = LOCAL_HOSTS | {self._app_address}
         for name, value in forwarded:
             if name.lower() == "location":
@@ -556,11 +624,15 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                     app_hosts=app_hosts,
                 )
             self.add_header(name, value)
-        for name, value in cors_for_sandbox(self.get_origin(), forwarded):
-            self.add_header(name, value)
-        self.add_header("Content-Security-Policy", SANDBOX_CSP)
+        if self.sandboxed:
+            for name, value in cors_for_sandbox(self.get_origin(), forwarded):
+                self.add_header(name, value)
+            self.add_header("Content-Security-Policy", SANDBOX_CSP)
         # Headers now, so event streams and long polls start before the first byte of body.
         return self._quietly(self.flush())
+
+    def _app_response_headers(self, headers: httputil.HTTPHeaders) -> list[tuple[str, str]]:
+        return browser_response_headers(headers.get_all())
 
     def write_chunk(self, chunk: bytes) -> Awaitable[None] | None:
         if self._closed:
@@ -741,6 +813,61 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         self.service.record_activity(workspace.id)
         self.service.note_user_activity(workspace.user_id)
         self.settings["api_last_activity"] = utcnow()
+
+
+class HostPreviewHandler(PreviewHandler):
+    """Host mode: the whole request of a preview host, authorized by the proxy's cookie there."""
+
+    sandboxed = False
+
+    def initialize(self, name: str, absolute: bool = True) -> None:
+        super().initialize(name, absolute=True)  # the app's paths are the public ones
+
+    def check_host(self) -> bool:
+        return True  # routed here because the host matched host_pattern
+
+    def check_origin(self, origin: str | None = None) -> bool:
+        """Only the preview host itself (or no Origin): its own origin, nobody else's."""
+        origin = self.get_origin()
+        if origin is None:
+            return True
+        return urlsplit(origin).netloc.lower() == self.request.host.lower()
+
+    async def _authorize_request(self) -> Workspace | None:
+        pattern = self.proxy.host_pattern_parsed
+        parsed = pattern.parse(self.request.host_name) if pattern else None
+        if parsed is None:
+            raise web.HTTPError(404, "Not a preview host.")
+        self.port, workspace_id = parsed
+        if not self.check_origin():
+            raise web.HTTPError(403, "Cross-origin request to a preview refused.")
+        workspace = await self.service.get(None, workspace_id)
+        cookie = self.get_signed_cookie(COOKIE_NAME, max_age_days=COOKIE_DAYS)
+        try:
+            content = json.loads(cookie) if cookie else {}
+        except ValueError:
+            content = {}
+        if (
+            workspace is not None
+            and isinstance(content, dict)
+            and (content.get("o"), content.get("w"), content.get("p"))
+            == (workspace.user_id, workspace.id, self.port)
+        ):
+            return workspace
+        if self.request.method in ("GET", "HEAD") and not self._upgrade:
+            # Through the Jupyter origin, where the login is, and back with a cookie.
+            target = login_url(
+                self.proxy.jupyter_url, workspace_id, self.port, self.request.uri or "/"
+            )
+            self.redirect(target)
+            return None
+        raise web.HTTPError(401, "Open the preview again: it needs your Jupyter login.")
+
+    def _browser_request_headers(self) -> list[tuple[str, str]]:
+        return without_cookie(self.request.headers.get_all(), COOKIE_NAME)
+
+    def _app_response_headers(self, headers: httputil.HTTPHeaders) -> list[tuple[str, str]]:
+        return browser_response_headers(headers.get_all(), own_cookie=COOKIE_NAME)
 
 
 _ROUTE = r"/(?P<workspace_id>[^/]+)/(?P<key>[^/]+)/(?P<port>[0-9]{1,5})(?P<path>/.*)?"

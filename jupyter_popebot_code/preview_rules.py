@@ -136,15 +136,19 @@ def upstream_request_headers(
     forwarded_for: str,
     prefix: str | None,
     websocket: bool = False,
+    keep_credentials: bool = False,
 ) -> list[tuple[str, str]]:
     """The browser's request headers as the app receives them.
 
     Without credentials, hop-by-hop headers or forged forwarding headers; `Host` and a
     (checked) `Origin` become the app's own, `localhost:<port>`, as when it runs on one's
-    laptop: dev servers refuse unknown hosts and cross-origin WebSockets.
+    laptop: dev servers refuse unknown hosts and cross-origin WebSockets. `keep_credentials`
+    (host mode): the app's own origin, whose cookies and Authorization are the app's.
     """
     pairs = list(headers)
-    drop = HOP_BY_HOP | CREDENTIAL_HEADERS | FORWARDED_HEADERS | {"host", "expect"}
+    drop = HOP_BY_HOP | FORWARDED_HEADERS | {"host", "expect"}
+    if not keep_credentials:
+        drop |= CREDENTIAL_HEADERS
     drop |= _connection_tokens(pairs)
     if websocket:
         drop |= WEBSOCKET_HANDSHAKE
@@ -167,14 +171,40 @@ def upstream_request_headers(
     return out
 
 
-def browser_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The app's response headers as the browser receives them (sandbox mode).
+def browser_response_headers(
+    headers: Iterable[tuple[str, str]], own_cookie: str | None = None
+) -> list[tuple[str, str]]:
+    """The app's response headers as the browser receives them.
 
-    Hop-by-hop and origin-wide headers are dropped; Location is rewritten by the caller.
+    Hop-by-hop headers are dropped, and in sandbox mode (`own_cookie` None) the origin-wide ones;
+    in host mode (the app's own origin) only a Set-Cookie of the proxy's own cookie. Location is
+    rewritten by the caller.
     """
     pairs = list(headers)
-    drop = HOP_BY_HOP | ORIGIN_WIDE | _connection_tokens(pairs)
-    return [(name, value) for name, value in pairs if name.lower() not in drop]
+    drop = HOP_BY_HOP | _connection_tokens(pairs)
+    if own_cookie is None:
+        drop |= ORIGIN_WIDE
+    kept = [(name, value) for name, value in pairs if name.lower() not in drop]
+    if own_cookie is not None:
+        kept = [
+            (name, value)
+            for name, value in kept
+            if name.lower() != "set-cookie" or value.split("=", 1)[0].strip() != own_cookie
+        ]
+    return kept
+
+
+def without_cookie(headers: Iterable[tuple[str, str]], name: str) -> list[tuple[str, str]]:
+    """Request headers with one cookie taken out of every Cookie header (the proxy's own)."""
+    out: list[tuple[str, str]] = []
+    for header, value in headers:
+        if header.lower() == "cookie":
+            parts = [p for p in value.split(";") if p.split("=", 1)[0].strip() != name]
+            value = ";".join(parts).strip()
+            if not value:
+                continue
+        out.append((header, value))
+    return out
 
 
 def cors_for_sandbox(

@@ -7,6 +7,13 @@ from typing import Any
 import pytest
 
 from jupyter_popebot_code.ports import ListeningPort, parse_listening
+from jupyter_popebot_code.preview_host import (
+    HostPattern,
+    TicketBook,
+    mint_ticket,
+    read_ticket,
+    safe_next,
+)
 from jupyter_popebot_code.preview_rules import (
     KEY_LENGTH,
     SANDBOX_CSP,
@@ -20,6 +27,7 @@ from jupyter_popebot_code.preview_rules import (
     preview_url,
     rewrite_location,
     upstream_request_headers,
+    without_cookie,
 )
 
 from ..conftest import Api, HeaderIdentityProvider
@@ -259,3 +267,58 @@ async def test_ports_listing_over_the_in_memory_manager(
     assert containers.calls["start"] == starts  # listing never starts anything
     containers.engine_down = True
     assert (await alice.call("GET", f"{workspace['id']}/ports"))[0] == 503
+
+
+# -- host mode ------------------------------------------------------------------------------------
+
+
+def test_host_patterns_build_and_read_preview_hosts() -> None:
+    pattern = HostPattern("{port}-{workspace}.preview.example.com:8443")
+    assert (
+        pattern.host(5173, "abcdefghijklmnop") == "5173-abcdefghijklmnop.preview.example.com:8443"
+    )
+    assert pattern.parse("5173-abcdefghijklmnop.preview.example.com") == (5173, "abcdefghijklmnop")
+    assert pattern.parse("5173-ABCDEFGHIJKLMNOP.Preview.Example.com") == (5173, "abcdefghijklmnop")
+    for name in (
+        "5173-abcdefghijklmnop.preview.example.com.evil.com",
+        "5173-abcdefghijklmnop-preview.example.com",  # the dots are not wildcards
+        "99999-abcdefghijklmnop.preview.example.com",
+        "5173-abc.preview.example.com",
+        "x.5173-abcdefghijklmnop.preview.example.com",
+    ):
+        assert pattern.parse(name) is None, name
+    with pytest.raises(ValueError, match="port"):
+        HostPattern("{workspace}.preview.example.com")
+
+
+def test_tickets_are_signed_short_lived_and_used_once() -> None:
+    ticket = mint_ticket(b"secret", "alice", "abcdefghijklmnop", 8080)
+    content = read_ticket(b"secret", ticket)
+    assert content is not None
+    assert (content["o"], content["w"], content["p"]) == ("alice", "abcdefghijklmnop", 8080)
+    assert read_ticket(b"other secret", ticket) is None
+    assert read_ticket(b"secret", ticket[:-2] + "00") is None
+    book = TicketBook()
+    assert book.use(content["n"])
+    assert not book.use(content["n"])
+    assert safe_next("/app?x=1") == "/app?x=1"
+    for bad in ("//evil.com/", "/\\evil.com", "https://evil.com/", "", None, "app"):
+        assert safe_next(bad) == "/"
+
+
+def test_host_mode_keeps_the_apps_cookies_but_not_the_proxys() -> None:
+    assert without_cookie(
+        [("Cookie", "popebot-preview=s; app=1"), ("Accept", "*/*")], "popebot-preview"
+    ) == [
+        ("Cookie", "app=1"),
+        ("Accept", "*/*"),
+    ]
+    assert without_cookie([("Cookie", "popebot-preview=s")], "popebot-preview") == []
+    answer = [
+        ("Set-Cookie", "app=1"),
+        ("Set-Cookie", "popebot-preview=forged"),
+        ("Connection", "close"),
+    ]
+    assert browser_response_headers(answer, own_cookie="popebot-preview") == [
+        ("Set-Cookie", "app=1")
+    ]
