@@ -52,10 +52,7 @@ function runtimeValues(spec) {
       schemas.Port.properties.port.minimum,
       'Port.port.minimum'
     ),
-    portMaximum: need(
-      schemas.Port.properties.port.maximum,
-      'Port.port.maximum'
-    )
+    portMaximum: need(schemas.Port.properties.port.maximum, 'Port.port.maximum')
   };
   return `
 /**
