@@ -21,6 +21,7 @@ from .hub_sync import HubSync
 from .idle import IdleStopper
 from .network_policy import NetworkPolicy
 from .owner import ANONYMOUS_IDENTITY_PROVIDERS
+from .preview import PreviewProxy, preview_handlers
 from .relay import TerminalRelay, relay_handlers
 from .service import Quota, WorkspaceService
 from .store import WorkspaceStore
@@ -46,6 +47,7 @@ class CodeWorkspacesApp(ExtensionApp):
     container_manager: ContainerManager
     network_policy: NetworkPolicy
     terminal_relay: TerminalRelay
+    preview_proxy: PreviewProxy
     validator: WorkspaceValidator
     service: WorkspaceService
     idle_stopper: IdleStopper
@@ -190,7 +192,7 @@ class CodeWorkspacesApp(ExtensionApp):
     def _default_service_url(self) -> str:
         return service_url_from_environment()
 
-    classes = [ContainerManager, NetworkPolicy, TerminalRelay, HubSync]
+    classes = [ContainerManager, NetworkPolicy, TerminalRelay, PreviewProxy, HubSync]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
@@ -219,6 +221,7 @@ class CodeWorkspacesApp(ExtensionApp):
             self.container_manager.claude_code_oauth_token = token
         self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
+        self.preview_proxy = PreviewProxy(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
             repo_url_template=self.repo_url_template,
             allowed_schemes=tuple(self.allowed_repo_schemes),
@@ -284,6 +287,7 @@ class CodeWorkspacesApp(ExtensionApp):
             return
         self.handlers.extend(workspace_handlers())
         self.handlers.extend(relay_handlers())
+        self.handlers.extend(preview_handlers())
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
@@ -291,4 +295,5 @@ class CodeWorkspacesApp(ExtensionApp):
             await self.hub_sync.stop()
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
+            self.preview_proxy.close_all()
             await self.service.close()

@@ -26,6 +26,7 @@ from traitlets import Callable as CallableTrait
 
 from .container_states import ContainerState, ContainerStates, state_from_inspect
 from .engine import ContainerError, ContainerMissing, DockerEngine, DockerUnavailable
+from .ports import ListeningPort, parse_listening
 from .store import Workspace
 
 __all__ = [
@@ -45,6 +46,10 @@ STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
 # tmux stamps a window's activity whenever its panes write output, attached or not.
 TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
+# Every listening TCP socket of the container's network namespace (tcp6 may be absent).
+LISTENING_PORTS_COMMAND = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
+# Docker's DNS resolver on user-defined networks listens in every container on a random port.
+DOCKER_DNS_ADDRESS = "127.0.0.11"
 # POSIX portable environment variable names.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -284,6 +289,23 @@ class ContainerManager(DockerEngine):
                 return None
             stamps = [int(word) for word in output.split() if word.isdigit()]
             return float(max(stamps)) if stamps else None
+
+        return await self._call(ask)
+
+    async def listening_ports(self, container_name: str) -> list[ListeningPort]:
+        """The TCP ports the running container listens on (ttyd's left out), in one exec."""
+
+        def ask(client: docker.DockerClient) -> list[ListeningPort]:
+            exec_id = client.api.exec_create(
+                container_name, LISTENING_PORTS_COMMAND, stdout=True, stderr=False
+            )["Id"]
+            # cat's exit code is 1 without IPv6 (no tcp6): what it printed still counts.
+            output = client.api.exec_start(exec_id)
+            return parse_listening(
+                output.decode("ascii", "replace"),
+                exclude=(TTYD_PORT,),
+                hidden_addresses=(DOCKER_DNS_ADDRESS,),
+            )
 
         return await self._call(ask)
 

@@ -14,6 +14,7 @@ from tornado import web
 
 from .base import CodeWorkspacesMixin
 from .owner import NoIdentity, is_admin
+from .preview_rules import preview_key, preview_url
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .validation import InvalidInput, validate_name
 
@@ -213,6 +214,33 @@ class WorkspaceStopHandler(WorkspaceAPIHandler):
         self.write_json(result.to_json())
 
 
+class WorkspacePortsHandler(WorkspaceAPIHandler):
+    @web.authenticated
+    @authorized
+    @translate_errors()
+    async def get(self, workspace_id: str) -> None:
+        workspace, status, ports = await self.service.listening_ports(
+            self.owner_or_admin(), workspace_id
+        )
+        key = preview_key(self.settings["cookie_secret"], workspace.user_id, workspace.id)
+        template = preview_url(self.base_url, key, workspace.id, "{port}")
+        self.write_json(
+            {
+                "status": status,
+                "ports": [
+                    {
+                        "port": p.port,
+                        "address": p.address,
+                        "reachable": p.reachable,
+                        "url": template.replace("{port}", str(p.port)),
+                    }
+                    for p in ports
+                ],
+                "url_template": template,
+            }
+        )
+
+
 _ID = r"(?P<workspace_id>[^/]+)"
 
 
@@ -222,5 +250,6 @@ def workspace_handlers() -> list[tuple[str, type[WorkspaceAPIHandler]]]:
         (rf"/api/code/workspaces/{_ID}/star", WorkspaceStarHandler),
         (rf"/api/code/workspaces/{_ID}/ensure", WorkspaceEnsureHandler),
         (rf"/api/code/workspaces/{_ID}/stop", WorkspaceStopHandler),
+        (rf"/api/code/workspaces/{_ID}/ports", WorkspacePortsHandler),
         (rf"/api/code/workspaces/{_ID}/?", WorkspaceHandler),
     ]

@@ -26,6 +26,7 @@ from .container_states import ContainerState
 from .containers import TTYD_PORT, ContainerManager
 from .engine import ContainerError, ContainerMissing, DockerUnavailable
 from .network_policy import NetworkPolicy
+from .ports import ListeningPort
 from .store import Workspace, WorkspaceStore, volume_name
 from .ttyd import TerminalEndpoint
 from .validation import WorkspaceSpec, WorkspaceValidator
@@ -158,7 +159,8 @@ class WorkspaceService:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def get(self, owner: str, workspace_id: str) -> Workspace | None:
+    async def get(self, owner: str | None, workspace_id: str) -> Workspace | None:
+        """The owner's workspace (anyone's for None), or None."""
         try:
             return await self._owned(owner, workspace_id)
         except WorkspaceNotFound:
@@ -181,8 +183,11 @@ class WorkspaceService:
             for ws in workspaces
         ]
 
-    async def describe(self, owner: str, workspace_id: str) -> tuple[Workspace, str]:
-        """The workspace and its container's Docker status ('missing' when there is none)."""
+    async def describe(self, owner: str | None, workspace_id: str) -> tuple[Workspace, str]:
+        """The workspace and its container's Docker status ('missing' when there is none).
+
+        Owner None is an admin, who may see any workspace.
+        """
         workspace = self._with_activity(await self._owned(owner, workspace_id))
         if not workspace.container_name:
             return workspace, STATUS_MISSING
@@ -442,6 +447,14 @@ class WorkspaceService:
     # -- terminals -------------------------------------------------------------------------
 
     async def terminal_endpoint(self, workspace: Workspace) -> TerminalEndpoint:
+        return TerminalEndpoint(
+            host=await self.container_host(workspace),
+            port=TTYD_PORT,
+            credential=workspace.ttyd_credential,
+        )
+
+    async def container_host(self, workspace: Workspace) -> str:
+        """Where this server dials the running container (ttyd, previews)."""
         name = workspace.container_name
         if not name:
             raise ContainerError("This workspace has no container.")
@@ -449,11 +462,27 @@ class WorkspaceService:
         if state is None or state.status != "running":
             status = state.status if state else STATUS_MISSING
             raise ContainerError(f"The workspace container is {status}, not running.")
-        return TerminalEndpoint(
-            host=await self.containers.connect_host(name, state),
-            port=TTYD_PORT,
-            credential=workspace.ttyd_credential,
-        )
+        return await self.containers.connect_host(name, state)
+
+    async def listening_ports(
+        self, owner: str | None, workspace_id: str
+    ) -> tuple[Workspace, str, list[ListeningPort]]:
+        """The workspace, its container's status and, while it runs, the ports it listens on.
+
+        Starts nothing. Owner None is an admin.
+        """
+        workspace, status = await self.describe(owner, workspace_id)
+        if status != "running" or not workspace.container_name:
+            return workspace, status, []
+        try:
+            ports = await self.containers.listening_ports(workspace.container_name)
+        except DockerUnavailable:
+            raise
+        except ContainerError:
+            # Stopped between the two calls (exec refused): what it says now is the answer.
+            workspace, status = await self.describe(owner, workspace_id)
+            return workspace, status, []
+        return workspace, status, ports
 
     def mark_active(self, workspace_id: str, when: float | None = None) -> None:
         """Remember activity in memory only (for the idle stopper); never goes backwards."""

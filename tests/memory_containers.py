@@ -28,6 +28,7 @@ from jupyter_popebot_code.containers import (
     DockerUnavailable,
     workspace_labels,
 )
+from jupyter_popebot_code.ports import ListeningPort
 from jupyter_popebot_code.store import Workspace
 
 T = TypeVar("T")
@@ -57,6 +58,8 @@ class MemoryContainer:
     upcoming: list[str] = field(default_factory=list)
     # Unpauses after which it is paused again, as a late "paused" event leaves it in dockerd.
     repause: int = 0
+    # What listening_ports answers while it runs (tests set it).
+    listening: list[ListeningPort] = field(default_factory=list)
 
 
 class InMemoryContainerManager(ContainerManager):
@@ -170,6 +173,15 @@ class InMemoryContainerManager(ContainerManager):
             for c in list(self.containers.values())
             if c.labels.get(STORE_LABEL) == store_id
         }
+
+    async def listening_ports(self, container_name: str) -> list[ListeningPort]:
+        await self._enter("listening_ports")
+        container = self.containers.get(container_name)
+        if container is None:
+            raise ContainerMissing(f"No such container: {container_name}")
+        if container.status != "running":
+            raise ContainerError(f"Container {container_name} is not running.")
+        return sorted(container.listening, key=lambda p: p.port)
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         await self._enter("connect_host")

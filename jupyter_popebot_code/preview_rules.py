@@ -1,0 +1,249 @@
+"""What the preview proxy allows and rewrites, as pure functions (no I/O, no tornado handler).
+
+- the preview key: an HMAC of the server's cookie secret over owner and workspace id;
+- who may load a page and who may fetch a subresource (`page_load`);
+- which request headers reach the app and which response headers reach the browser;
+- where an app's redirect (`Location`) should point once it passes through the proxy.
+
+Why a key and a sandbox: a page of the app runs under the Jupyter server's origin. The response
+header `Content-Security-Policy: sandbox` (never allow-same-origin) gives it an opaque origin, so
+it can neither read the server's cookies or XSRF token nor call its API with them; in exchange its
+own requests carry no cookies either (Chromium sends them with Sec-Fetch-Site: cross-site, scripts
+and fetch with `Origin: null`). The key in the URL authorizes those requests instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Collection, Iterable
+from urllib.parse import urlsplit
+
+from jupyter_server.utils import url_path_join
+
+PREVIEW_PATH = "code/preview"
+PREVIEW_ABSOLUTE_PATH = "code/preview-absolute"
+
+KEY_LENGTH = 26  # base32 characters: 130 bits
+_KEY_CONTEXT = b"jupyter-popebot-code preview key\0"
+
+# The sandbox every proxied page runs in: scripts and forms, but never the server's origin
+# (allow-same-origin) nor navigating the JupyterLab page around it (allow-top-navigation).
+SANDBOX_CSP = (
+    "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads "
+    "allow-pointer-lock allow-presentation; frame-ancestors 'self'"
+)
+
+# RFC 9110 §7.6.1 connection-specific headers, plus the deprecated Proxy-Connection.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The browser's credentials for the Jupyter server: the app must never see them.
+CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "x-xsrftoken", "x-csrftoken"})
+# Set by the proxy itself (a browser's own values would lie to the app).
+FORWARDED_HEADERS = frozenset(
+    {"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-prefix"}
+)
+# tornado's WebSocket client writes its own handshake headers.
+WEBSOCKET_HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+# Response headers that act on the whole origin, which in sandbox mode is the Jupyter server's:
+# cookies (tossing), wiping its cookies and storage, HSTS and reporting for every path.
+ORIGIN_WIDE = frozenset(
+    {
+        "set-cookie",
+        "set-cookie2",
+        "clear-site-data",
+        "strict-transport-security",
+        "nel",
+        "report-to",
+    }
+)
+# Addresses under which an app names itself in redirects (besides the container's own address).
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1", "::"})  # noqa: S104
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def preview_key(secret: bytes | str, owner: str, workspace_id: str) -> str:
+    """The preview key of one owner's workspace: stable while the cookie secret is."""
+    if isinstance(secret, str):
+        secret = secret.encode()
+    message = _KEY_CONTEXT + owner.encode() + b"\0" + workspace_id.encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:KEY_LENGTH]
+
+
+def preview_url(base_url: str, key: str, workspace_id: str, port: int | str) -> str:
+    """The path of a port's preview (prefix stripped), ending with a slash."""
+    return url_path_join(base_url, PREVIEW_PATH, workspace_id, key, str(port)) + "/"
+
+
+def key_matches(secret: bytes | str, owner: str, workspace_id: str, key: str) -> bool:
+    """Whether `key` is the preview key of this owner and workspace (constant-time compare)."""
+    expected = preview_key(secret, owner, workspace_id)
+    return hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
+
+
+def page_load(method: str, sec_fetch_mode: str | None) -> bool:
+    """Whether a request must carry the user's identity: a top-level page load, or no browser.
+
+    A sandboxed page's own subresources (scripts, images, fetch, WebSocket) come without
+    cookies and with a Sec-Fetch-Mode other than `navigate`; a request without Sec-Fetch-Mode is
+    not from a current browser, and must authenticate (a token) like any API client.
+    """
+    return method in ("GET", "HEAD") and sec_fetch_mode in (None, "navigate")
+
+
+def origin_kind(origin: str | None) -> str:
+    """'none' (no Origin header), 'null' (an opaque origin: the sandboxed page) or 'other'."""
+    if origin is None:
+        return "none"
+    return "null" if origin.strip() == "null" else "other"
+
+
+def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """Header names listed in Connection: hop-by-hop for this message only."""
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            tokens.update(token.strip().lower() for token in value.split(","))
+    return tokens
+
+
+def upstream_request_headers(
+    headers: Iterable[tuple[str, str]],
+    *,
+    port: int,
+    forwarded_host: str,
+    forwarded_proto: str,
+    forwarded_for: str,
+    prefix: str | None,
+    websocket: bool = False,
+) -> list[tuple[str, str]]:
+    """The browser's request headers as the app receives them.
+
+    Without credentials, hop-by-hop headers or forged forwarding headers; `Host` and a
+    (checked) `Origin` become the app's own, `localhost:<port>`, as when it runs on one's
+    laptop: dev servers refuse unknown hosts and cross-origin WebSockets.
+    """
+    pairs = list(headers)
+    drop = HOP_BY_HOP | CREDENTIAL_HEADERS | FORWARDED_HEADERS | {"host", "expect"}
+    drop |= _connection_tokens(pairs)
+    if websocket:
+        drop |= WEBSOCKET_HANDSHAKE
+    app_origin = f"http://localhost:{port}"
+    out: list[tuple[str, str]] = [("Host", f"localhost:{port}")]
+    for name, value in pairs:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == "origin":
+            value = app_origin
+        out.append((name, value))
+    out += [
+        ("X-Forwarded-Host", forwarded_host),
+        ("X-Forwarded-Proto", forwarded_proto),
+        ("X-Forwarded-For", forwarded_for),
+    ]
+    if prefix is not None:
+        out.append(("X-Forwarded-Prefix", prefix))
+    return out
+
+
+def browser_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The app's response headers as the browser receives them (sandbox mode).
+
+    Hop-by-hop and origin-wide headers are dropped; Location is rewritten by the caller.
+    """
+    pairs = list(headers)
+    drop = HOP_BY_HOP | ORIGIN_WIDE | _connection_tokens(pairs)
+    return [(name, value) for name, value in pairs if name.lower() not in drop]
+
+
+def cors_for_sandbox(
+    request_origin: str | None, response_headers: Collection[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Headers that let the sandboxed page use the response; the least that makes apps work.
+
+    Module scripts (Vite) and fetch from an opaque origin are CORS requests with `Origin: null`
+    and no credentials: without `Access-Control-Allow-Origin` the browser discards the answer.
+    `null` (not `*`) is allowed, without credentials; an app's own CORS answer is kept.
+    """
+    if origin_kind(request_origin) != "null":
+        return []
+    if any(name.lower() == "access-control-allow-origin" for name, _ in response_headers):
+        return []
+    return [("Access-Control-Allow-Origin", "null"), ("Vary", "Origin")]
+
+
+def preflight_answer(request_method: str, request_headers: str | None) -> list[tuple[str, str]]:
+    """The proxy's own answer to a sandboxed page's CORS preflight (the app may not know CORS)."""
+    answer = [
+        ("Access-Control-Allow-Origin", "null"),
+        ("Access-Control-Allow-Methods", request_method),
+        ("Access-Control-Max-Age", "600"),
+        ("Vary", "Origin"),
+    ]
+    if request_headers:
+        answer.append(("Access-Control-Allow-Headers", request_headers))
+    return answer
+
+
+def rewrite_location(
+    location: str,
+    *,
+    port: int,
+    prefix: str,
+    strip_prefix: bool,
+    app_hosts: Collection[str] = LOCAL_HOSTS,
+) -> str:
+    """Where a redirect of the app should send the browser.
+
+    - to the app itself by a full URL (localhost, 127.0.0.1, 0.0.0.0, the container's address,
+      with the app's port): to the same path through the proxy;
+    - to a path outside the preview (`/login`) in strip mode: under the prefix, since the app
+      sees its paths without it; a path already under the prefix (a prefix-aware app) is kept;
+    - relative references and other sites are kept.
+    """
+    parts = urlsplit(location)
+    if parts.scheme or location.startswith("//"):
+        scheme = parts.scheme.lower() or "http"
+        try:
+            target_port = parts.port or _DEFAULT_PORTS.get(scheme)
+        except ValueError:
+            return location
+        if parts.hostname is None or parts.hostname.lower() not in app_hosts:
+            return location
+        if target_port != port:
+            return location
+        location = parts.path or "/"
+        if parts.query:
+            location += "?" + parts.query
+        if parts.fragment:
+            location += "#" + parts.fragment
+        if not strip_prefix:
+            return location  # the app's paths are the public ones (preview-absolute)
+    elif not location.startswith("/"):
+        return location  # relative: resolved by the browser against the proxied URL
+    if not strip_prefix or location == prefix or location.startswith(prefix + "/"):
+        return location
+    if location.startswith(prefix + "?") or location.startswith(prefix + "#"):
+        return location
+    return prefix + location
