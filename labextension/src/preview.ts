@@ -142,7 +142,10 @@ export class WorkspacePreview extends Panel {
         this._url = absolutePreviewUrl(url, this._baseUrl);
         this.title.caption = this._url;
         this._frame.url = this._url;
-        this._showNotice(this._waiting ? this._waitingText() : null);
+        this._showNotice(null);
+        // What is known of the port already (a reading that changes nothing
+        // emits nothing).
+        this._onPorts();
       } catch (reason) {
         const why = reason instanceof Error ? reason.message : String(reason);
         this._showNotice(this._texts.preview.failed(why), true);
