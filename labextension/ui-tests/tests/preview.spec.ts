@@ -416,5 +416,5 @@ test('"Open in a browser tab" opens the preview without an opener; it works afte
   ).toBeVisible();
   await openSidebar(page);
   await expect(portRow(page.locator('body'), SERVED)).toBeVisible();
-  await docShot('preview-sidebar');
+  await shot(page, 'preview-restored');
 });
