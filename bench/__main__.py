@@ -21,16 +21,16 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import api_bench, docker_env, events_bench, report, soak, terminal_bench
+from . import api_bench, docker_env, events_bench, preview_bench, report, soak, terminal_bench
 from .cpu import CpuProbe, container_cpu_file
 from .server import OWNER, BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak", "events")
+PARTS = ("ensure", "list", "relay", "soak", "preview", "events")
 # "events" restarts dockerd, which every container on the machine depends on: opt-in only.
-DEFAULT_PARTS = ("ensure", "list", "relay", "soak")
+DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
@@ -47,6 +47,9 @@ PARAMETERS = (
     "soak_idle",
     "soak_streams",
     "soak_lines",
+    "preview_mib",
+    "preview_rounds",
+    "preview_requests",
     "budget",
 )
 
@@ -86,6 +89,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--soak-streams", type=int, default=50, help="sessions streaming seq in the soak"
     )
     parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
+    parser.add_argument(
+        "--preview-mib", type=int, default=200, help="MiB per download in the preview part"
+    )
+    parser.add_argument("--preview-rounds", type=int, default=5, help="downloads per path")
+    parser.add_argument(
+        "--preview-requests", type=int, default=500, help="small GETs per path (latency)"
+    )
     parser.add_argument(
         "--cpu-limit",
         type=float,
@@ -255,6 +265,20 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             }
             results["terminals"] = terminals
 
+        if "preview" in args.parts:
+            print("preview: downloads and small GETs, through the proxy vs direct ...", flush=True)
+            server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
+            results["preview"] = preview_bench.bench_preview(
+                server,
+                client,
+                workspace["id"],
+                container,
+                download_mib=args.preview_mib,
+                rounds=args.preview_rounds,
+                requests_count=args.preview_requests,
+                budget_s=args.budget,
+            )
+
         if "list" in args.parts:
             expected = args.list_per_owner + len(plain) + 1
             total = len(seeded) + len(plain) + 1
@@ -320,6 +344,9 @@ def print_report(results: dict[str, Any]) -> None:
     if "soak" in results:
         print()
         print(report.soak_table(results["soak"]))
+    if "preview" in results:
+        print()
+        print(report.preview_table(results["preview"]))
     if "events" in results:
         events = results["events"]
         print()

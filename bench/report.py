@@ -257,3 +257,36 @@ def events_table(events: dict[str, Any]) -> str:
         ],
     ]
     return table(["event stream across a dockerd restart", "measured", "target"], rows)
+
+
+def preview_table(preview: dict[str, Any]) -> str:
+    """Through the preview proxy vs straight to the app's port, with the proxy/direct ratios."""
+    ratios = preview["ratios"]
+    rows = []
+    for name, label in (("proxy", "through the preview proxy"), ("direct", "straight to the app")):
+        path = preview[name]
+        latency = path["latency"]
+        rows.append(
+            [
+                label,
+                f"{path['throughput_mb_s_median']:.0f}",
+                _ms(latency["p50_ms"]),
+                _ms(latency["p90_ms"]),
+                str(latency["n"]),
+            ]
+        )
+    rows.append(
+        [
+            "ratio proxy / direct",
+            _ratio(ratios["throughput"]),
+            _ratio(ratios["latency_p50"]),
+            _ratio(ratios["latency_p90"]),
+            "",
+        ]
+    )
+    title = (
+        f"preview: {preview['download_mib']} MiB downloads (median MB/s), small GETs (ms); "
+        f"server RSS after: {preview['server_rss_mib']:.0f} MiB"
+    )
+    headers = ["path", "MB/s", "GET p50", "GET p90", "GETs"]
+    return title + "\n" + table(headers, rows)

@@ -16,7 +16,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .containers import TTYD_PORT
 from .engine import ContainerError
 
 FORWARD_CHAIN_PREFIX = "POPEBOT-FWD-"
@@ -156,8 +155,9 @@ def firewall_script(view: NetworkView, members: Members, settings: PolicySetting
         # Docker's icc=false DROP comes after DOCKER-USER: the exceptions must ACCEPT here.
         to_bridge = [fwd, "-o", bridge]
         for client in members.ttyd_clients:
-            ttyd = ["-p", "tcp", "--dport", str(TTYD_PORT)]
-            rules.append([*to_bridge, "-s", client, *ttyd, "-j", "ACCEPT"])
+            # The server's own container: ttyd (7681) and every port a preview may open.
+            # Only workspaces' traffic is rejected below; they never appear as clients.
+            rules.append([*to_bridge, "-s", client, "-p", "tcp", "-j", "ACCEPT"])
         if settings.same_owner:
             for addresses in members.owners.values():
                 pairs = [(a, b) for a in addresses for b in addresses if a != b]

@@ -5,7 +5,8 @@ with `enable_icc=false`. On top of that the server keeps two chains of its own p
 network, and jumps to them for traffic that enters from the network's bridge:
 
 - `POPEBOT-FWD-<id>`, from DOCKER-USER (forwarded traffic, evaluated before Docker's own rules):
-  lets allowed destinations through, lets listed ttyd clients reach port 7681 and (as an option)
+  lets allowed destinations through, lets listed ttyd clients (the server's container) reach any
+  TCP port of a workspace (ttyd, previews) and (as an option)
   one owner's workspaces reach each other, rejects every other container-to-container packet and
   every blocked network (link-local 169.254.0.0/16 by default);
 - `POPEBOT-IN-<id>`, from INPUT (traffic to the host's own addresses, the gateway included):
@@ -96,9 +97,10 @@ class NetworkPolicy(LoggingConfigurable):
     ttyd_clients = List(
         Unicode(),
         help=(
-            "Containers on the workspace network, besides workspaces, that may reach every "
-            "workspace's ttyd port (7681): the Jupyter server's own container when it runs on "
-            "the network (connect_via=name). A server on the host needs no entry."
+            "Containers on the workspace network, besides workspaces, that may open TCP "
+            "connections to every workspace: ttyd (7681) and the ports previews reach. The "
+            "Jupyter server's own container when it runs on the network (connect_via=name). A "
+            "server on the host needs no entry."
         ),
     ).tag(config=True)
 

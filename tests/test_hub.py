@@ -44,6 +44,7 @@ from .hub_fixture import (
     page_config,
     running_hub,
 )
+from .preview_client import start_app
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -269,6 +270,35 @@ def test_the_relay_through_the_hub(hub: Hub) -> None:
         with open_terminal(hub, workspace["id"], alice, in_query) as ws:
             ws.send(b"0echo hello-$((6*7))\r")
             read_until(ws, "hello-42")
+
+
+def test_previews_through_the_hub(hub: Hub, docker_client: docker.DockerClient) -> None:
+    alice, bob = hub.tokens[ALICE], hub.tokens[BOB]
+    workspace = workspace_of(hub, ALICE)
+    assert hub.service(alice, "POST", f"/{workspace['id']}/ensure").status_code == 200
+    start_app(docker_client, workspace["container_name"], 8080)
+    ports = hub.service(alice, "GET", f"/{workspace['id']}/ports").json()
+    url = next(p["url"] for p in ports["ports"] if p["port"] == 8080)
+    assert url.startswith(f"{BASE_URL}services/{SERVICE}/code/preview/{workspace['id']}/")
+    origin = hub.url.removesuffix(BASE_URL.rstrip("/"))
+    assert hub.service(bob, "GET", f"/{workspace['id']}/ports").status_code == 404
+
+    def get(token: str | None, mode: str) -> requests.Response:
+        headers = {"Sec-Fetch-Mode": mode}
+        if token:
+            headers["Authorization"] = f"token {token}"
+        return requests.get(f"{origin}{url}headers", headers=headers, timeout=60)
+
+    page = get(alice, "navigate")
+    assert page.status_code == 200, page.text
+    seen = page.json()
+    assert seen["url"] == "/headers"
+    assert "authorization" not in seen["headers"]
+    assert get(bob, "navigate").status_code == 403
+    # The sandboxed page's own requests carry no hub cookie: the key admits them.
+    anonymous = get(None, "no-cors")
+    assert anonymous.status_code == 200, anonymous.text[:3000]
+    assert get(None, "navigate").status_code == 401
 
 
 def test_idle_workspaces_stop_and_unattended_output_keeps_one_running(

@@ -140,7 +140,8 @@ def test_the_rules_reject_after_their_exceptions() -> None:
     reject = "-j REJECT --reject-with icmp-admin-prohibited"
     assert f"{fwd} -o br-0123456789ab -s 10.9.0.2 -d 10.9.0.3 -j ACCEPT" in lines
     assert not [line for line in lines if "10.9.0.4 -j ACCEPT" in line]  # bob has one workspace
-    ttyd = f"{fwd} -o br-0123456789ab -s 10.9.0.9 -p tcp --dport 7681 -j ACCEPT"
+    # The server's container reaches every TCP port of a workspace (ttyd and previews).
+    ttyd = f"{fwd} -o br-0123456789ab -s 10.9.0.9 -p tcp -j ACCEPT"
     isolate = f"{fwd} -o br-0123456789ab {reject}"
     assert lines.index(ttyd) < lines.index(isolate) < lines.index(f"{fwd} -d {LINK_LOCAL} {reject}")
     assert lines[-2:] == [f"-A POPEBOT-IN-0123456789ab {reject}", "COMMIT"]

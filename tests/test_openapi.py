@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from jupyter_popebot_code.handlers import workspace_handlers
+from jupyter_popebot_code.preview import preview_handlers
 from jupyter_popebot_code.relay import relay_handlers
 
 from .conftest import Api
@@ -17,11 +18,19 @@ SPEC = yaml.safe_load((Path(__file__).parent.parent / "docs" / "openapi.yaml").r
 
 
 def as_openapi_path(pattern: str) -> str:
-    return re.sub(r"\(\?P<workspace_id>[^)]*\)", "{id}", pattern).rstrip("?").rstrip("/")
+    path = re.sub(r"\(\?P<workspace_id>[^)]*\)", "{id}", pattern)
+    path = re.sub(r"\(\?P<(key|port)>[^)]*\)", r"{\1}", path)
+    return re.sub(r"\(\?P<path>[^)]*\)\?", "/{path}", path).rstrip("?").rstrip("/")
 
 
 def test_every_route_is_documented_and_every_documented_path_is_served() -> None:
-    served = {as_openapi_path(p) for p, _ in [*workspace_handlers(), *relay_handlers()]}
+    routes = [*workspace_handlers(), *relay_handlers(), *preview_handlers()]
+    served = {as_openapi_path(route[0]) for route in routes}
+    # preview-absolute is openPreview with the whole path sent on, documented there.
+    absolute = "/code/preview-absolute/{id}/{key}/{port}/{path}"
+    served.remove(absolute)
+    preview = SPEC["paths"]["/code/preview/{id}/{key}/{port}/{path}"]["get"]
+    assert "/code/preview-absolute/" in preview["description"]
     assert served == set(SPEC["paths"])
 
 

@@ -451,15 +451,3 @@ async def test_opening_a_preview_starts_a_stopped_workspace_and_counts_as_use(
     assert container.status == "running"
     await asyncio.to_thread(start_app, docker_client, container.name, APP_PORT)
     assert (await preview.fetch()).code == 200
-
-
-async def test_bookmarked_urls_survive_a_server_restart(
-    new_preview: NewPreview, jp_serverapp: Any
-) -> None:
-    preview = await new_preview()
-    """The key is an HMAC of the persisted cookie secret: the same URL after a restart."""
-    from jupyter_popebot_code.preview_rules import preview_key
-
-    secret = jp_serverapp.web_app.settings["cookie_secret"]
-    assert preview_key(secret, "alice", preview.id) in preview.url
-    assert jp_serverapp.cookie_secret == secret  # what ServerApp reads back from its file

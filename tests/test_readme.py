@@ -10,6 +10,7 @@ from traitlets.config import Configurable, LoggingConfigurable
 from jupyter_popebot_code.app import CodeWorkspacesApp
 from jupyter_popebot_code.authjs import AuthJSIdentityProvider
 from jupyter_popebot_code.containers import ContainerManager
+from jupyter_popebot_code.preview import PreviewProxy
 from jupyter_popebot_code.relay import TerminalRelay
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -20,6 +21,7 @@ OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
     (ContainerManager, set(ContainerManager.class_traits(config=True))
      - set(LoggingConfigurable.class_traits(config=True))),
     (TerminalRelay, set(TerminalRelay.class_own_traits(config=True))),
+    (PreviewProxy, set(PreviewProxy.class_own_traits(config=True))),
     (AuthJSIdentityProvider, set(AuthJSIdentityProvider.class_own_traits(config=True))),
 ]  # fmt: skip
 

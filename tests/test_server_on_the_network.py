@@ -22,6 +22,7 @@ from docker.models.containers import Container
 from websockets.sync.client import connect
 
 from .conftest import SIDECAR_PREFIX, TEST_NETWORK
+from .preview_client import start_app
 from .server_process import ServerProcess, run_and_clean_up
 from .test_network_policy import BLOCKED, probe
 
@@ -106,3 +107,12 @@ def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
     address = target.attrs["NetworkSettings"]["Networks"][TEST_NETWORK]["IPAddress"]
     assert probe(other_container, address, "tcp", 7681) == BLOCKED
     assert probe(other_container, server.host, "tcp", server.port) == BLOCKED
+
+    # Previews too: the server's container reaches any port of a workspace, workspaces do not.
+    start_app(docker_client, target.name, 8080)
+    listed = server.request("GET", f"api/code/workspaces/{workspace_id}/ports").json()
+    url = next(p["url"] for p in listed["ports"] if p["port"] == 8080)
+    page = server.request("GET", url[1:])
+    assert page.status_code == 200, page.text
+    assert b"preview works" in page.content
+    assert probe(other_container, address, "tcp", 8080) == BLOCKED

@@ -1,0 +1,261 @@
+"""The preview proxy's pure rules and the ports listing, without a Docker engine (fast tier)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jupyter_popebot_code.ports import ListeningPort, parse_listening
+from jupyter_popebot_code.preview_rules import (
+    KEY_LENGTH,
+    SANDBOX_CSP,
+    browser_response_headers,
+    cors_for_sandbox,
+    key_matches,
+    origin_kind,
+    page_load,
+    preflight_answer,
+    preview_key,
+    preview_url,
+    rewrite_location,
+    upstream_request_headers,
+)
+
+from ..conftest import Api, HeaderIdentityProvider
+from ..memory_containers import InMemoryContainerManager
+
+# Real lines of a workspace container (little-endian x86-64), trimmed after the inode column.
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1E01 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1
+   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 2
+   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 3
+   3: 0B00007F:B35F 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4
+   4: 020012AC:1F90 010012AC:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 5
+   5: 020012AC:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 6
+"""
+PROC_NET_TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000
+   1: 00000000000000000000000001000000:1388 00000000000000000000000000000000:0000 0A 00000000
+   2: 0000000000000000FFFF00000100007F:1770 00000000000000000000000000000000:0000 0A 00000000
+   3: 00000000000000000000000000000000:2328 00000000000000000000000000000000:0000 0A 00000000
+"""
+
+
+def test_listening_ports_are_read_from_proc_net_tcp() -> None:
+    ports = parse_listening(
+        PROC_NET_TCP + PROC_NET_TCP6, exclude=(7681,), hidden_addresses=("127.0.0.11",)
+    )
+    assert ports == [
+        ListeningPort(3000, "172.18.0.2"),  # one address of the container: reachable
+        ListeningPort(5000, "::1"),
+        ListeningPort(6000, "127.0.0.1"),  # ::ffff:127.0.0.1, v4-mapped
+        ListeningPort(8080, "0.0.0.0"),  # 0.0.0.0 and ::, listed once
+        ListeningPort(8081, "127.0.0.1"),
+        ListeningPort(9000, "::"),
+    ]
+    reachable = {p.port: p.reachable for p in ports}
+    assert reachable == {3000: True, 5000: False, 6000: False, 8080: True, 8081: False, 9000: True}
+    # 7681 is ttyd's (excluded), 0x1F90 -> 8080 established (state 01) is not a listener, and
+    # Docker's DNS on 127.0.0.11 is hidden.
+    assert parse_listening("garbage\n  0: zz:zz 0 0A\n") == []
+    assert [p.port for p in parse_listening(PROC_NET_TCP)] == [3000, 7681, 8080, 8081, 45919]
+
+
+def test_the_preview_key_is_stable_and_different_per_owner_and_workspace() -> None:
+    key = preview_key(b"secret", "alice", "abcdefghijklmnop")
+    assert len(key) == KEY_LENGTH
+    assert key.isalnum()
+    assert key == key.lower()
+    assert key == preview_key("secret", "alice", "abcdefghijklmnop")
+    others = {
+        preview_key(b"secret", "bob", "abcdefghijklmnop"),
+        preview_key(b"secret", "alice", "bcdefghijklmnopq"),
+        preview_key(b"other secret", "alice", "abcdefghijklmnop"),
+        # The separator keeps ("a", "bc") and ("ab", "c") apart.
+        preview_key(b"secret", "alice\0abcdefghijklmno", "p"),
+    }
+    assert key not in others
+    assert len(others) == 4
+    assert key_matches(b"secret", "alice", "abcdefghijklmnop", key)
+    assert not key_matches(b"secret", "bob", "abcdefghijklmnop", key)
+    assert not key_matches(b"secret", "alice", "abcdefghijklmnop", key[:-1])
+    assert not key_matches(b"secret", "alice", "abcdefghijklmnop", "é" * KEY_LENGTH)
+    assert preview_url("/base/", key, "ws", 8080) == f"/base/code/preview/ws/{key}/8080/"
+
+
+@pytest.mark.parametrize(
+    ("location", "strip", "expected"),
+    [
+        ("http://localhost:5173/login?next=%2F#top", True, "/P/login?next=%2F#top"),
+        ("http://127.0.0.1:5173/", True, "/P/"),
+        ("http://0.0.0.0:5173", True, "/P/"),
+        ("http://[::1]:5173/x", True, "/P/x"),
+        ("http://10.1.2.3:5173/x", True, "/P/x"),  # the container's own address
+        ("//localhost:5173/x", True, "/P/x"),
+        ("http://localhost:9999/x", True, "http://localhost:9999/x"),  # another port
+        ("https://example.com/x", True, "https://example.com/x"),
+        ("/login", True, "/P/login"),
+        ("/P/login", True, "/P/login"),  # a prefix-aware app
+        ("/P", True, "/P"),
+        ("/Pother", True, "/P/Pother"),
+        ("login", True, "login"),
+        ("../up", True, "../up"),
+        ("?page=2", True, "?page=2"),
+        ("/login", False, "/login"),
+        ("http://localhost:5173/A/login", False, "/A/login"),
+        ("http://localhost:5173:x/", True, "http://localhost:5173:x/"),  # unparsable port
+    ],
+)
+def test_redirects_are_rewritten_into_the_preview(
+    location: str, strip: bool, expected: str
+) -> None:
+    hosts = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "10.1.2.3"}
+    rewritten = rewrite_location(
+        location, port=5173, prefix="/P", strip_prefix=strip, app_hosts=hosts
+    )
+    assert rewritten == expected
+
+
+def test_the_app_never_receives_credentials_or_hop_by_hop_headers() -> None:
+    browser = [
+        ("Host", "jupyter.example.com"),
+        ("Cookie", "session=1"),
+        ("Authorization", "token t"),
+        ("X-XSRFToken", "x"),
+        ("Connection", "keep-alive, X-Secret-Hop"),
+        ("X-Secret-Hop", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Transfer-Encoding", "chunked"),
+        ("Proxy-Authorization", "Basic x"),
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("Origin", "null"),
+        ("Accept", "text/html"),
+        ("Accept", "application/json"),
+        ("Sec-WebSocket-Key", "k"),
+        ("Expect", "100-continue"),
+    ]
+    sent = upstream_request_headers(
+        browser,
+        port=5173,
+        forwarded_host="jupyter.example.com",
+        forwarded_proto="https",
+        forwarded_for="10.0.0.5",
+        prefix="/P",
+        websocket=True,
+    )
+    assert sent == [
+        ("Host", "localhost:5173"),
+        ("Origin", "http://localhost:5173"),
+        ("Accept", "text/html"),
+        ("Accept", "application/json"),
+        ("X-Forwarded-Host", "jupyter.example.com"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "10.0.0.5"),
+        ("X-Forwarded-Prefix", "/P"),
+    ]
+    plain = upstream_request_headers(
+        [("Sec-WebSocket-Key", "k")],
+        port=1,
+        forwarded_host="h",
+        forwarded_proto="http",
+        forwarded_for="",
+        prefix=None,
+    )
+    assert ("Sec-WebSocket-Key", "k") in plain
+    assert not [name for name, _ in plain if name == "X-Forwarded-Prefix"]
+
+
+def test_responses_lose_what_would_act_on_the_jupyter_origin() -> None:
+    app = [
+        ("Content-Type", "text/html"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Clear-Site-Data", '"cookies"'),
+        ("Strict-Transport-Security", "max-age=1; includeSubDomains"),
+        ("Connection", "close, X-Hop"),
+        ("X-Hop", "1"),
+        ("Transfer-Encoding", "chunked"),
+        ("Content-Security-Policy", "default-src 'self'"),
+        ("Location", "/x"),
+    ]
+    assert browser_response_headers(app) == [
+        ("Content-Type", "text/html"),
+        ("Content-Security-Policy", "default-src 'self'"),
+        ("Location", "/x"),
+    ]
+    assert "allow-same-origin" not in SANDBOX_CSP
+    assert "allow-top-navigation" not in SANDBOX_CSP
+
+
+def test_who_needs_an_identity_and_which_origins_pass() -> None:
+    assert page_load("GET", "navigate")
+    assert page_load("HEAD", None)  # not a browser: authenticate
+    assert page_load("GET", None)
+    for mode in ("no-cors", "cors", "websocket", "same-origin"):
+        assert not page_load("GET", mode)
+    assert not page_load("POST", None)
+    assert origin_kind(None) == "none"
+    assert origin_kind("null") == "null"
+    assert origin_kind("http://evil.example.com") == "other"
+    assert cors_for_sandbox("null", [("Content-Type", "text/javascript")]) == [
+        ("Access-Control-Allow-Origin", "null"),
+        ("Vary", "Origin"),
+    ]
+    assert cors_for_sandbox("null", [("access-control-allow-origin", "*")]) == []
+    assert cors_for_sandbox("http://localhost:8888", []) == []
+    assert cors_for_sandbox(None, []) == []
+    assert dict(preflight_answer("PUT", "content-type")) == {
+        "Access-Control-Allow-Origin": "null",
+        "Access-Control-Allow-Methods": "PUT",
+        "Access-Control-Allow-Headers": "content-type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+# -- the REST listing over the in-memory manager -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{"ServerApp": {"identity_provider_class": HeaderIdentityProvider}}]
+)
+async def test_ports_listing_over_the_in_memory_manager(
+    api: Api, containers: InMemoryContainerManager, jp_serverapp: Any
+) -> None:
+    alice = api.as_user("alice")
+    workspace = await alice.create("ports")
+    container = containers.containers[workspace["container_name"]]
+    container.listening = [ListeningPort(8080, "0.0.0.0"), ListeningPort(5173, "127.0.0.1")]
+    code, body = await alice.call("GET", f"{workspace['id']}/ports")
+    assert code == 200
+    key = preview_key(jp_serverapp.web_app.settings["cookie_secret"], "alice", workspace["id"])
+    template = f"/a%40b/code/preview/{workspace['id']}/{key}/{{port}}/"
+    assert body == {
+        "status": "running",
+        "url_template": template,
+        "ports": [
+            {
+                "port": 5173,
+                "address": "127.0.0.1",
+                "reachable": False,
+                "url": template.replace("{port}", "5173"),
+            },
+            {
+                "port": 8080,
+                "address": "0.0.0.0",
+                "reachable": True,
+                "url": template.replace("{port}", "8080"),
+            },
+        ],
+    }
+    assert (await api.as_user("bob").call("GET", f"{workspace['id']}/ports"))[0] == 404
+    starts = containers.calls["start"]
+    containers.set_status(workspace["container_name"], "exited")
+    code, body = await alice.call("GET", f"{workspace['id']}/ports")
+    assert (code, body["status"], body["ports"]) == (200, "exited", [])
+    assert containers.calls["start"] == starts  # listing never starts anything
+    containers.engine_down = True
+    assert (await alice.call("GET", f"{workspace['id']}/ports"))[0] == 503
