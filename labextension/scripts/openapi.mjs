@@ -47,7 +47,12 @@ function runtimeValues(spec) {
       create.branch.maxLength,
       'WorkspaceCreate.branch.maxLength'
     ),
-    workspaceFields: Object.keys(create)
+    workspaceFields: Object.keys(create),
+    portMinimum: need(
+      schemas.Port.properties.port.minimum,
+      'Port.port.minimum'
+    ),
+    portMaximum: need(schemas.Port.properties.port.maximum, 'Port.port.maximum')
   };
   return `
 /**

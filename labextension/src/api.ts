@@ -49,13 +49,75 @@ export type StopResult =
   operations['stopContainer']['responses'][200]['content']['application/json'];
 
 /**
+ * A TCP port a workspace listens on, with the URL of its preview.
+ */
+export type Port = Schemas['Port'];
+
+/**
+ * Outcome of `ports`: the workspace's status, its listening ports (lowest
+ * first) and the preview URL of any port (`url_template`).
+ */
+export type PortList =
+  operations['listPorts']['responses'][200]['content']['application/json'];
+
+/**
  * Limits of the wire contract (docs/openapi.yaml).
  */
 export const limits = {
   nameMaxLength: wire.nameMaxLength,
   repoMaxLength: wire.repoMaxLength,
-  branchMaxLength: wire.branchMaxLength
+  branchMaxLength: wire.branchMaxLength,
+  portMinimum: wire.portMinimum,
+  portMaximum: wire.portMaximum
 };
+
+/**
+ * What `url_template` has where the port goes.
+ */
+export const PORT_PLACEHOLDER = '{port}';
+
+/**
+ * Whether a value is a TCP port a preview can be opened on.
+ */
+export function isPort(value: unknown): value is number {
+  return (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    value >= limits.portMinimum &&
+    value <= limits.portMaximum
+  );
+}
+
+/**
+ * The preview URL of a port from a listing's `url_template`.
+ *
+ * @throws Error when the port is out of range or the template has no
+ * placeholder (it would open the same page for every port).
+ */
+export function previewUrlFromTemplate(template: string, port: number): string {
+  if (!isPort(port)) {
+    throw new Error(`Not a TCP port: ${port}`);
+  }
+  if (!template.includes(PORT_PLACEHOLDER)) {
+    throw new Error(`The preview URL template has no ${PORT_PLACEHOLDER}`);
+  }
+  return template.split(PORT_PLACEHOLDER).join(String(port));
+}
+
+/**
+ * Make a preview URL the server gave (an absolute path on the server, or a
+ * full URL in host mode) absolute, for a browser tab or the clipboard.
+ *
+ * @throws Error when it is not an http(s) URL (e.g. `javascript:`), which
+ * must never reach an iframe or `window.open`.
+ */
+export function absolutePreviewUrl(url: string, base: string): string {
+  const resolved = new URL(url, base);
+  if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:') {
+    throw new Error(`Not a web address: ${url}`);
+  }
+  return resolved.href;
+}
 
 function isWorkspaceField(value: unknown): value is WorkspaceField {
   return (wire.workspaceFields as readonly unknown[]).includes(value);
@@ -314,6 +376,18 @@ export class WorkspacesClient {
     return requestAPI<StopResult>(
       `${encodeURIComponent(id)}/stop`,
       { method: 'POST' },
+      this.serverSettings,
+      this.mode
+    );
+  }
+
+  /**
+   * The TCP ports the workspace listens on; never starts it.
+   */
+  ports(id: string): Promise<PortList> {
+    return requestAPI<PortList>(
+      `${encodeURIComponent(id)}/ports`,
+      { method: 'GET' },
       this.serverSettings,
       this.mode
     );

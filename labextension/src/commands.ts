@@ -2,8 +2,9 @@
 // Distributed under the terms of the Modified BSD License.
 
 /**
- * The extension's commands: create and open workspaces, and act on the
- * current terminal panel (reconnect, copy, paste).
+ * The extension's commands: create and open workspaces, act on the current
+ * terminal panel (reconnect, copy, paste), and preview the web apps running
+ * in workspaces.
  */
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
@@ -16,15 +17,22 @@ import {
 } from '@jupyterlab/apputils';
 import type { ITranslator } from '@jupyterlab/translation';
 import {
+  CommandToolbarButton,
   copyIcon,
+  launchIcon,
+  linkIcon,
   pasteIcon,
   refreshIcon,
   stopIcon
 } from '@jupyterlab/ui-components';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import type { Workspace } from './api';
+import { absolutePreviewUrl, isPort } from './api';
 import { CreateWorkspaceDialog } from './dialog';
 import { workspaceIcon } from './icons';
-import type { WorkspaceListModel } from './model';
+import type { PortsModel, WorkspaceListModel } from './model';
+import { parsePortInput } from './model';
+import { WorkspacePreview } from './preview';
 import type { ITerminalOptions } from './terminal';
 import { WorkspaceTerminal } from './terminal';
 import type { Texts } from './texts';
@@ -35,6 +43,10 @@ import { CommandIDs } from './tokens';
  */
 export interface ICommandsOptions {
   model: WorkspaceListModel;
+  /** The ports of the workspaces, for previews. */
+  ports: PortsModel;
+  /** The tracker of preview panels. */
+  previews: WidgetTracker<MainAreaWidget<WorkspacePreview>>;
   texts: Texts;
   translator: ITranslator;
   /** The terminal settings a new panel starts with. */
@@ -331,12 +343,277 @@ export function addCommands(
     describedBy: { args: { type: 'object', properties: {} } }
   });
 
+  addPreviewCommands(app, pickWorkspace, options);
+
   // Enabled states follow the current widget.
   const notify = () => {
-    [CommandIDs.reconnect, CommandIDs.copy, CommandIDs.paste].forEach(id =>
-      commands.notifyCommandChanged(id)
-    );
+    [
+      CommandIDs.reconnect,
+      CommandIDs.copy,
+      CommandIDs.paste,
+      CommandIDs.reloadPreview
+    ].forEach(id => commands.notifyCommandChanged(id));
   };
   tracker.currentChanged.connect(notify);
+  options.previews.currentChanged.connect(notify);
   shell.currentChanged?.connect(notify);
+}
+
+/**
+ * A port of a workspace to preview.
+ */
+interface IPreviewTarget {
+  workspaceId: string;
+  port: number;
+  name?: string;
+}
+
+/**
+ * The preview commands: open a port in a panel or a browser tab, copy its
+ * link, reload a panel. With a workspace id and a port they act on it; from
+ * the sidebar's context menu on the port row under the pointer; from a
+ * preview panel's toolbar on that panel; otherwise they ask.
+ */
+function addPreviewCommands(
+  app: JupyterFrontEnd,
+  pickWorkspace: (choice: {
+    title: string;
+    okLabel: string;
+  }) => Promise<Workspace | null>,
+  options: ICommandsOptions
+): void {
+  const { commands, shell } = app;
+  const { model, ports, previews, texts } = options;
+  const words = texts.preview;
+  const baseUrl = () => model.client.serverSettings.baseUrl;
+
+  const nameOf = (id: string): string | undefined =>
+    model.workspaces.find(w => w.id === id)?.name;
+
+  /**
+   * The preview panel the user is looking at, if the current widget is one.
+   */
+  const currentPreview = (): WorkspacePreview | null => {
+    const current = previews.currentWidget;
+    return current && shell.currentWidget === current ? current.content : null;
+  };
+
+  /**
+   * The port row under the pointer when the context menu opened.
+   */
+  const portRowTarget = (): IPreviewTarget | null => {
+    const node = app.contextMenuHitTest(
+      n => n.dataset.port !== undefined && n.dataset.workspaceId !== undefined
+    );
+    const port = Number(node?.dataset.port);
+    const workspaceId = node?.dataset.workspaceId;
+    return workspaceId && isPort(port) ? { workspaceId, port } : null;
+  };
+
+  /**
+   * Ask for a port of a workspace until it is one (or the user cancels).
+   * Proposes the first port the workspace is known to serve.
+   */
+  async function askPort(workspace: Workspace): Promise<number | null> {
+    const known = ports.get(workspace.id)?.ports.find(p => p.reachable);
+    let text = known ? String(known.port) : '';
+    let problem: string | null = null;
+    for (;;) {
+      const result = await InputDialog.getText({
+        title: words.portDialogTitle(workspace.name),
+        label: problem ?? words.portLabel,
+        text,
+        placeholder: '8000',
+        okLabel: words.openPreview,
+        cancelLabel: texts.cancel
+      });
+      if (!result.button.accept || result.value === null) {
+        return null;
+      }
+      const parsed = parsePortInput(result.value);
+      if ('port' in parsed) {
+        return parsed.port;
+      }
+      text = result.value;
+      problem = words.portProblem(parsed.problem);
+    }
+  }
+
+  /**
+   * What a command acts on (see `addPreviewCommands`), or null when the user
+   * cancels.
+   */
+  async function target(
+    args: ReadonlyPartialJSONObject
+  ): Promise<IPreviewTarget | null> {
+    const workspaceId = args['workspaceId'] as string | undefined;
+    const port = args['port'];
+    if (workspaceId && isPort(port)) {
+      return { workspaceId, port, name: args['name'] as string | undefined };
+    }
+    if (args['fromContextMenu']) {
+      return portRowTarget();
+    }
+    const current = args['isPalette'] ? null : currentPreview();
+    if (current) {
+      return { workspaceId: current.workspaceId, port: current.port };
+    }
+    const workspace = await pickWorkspace({
+      title: words.pickWorkspaceTitle,
+      okLabel: words.next
+    });
+    const picked = workspace ? await askPort(workspace) : null;
+    return workspace && picked !== null
+      ? { workspaceId: workspace.id, port: picked, name: workspace.name }
+      : null;
+  }
+
+  /**
+   * The absolute URL of a port's preview.
+   */
+  async function urlOf(target: IPreviewTarget): Promise<string> {
+    const url = await ports.previewUrl(target.workspaceId, target.port);
+    return absolutePreviewUrl(url, baseUrl());
+  }
+
+  /**
+   * Run `action`, telling the user (quietly) when it fails.
+   */
+  async function reporting<T>(action: () => Promise<T>): Promise<T | null> {
+    try {
+      return await action();
+    } catch (reason) {
+      const why = reason instanceof Error ? reason.message : String(reason);
+      Notification.error(words.failed(why), { autoClose: 5000 });
+      return null;
+    }
+  }
+
+  /**
+   * Bring a port's preview panel forward, making it if there is none.
+   */
+  function openPanel(target: IPreviewTarget): MainAreaWidget<WorkspacePreview> {
+    const { workspaceId, port } = target;
+    const existing = previews.find(
+      panel =>
+        panel.content.workspaceId === workspaceId && panel.content.port === port
+    );
+    if (existing) {
+      shell.activateById(existing.id);
+      return existing;
+    }
+    const content = new WorkspacePreview({
+      workspaceId,
+      port,
+      name: nameOf(workspaceId) ?? target.name,
+      ports,
+      texts,
+      baseUrl: baseUrl()
+    });
+    const panel = new MainAreaWidget({ content });
+    panel.id = `jp-CodeWorkspacePreview-${workspaceId}-${port}`;
+    panel.addClass('jp-CodeWorkspacePreviewPanel');
+    const args = { workspaceId, port };
+    const buttons: [string, string][] = [
+      ['reload', CommandIDs.reloadPreview],
+      ['open-tab', CommandIDs.openPreviewTab],
+      ['copy-link', CommandIDs.copyPreviewLink]
+    ];
+    for (const [name, id] of buttons) {
+      panel.toolbar.addItem(
+        name,
+        new CommandToolbarButton({ commands, id, args, label: '' })
+      );
+    }
+    void previews.add(panel);
+    shell.add(panel, 'main');
+    shell.activateById(panel.id);
+    return panel;
+  }
+
+  const targetArgs = {
+    type: 'object',
+    properties: {
+      workspaceId: { type: 'string', description: 'The workspace id' },
+      port: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 65535,
+        description: 'The port the web app listens on in the workspace'
+      },
+      name: {
+        type: 'string',
+        description: 'Tab title until the workspace loads'
+      }
+    }
+  };
+
+  commands.addCommand(CommandIDs.openPreview, {
+    label: args =>
+      args['isPalette'] || !(args['fromContextMenu'] || args['workspaceId'])
+        ? words.openPreviewAsk
+        : words.openPreview,
+    caption: words.openPreviewCaption,
+    icon: args => (args['isPalette'] ? undefined : linkIcon),
+    execute: async args => {
+      const picked = await target(args);
+      return picked ? openPanel(picked) : null;
+    },
+    describedBy: { args: targetArgs }
+  });
+
+  commands.addCommand(CommandIDs.openPreviewTab, {
+    label: args =>
+      args['isPalette'] ? words.openInBrowserTabAsk : words.openInBrowserTab,
+    caption: words.openInBrowserTab,
+    icon: args => (args['isPalette'] ? undefined : launchIcon),
+    execute: async args => {
+      const picked = await target(args);
+      if (!picked) {
+        return;
+      }
+      await reporting(async () => {
+        // No opener: the page cannot reach back into JupyterLab's window.
+        window.open(await urlOf(picked), '_blank', 'noopener,noreferrer');
+      });
+    },
+    describedBy: { args: targetArgs }
+  });
+
+  commands.addCommand(CommandIDs.copyPreviewLink, {
+    label: words.copyLink,
+    caption: words.copyLink,
+    icon: copyIcon.bindprops({ stylesheet: 'menuItem' }),
+    execute: async args => {
+      const picked = await target(args);
+      if (!picked) {
+        return;
+      }
+      await reporting(async () => {
+        Clipboard.copyToSystem(await urlOf(picked));
+        Notification.success(words.linkCopied, { autoClose: 2000 });
+      });
+    },
+    describedBy: { args: targetArgs }
+  });
+
+  commands.addCommand(CommandIDs.reloadPreview, {
+    label: words.reload,
+    caption: words.reload,
+    icon: args => (args['isPalette'] ? undefined : refreshIcon),
+    execute: args => {
+      const workspaceId = args['workspaceId'] as string | undefined;
+      const panel = workspaceId
+        ? previews.find(
+            p =>
+              p.content.workspaceId === workspaceId &&
+              p.content.port === args['port']
+          )
+        : previews.currentWidget;
+      panel?.content.reload();
+    },
+    isEnabled: args =>
+      Boolean(args['workspaceId']) || currentPreview() !== null,
+    describedBy: { args: targetArgs }
+  });
 }

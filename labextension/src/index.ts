@@ -24,7 +24,9 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { clientFromPageConfig, WorkspacesClient } from './api';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { addCommands } from './commands';
-import { WorkspaceListModel } from './model';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces and ports at start
+import { PortsModel, WorkspaceListModel } from './model';
+import type { WorkspacePreview } from './preview';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar shows at start
 import { WorkspaceSidebar } from './sidebar';
 import type { ITerminalOptions, WorkspaceTerminal } from './terminal';
@@ -37,6 +39,7 @@ export { CommandIDs, ICodeWorkspaceTracker } from './tokens';
 const PLUGIN_ID = 'jupyter-popebot-code:plugin';
 
 type Tracker = WidgetTracker<MainAreaWidget<WorkspaceTerminal>>;
+type PreviewTracker = WidgetTracker<MainAreaWidget<WorkspacePreview>>;
 
 /**
  * The code workspaces plugin; provides the tracker of terminal panels.
@@ -84,13 +87,19 @@ function activate(
     client = new WorkspacesClient(app.serviceManager.serverSettings);
   }
   const model = new WorkspaceListModel(client);
+  const ports = new PortsModel(model);
   const tracker: Tracker = new WidgetTracker({
     namespace: 'popebot-code-terminal'
+  });
+  const previews: PreviewTracker = new WidgetTracker({
+    namespace: 'popebot-code-preview'
   });
   let options: Partial<ITerminalOptions> = {};
 
   addCommands(app, tracker, {
     model,
+    ports,
+    previews,
     texts: words,
     translator,
     terminalOptions: () => options
@@ -105,11 +114,38 @@ function activate(
     }),
     name: panel => panel.content.workspaceId
   });
+  // So do previews (the frame loads again; a stopped workspace starts).
+  void restorer?.restore(previews, {
+    command: CommandIDs.openPreview,
+    args: panel => ({
+      workspaceId: panel.content.workspaceId,
+      port: panel.content.port,
+      name: panel.content.name
+    }),
+    name: panel => `${panel.content.workspaceId}:${panel.content.port}`
+  });
 
   const sidebar = new WorkspaceSidebar({
     model,
+    ports,
     texts: words,
     actions: {
+      openPreview: ({ id, name }, port) =>
+        void commands.execute(CommandIDs.openPreview, {
+          workspaceId: id,
+          port,
+          name
+        }),
+      openPreviewTab: ({ id }, port) =>
+        void commands.execute(CommandIDs.openPreviewTab, {
+          workspaceId: id,
+          port
+        }),
+      copyPreviewLink: ({ id }, port) =>
+        void commands.execute(CommandIDs.copyPreviewLink, {
+          workspaceId: id,
+          port
+        }),
       open: ({ id, name }) =>
         void commands.execute(CommandIDs.open, { id, name }),
       create: () => void commands.execute(CommandIDs.create),
@@ -121,6 +157,7 @@ function activate(
   restorer?.add(sidebar, sidebar.id);
   void model.refresh();
   Private.followModel(tracker, model);
+  Private.followNames(previews, model);
 
   Private.addLauncherAndPalette(words, translator, launcher, palette);
   Private.followTheme(tracker, themeManager);
@@ -147,7 +184,10 @@ namespace Private {
       CommandIDs.open,
       CommandIDs.reconnect,
       CommandIDs.stop,
-      CommandIDs.refresh
+      CommandIDs.refresh,
+      CommandIDs.openPreview,
+      CommandIDs.openPreviewTab,
+      CommandIDs.reloadPreview
     ].forEach(command =>
       palette?.addItem({
         command,
@@ -228,6 +268,42 @@ namespace Private {
     // A deleted workspace's panels have nothing left to show.
     model.removed.connect((_, id) => {
       tracker.forEach(panel => {
+        if (panel.content.workspaceId === id) {
+          panel.dispose();
+        }
+      });
+    });
+  }
+
+  /**
+   * Keep preview tabs named after their workspaces, and close the previews of
+   * deleted workspaces.
+   */
+  export function followNames(
+    previews: PreviewTracker,
+    model: WorkspaceListModel
+  ): void {
+    previews.widgetAdded.connect((_, panel) => {
+      let savedLabel = panel.content.title.label;
+      panel.content.title.changed.connect(() => {
+        if (panel.content.title.label !== savedLabel) {
+          savedLabel = panel.content.title.label;
+          void previews.save(panel);
+        }
+      });
+    });
+    model.changed.connect(() => {
+      previews.forEach(panel => {
+        const workspace = model.workspaces.find(
+          w => w.id === panel.content.workspaceId
+        );
+        if (workspace && workspace.name !== panel.content.name) {
+          panel.content.name = workspace.name;
+        }
+      });
+    });
+    model.removed.connect((_, id) => {
+      previews.forEach(panel => {
         if (panel.content.workspaceId === id) {
           panel.dispose();
         }

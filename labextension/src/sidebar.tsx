@@ -2,15 +2,18 @@
 // Distributed under the terms of the Modified BSD License.
 
 /**
- * The left sidebar: the user's workspaces with their status, and the actions
- * on them (open, star, rename in place, stop, delete, create, refresh).
+ * The left sidebar: the user's workspaces with their status, the actions on
+ * them (open, star, rename in place, stop, delete, create, refresh), and under
+ * each running one the ports it listens on, to preview.
  */
 
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import {
   addIcon,
+  copyIcon,
   deleteIcon,
   editIcon,
+  launchIcon,
   ReactWidget,
   refreshIcon,
   stopIcon,
@@ -19,9 +22,14 @@ import {
 } from '@jupyterlab/ui-components';
 import type { Message } from '@lumino/messaging';
 import * as React from 'react';
-import type { Workspace } from './api';
+import type { Port, Workspace } from './api';
 import { starEmptyIcon, starFilledIcon, workspaceIcon } from './icons';
-import type { DisplayStatus, WorkspaceListModel } from './model';
+import type {
+  DisplayStatus,
+  IWorkspacePorts,
+  PortsModel,
+  WorkspaceListModel
+} from './model';
 import type { Texts } from './texts';
 
 /**
@@ -32,6 +40,12 @@ export interface ISidebarActions {
   create(): void;
   /** Stop the workspace's container (its open terminals say so). */
   stop(workspace: Workspace): Promise<void>;
+  /** Open a port's preview in a panel. */
+  openPreview(workspace: Workspace, port: number): void;
+  /** Open a port's preview in a browser tab. */
+  openPreviewTab(workspace: Workspace, port: number): void;
+  /** Copy the link of a port's preview. */
+  copyPreviewLink(workspace: Workspace, port: number): void;
 }
 
 /**
@@ -41,6 +55,7 @@ export class WorkspaceSidebar extends ReactWidget {
   constructor(options: WorkspaceSidebar.IOptions) {
     super();
     this._model = options.model;
+    this._ports = options.ports;
     this._actions = options.actions;
     this._texts = options.texts;
     this.id = 'jp-CodeWorkspaces-sidebar';
@@ -55,21 +70,21 @@ export class WorkspaceSidebar extends ReactWidget {
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this._model.visible = true;
+    this._setVisible(true);
   }
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
-    this._model.visible = false;
+    this._setVisible(false);
   }
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
-    this._model.visible = this.isVisible;
+    this._setVisible(this.isVisible);
   }
 
   protected onBeforeDetach(msg: Message): void {
-    this._model.visible = false;
+    this._setVisible(false);
     super.onBeforeDetach(msg);
   }
 
@@ -77,17 +92,28 @@ export class WorkspaceSidebar extends ReactWidget {
     return (
       <UseSignal signal={this._model.changed}>
         {() => (
-          <WorkspaceList
-            model={this._model}
-            actions={this._actions}
-            texts={this._texts}
-          />
+          <UseSignal signal={this._ports.changed}>
+            {() => (
+              <WorkspaceList
+                model={this._model}
+                ports={this._ports}
+                actions={this._actions}
+                texts={this._texts}
+              />
+            )}
+          </UseSignal>
         )}
       </UseSignal>
     );
   }
 
+  private _setVisible(visible: boolean): void {
+    this._model.visible = visible;
+    this._ports.visible = visible;
+  }
+
   private _model: WorkspaceListModel;
+  private _ports: PortsModel;
   private _actions: ISidebarActions;
   private _texts: Texts;
 }
@@ -98,6 +124,8 @@ export class WorkspaceSidebar extends ReactWidget {
 export namespace WorkspaceSidebar {
   export interface IOptions {
     model: WorkspaceListModel;
+    /** The ports of running workspaces, read while the sidebar is visible. */
+    ports: PortsModel;
     actions: ISidebarActions;
     /** The texts, translated. */
     texts: Texts;
@@ -106,12 +134,13 @@ export namespace WorkspaceSidebar {
 
 interface IListProps {
   model: WorkspaceListModel;
+  ports: PortsModel;
   actions: ISidebarActions;
   texts: Texts;
 }
 
 function WorkspaceList(props: IListProps): JSX.Element {
-  const { model, actions, texts } = props;
+  const { model, ports, actions, texts } = props;
   const trans = texts.trans;
   const [refreshing, setRefreshing] = React.useState(false);
   const refresh = async () => {
@@ -165,6 +194,7 @@ function WorkspaceList(props: IListProps): JSX.Element {
             key={workspace.id}
             workspace={workspace}
             status={model.status(workspace)}
+            ports={ports.get(workspace.id)}
             model={model}
             actions={actions}
             texts={texts}
@@ -178,13 +208,15 @@ function WorkspaceList(props: IListProps): JSX.Element {
 interface IItemProps {
   workspace: Workspace;
   status: DisplayStatus;
+  /** Its ports when it runs and they were read, else null. */
+  ports: IWorkspacePorts | null;
   model: WorkspaceListModel;
   actions: ISidebarActions;
   texts: Texts;
 }
 
 function WorkspaceItem(props: IItemProps): JSX.Element {
-  const { workspace, status, model, actions, texts } = props;
+  const { workspace, status, ports, model, actions, texts } = props;
   const trans = texts.trans;
   const [editing, setEditing] = React.useState(false);
   const [renameError, setRenameError] = React.useState<string | null>(null);
@@ -390,6 +422,129 @@ function WorkspaceItem(props: IItemProps): JSX.Element {
           <deleteIcon.react tag="span" />
         </button>
       </div>
+      {status === 'running' && ports && (
+        <PortList
+          workspace={workspace}
+          ports={ports}
+          actions={actions}
+          texts={texts}
+        />
+      )}
+    </li>
+  );
+}
+
+interface IPortListProps {
+  workspace: Workspace;
+  ports: IWorkspacePorts;
+  actions: ISidebarActions;
+  texts: Texts;
+}
+
+/**
+ * The ports a running workspace listens on. A port bound to the container's
+ * loopback is shown but cannot be opened (it says how to fix that); a failed
+ * reading keeps the last ports and says so quietly.
+ */
+function PortList(props: IPortListProps): JSX.Element | null {
+  const { workspace, ports, actions, texts } = props;
+  const words = texts.preview;
+  if (ports.status !== 'running' && ports.error === null) {
+    return null;
+  }
+  return (
+    <div className="jp-CodeWorkspaces-ports">
+      {ports.error !== null && (
+        <div className="jp-CodeWorkspaces-portsError" title={ports.error}>
+          {words.portsUnavailable}
+        </div>
+      )}
+      {ports.ports.length === 0 && ports.error === null && (
+        <div className="jp-CodeWorkspaces-noPorts">{words.noPorts}</div>
+      )}
+      {ports.ports.length > 0 && (
+        <ul
+          className="jp-CodeWorkspaces-portList"
+          aria-label={words.portsOf(workspace.name)}
+        >
+          {ports.ports.map(port => (
+            <PortRow
+              key={`${port.port}-${port.address}`}
+              workspace={workspace}
+              port={port}
+              actions={actions}
+              texts={texts}
+            />
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+interface IPortRowProps {
+  workspace: Workspace;
+  port: Port;
+  actions: ISidebarActions;
+  texts: Texts;
+}
+
+function PortRow(props: IPortRowProps): JSX.Element {
+  const { workspace, port, actions, texts } = props;
+  const words = texts.preview;
+  const hintId = `jp-CodeWorkspaces-portHint-${workspace.id}-${port.port}`;
+  const hint = port.reachable
+    ? null
+    : words.loopbackOnly(port.port, port.address);
+  return (
+    <li
+      className={`jp-CodeWorkspaces-port${port.reachable ? '' : ' jp-mod-disabled'}`}
+      data-workspace-id={workspace.id}
+      data-port={port.port}
+      data-reachable={port.reachable ? 'true' : 'false'}
+    >
+      {/* aria-disabled rather than disabled: it stays focusable, so a
+          keyboard or screen reader user still hears why it cannot open. */}
+      <button
+        className="jp-CodeWorkspaces-portOpen"
+        title={hint ?? words.openPort(port.port, workspace.name)}
+        aria-label={words.openPort(port.port, workspace.name)}
+        aria-disabled={!port.reachable}
+        aria-describedby={hint ? hintId : undefined}
+        onClick={() => {
+          if (port.reachable) {
+            actions.openPreview(workspace, port.port);
+          }
+        }}
+      >
+        <span className="jp-CodeWorkspaces-portNumber">{port.port}</span>
+        <span className="jp-CodeWorkspaces-portAddress">{port.address}</span>
+      </button>
+      {hint ? (
+        <span id={hintId} className="jp-CodeWorkspaces-portHint" title={hint}>
+          <span aria-hidden="true">{words.loopbackShort}</span>
+          <span className="jp-CodeWorkspaces-visuallyHidden">{hint}</span>
+        </span>
+      ) : (
+        <div className="jp-CodeWorkspaces-portActions">
+          <button
+            className="jp-CodeWorkspaces-action jp-CodeWorkspaces-portTab"
+            title={words.openInBrowserTab}
+            aria-label={words.openPortInBrowserTab(port.port)}
+            onClick={() => actions.openPreviewTab(workspace, port.port)}
+          >
+            <launchIcon.react tag="span" />
+          </button>
+          <button
+            className="jp-CodeWorkspaces-action jp-CodeWorkspaces-portCopy"
+            title={words.copyLink}
+            aria-label={words.copyPortLink(port.port)}
+            onClick={() => actions.copyPreviewLink(workspace, port.port)}
+          >
+            <copyIcon.react tag="span" />
+          </button>
+        </div>
+      )}
     </li>
   );
 }

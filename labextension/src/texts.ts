@@ -10,7 +10,52 @@
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { nullTranslator } from '@jupyterlab/translation';
 import type { ConnectionPhase, IConnectionTexts } from './connection';
-import type { DisplayStatus } from './model';
+import type { DisplayStatus, PortInputProblem } from './model';
+
+/**
+ * The texts of previews: the sidebar's port rows, the preview panel and its
+ * commands.
+ */
+export interface IPreviewTexts {
+  /** The list of a workspace's ports. */
+  portsOf(workspace: string): string;
+  /** A running workspace that listens on no port. */
+  noPorts: string;
+  /** The ports could not be read (shown quietly; `why` as a tooltip). */
+  portsUnavailable: string;
+  /** A port row's button. */
+  openPort(port: number, workspace: string): string;
+  /** A port bound to the container's loopback, which the preview cannot reach. */
+  loopbackOnly(port: number, address: string): string;
+  /** The short form of it, beside the port. */
+  loopbackShort: string;
+  /** Commands and buttons. */
+  openPreview: string;
+  openPreviewAsk: string;
+  openInBrowserTab: string;
+  openInBrowserTabAsk: string;
+  copyLink: string;
+  /** The row buttons' accessible names. */
+  openPortInBrowserTab(port: number): string;
+  copyPortLink(port: number): string;
+  reload: string;
+  linkCopied: string;
+  /** The caption of the open-preview command. */
+  openPreviewCaption: string;
+  /** The port dialog. */
+  portDialogTitle(workspace: string): string;
+  portLabel: string;
+  portProblem(problem: PortInputProblem): string;
+  pickWorkspaceTitle: string;
+  next: string;
+  /** What a preview panel says while its port is not (yet) usable. */
+  waitingForPort(port: number, workspace: string): string;
+  /** The preview URL could not be found out. */
+  failed(why: string): string;
+  retry: string;
+  /** The preview panel's accessible name. */
+  frameTitle(workspace: string, port: number): string;
+}
 
 /**
  * The translation domain of the extension.
@@ -65,6 +110,59 @@ export class Texts {
       noContainer: t.__('This workspace has no container.'),
       failed: why => t.__('Could not open the terminal: %1', why)
     };
+    this.preview = {
+      portsOf: workspace => t.__('Ports of %1', workspace),
+      noPorts: t.__('No port is listening.'),
+      portsUnavailable: t.__('Ports unavailable'),
+      openPort: (port, workspace) =>
+        t.__('Preview port %1 of %2', port, workspace),
+      loopbackOnly: (port, address) =>
+        t.__(
+          'Port %1 listens on %2 only, which the preview cannot reach. Start the server on 0.0.0.0 (e.g. --host 0.0.0.0 or --bind 0.0.0.0).',
+          port,
+          address
+        ),
+      loopbackShort: t.__('bind to 0.0.0.0'),
+      openPreview: t.__('Open Preview'),
+      openPreviewAsk: t.__('Open Code Workspace Preview…'),
+      openInBrowserTab: t.__('Open in a Browser Tab'),
+      openInBrowserTabAsk: t.__(
+        'Open Code Workspace Preview in a Browser Tab…'
+      ),
+      copyLink: t.__('Copy Link'),
+      openPortInBrowserTab: port => t.__('Open port %1 in a browser tab', port),
+      copyPortLink: port => t.__('Copy the link of port %1', port),
+      reload: t.__('Reload Preview'),
+      linkCopied: t.__('Preview link copied.'),
+      openPreviewCaption: t.__(
+        'Preview a web app running in a code workspace (a stopped workspace starts)'
+      ),
+      portDialogTitle: workspace => t.__('Preview a port of %1', workspace),
+      portLabel: t.__('Port (1–65535)'),
+      portProblem: problem => {
+        switch (problem) {
+          case 'empty':
+            return t.__('Enter a port number.');
+          case 'notANumber':
+            return t.__('A port is a whole number, such as 8000.');
+          case 'outOfRange':
+          default:
+            return t.__('A port is between 1 and 65535.');
+        }
+      },
+      pickWorkspaceTitle: t.__('Preview Which Workspace?'),
+      next: t.__('Next'),
+      waitingForPort: (port, workspace) =>
+        t.__(
+          'Nothing in %2 listens on port %1 yet (or only on 127.0.0.1). Start your server on 0.0.0.0; the preview reloads by itself when it listens.',
+          port,
+          workspace
+        ),
+      failed: why => t.__('Could not open the preview: %1', why),
+      retry: t.__('Retry'),
+      frameTitle: (workspace, port) =>
+        t.__('Preview of port %1 of %2', port, workspace)
+    };
   }
 
   /** One workspace, as the launcher and a new tab call it. */
@@ -82,6 +180,8 @@ export class Texts {
   readonly stopped: string;
   /** What a terminal says about its connection. */
   readonly connection: IConnectionTexts;
+  /** Previews of web apps running in workspaces. */
+  readonly preview: IPreviewTexts;
 
   /**
    * The label of a status dot.

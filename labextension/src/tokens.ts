@@ -36,4 +36,8 @@ export namespace CommandIDs {
   export const refresh = 'popebot-code:refresh-workspaces';
   export const copy = 'popebot-code:copy';
   export const paste = 'popebot-code:paste';
+  export const openPreview = 'popebot-code:open-preview';
+  export const openPreviewTab = 'popebot-code:open-preview-tab';
+  export const copyPreviewLink = 'popebot-code:copy-preview-link';
+  export const reloadPreview = 'popebot-code:reload-preview';
 }

@@ -35,7 +35,10 @@ export interface IAnswer {
   statusText?: string;
 }
 
-export type Route = (request: IRecordedRequest) => IAnswer;
+/**
+ * How the server answers; a promise delays the answer (a slow server).
+ */
+export type Route = (request: IRecordedRequest) => IAnswer | Promise<IAnswer>;
 
 /**
  * What the ttyd side of the server does with each connection.
@@ -70,21 +73,22 @@ export class WireServer {
           body: Buffer.concat(chunks).toString('utf8')
         };
         this.requests.push(recorded);
-        const answer = this.route(recorded);
-        if (answer.status === 204) {
-          res.writeHead(204);
-          res.end();
-          return;
-        }
-        const payload =
-          answer.text !== undefined
-            ? answer.text
-            : JSON.stringify(answer.body ?? {});
-        res.writeHead(answer.status, answer.statusText, {
-          'Content-Type':
-            answer.text !== undefined ? 'text/html' : 'application/json'
+        void Promise.resolve(this.route(recorded)).then(answer => {
+          if (answer.status === 204) {
+            res.writeHead(204);
+            res.end();
+            return;
+          }
+          const payload =
+            answer.text !== undefined
+              ? answer.text
+              : JSON.stringify(answer.body ?? {});
+          res.writeHead(answer.status, answer.statusText, {
+            'Content-Type':
+              answer.text !== undefined ? 'text/html' : 'application/json'
+          });
+          res.end(payload);
         });
-        res.end(payload);
       });
     });
     this._ws = new WebSocketServer({

@@ -707,5 +707,7 @@ export const wire = {
   nameMaxLength: 100,
   repoMaxLength: 2048,
   branchMaxLength: 255,
-  workspaceFields: ['name', 'repo', 'branch']
+  workspaceFields: ['name', 'repo', 'branch'],
+  portMinimum: 1,
+  portMaximum: 65535
 } as const;
