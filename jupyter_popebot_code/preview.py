@@ -376,8 +376,9 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
             raise web.HTTPError(403, NOT_FOUND_MESSAGE)
         user = self.current_user
         if user is None:
-            mode = self.request.headers.get("Sec-Fetch-Mode")
-            if page_load(self.request.method or "", mode):
+            headers = self.request.headers
+            mode, dest = headers.get("Sec-Fetch-Mode"), headers.get("Sec-Fetch-Dest")
+            if page_load(self.request.method or "", mode, dest):
                 raise web.HTTPError(
                     401,
                     "Sign in to open this preview: a page load needs your Jupyter login (open "

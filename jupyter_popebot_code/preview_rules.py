@@ -101,14 +101,21 @@ def key_matches(secret: bytes | str, owner: str, workspace_id: str, key: str) ->
     return hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
 
 
-def page_load(method: str, sec_fetch_mode: str | None) -> bool:
+def page_load(method: str, sec_fetch_mode: str | None, sec_fetch_dest: str | None = None) -> bool:
     """Whether a request must carry the user's identity: a top-level page load, or no browser.
 
     A sandboxed page's own subresources (scripts, images, fetch, WebSocket) come without
     cookies and with a Sec-Fetch-Mode other than `navigate`; a request without Sec-Fetch-Mode is
-    not from a current browser, and must authenticate (a token) like any API client.
+    not from a current browser, and must authenticate (a token) like any API client. A link
+    followed inside a preview frame (Sec-Fetch-Dest: iframe) is cross-site and cookieless too:
+    the key authorizes it, and `frame-ancestors 'self'` keeps other sites from framing the
+    answer, so only a top-level load (a bookmark, a link someone was sent) needs the login.
     """
-    return method in ("GET", "HEAD") and sec_fetch_mode in (None, "navigate")
+    if method not in ("GET", "HEAD"):
+        return False
+    if sec_fetch_mode is None:
+        return True
+    return sec_fetch_mode == "navigate" and sec_fetch_dest not in ("iframe", "frame")
 
 
 def origin_kind(origin: str | None) -> str:

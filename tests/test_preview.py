@@ -302,6 +302,15 @@ async def test_without_identity_only_the_sandboxed_pages_own_requests_pass(
     page = await preview.fetch(user=None)
     assert page.code == 401
     assert "Sign in" in json_of(page)["message"]
+    # A link followed inside the preview's frame comes cookieless: the key authorizes it, and
+    # frame-ancestors keeps any other site from framing what it gets.
+    followed = await preview.fetch(
+        user=None, headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site"}
+    )
+    assert followed.code == 200
+    assert "frame-ancestors 'self'" in followed.headers["Content-Security-Policy"]
+    top_level = await preview.fetch(user=None, headers={"Sec-Fetch-Dest": "document"})
+    assert top_level.code == 401
     # No Sec-Fetch-Mode: not a browser, which must authenticate like any API client.
     assert (await preview.fetch("headers", user=None, mode=None)).code == 401
     # The sandboxed page's subresources carry no cookies: the key authorizes them.

@@ -200,6 +200,10 @@ def test_responses_lose_what_would_act_on_the_jupyter_origin() -> None:
 
 def test_who_needs_an_identity_and_which_origins_pass() -> None:
     assert page_load("GET", "navigate")
+    assert page_load("GET", "navigate", "document")
+    # A link followed inside the preview's frame: cookieless, the key authorizes it.
+    assert not page_load("GET", "navigate", "iframe")
+    assert not page_load("GET", "navigate", "frame")
     assert page_load("HEAD", None)  # not a browser: authenticate
     assert page_load("GET", None)
     for mode in ("no-cors", "cors", "websocket", "same-origin"):

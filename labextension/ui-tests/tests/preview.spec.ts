@@ -9,8 +9,6 @@
  * workspace image and Chromium; the tests run in order on one workspace.
  */
 
-import * as fs from 'fs';
-import * as path from 'path';
 import { expect, type Locator, type Page, test } from '@playwright/test';
 import {
   api,
@@ -20,7 +18,6 @@ import {
   openSidebar,
   PROMPT,
   runCommand,
-  screenshotDir,
   shot,
   terminalOf,
   token,
@@ -39,18 +36,12 @@ const LATE = 8003; // started after its preview panel opened
 let page: Page;
 let workspaceId = '';
 
-const docsImages = path.resolve(__dirname, '..', '..', '..', 'docs', 'images');
-
 /**
- * Keep a screenshot for the README (test-artifacts/ui/ and docs/images/).
+ * Keep a screenshot for the README in test-artifacts/ui/ (copied to docs/images/ by hand when
+ * the UI changes, like the hub's: a test run never changes tracked files).
  */
 async function docShot(name: string): Promise<void> {
   await shot(page, name);
-  fs.mkdirSync(docsImages, { recursive: true });
-  fs.copyFileSync(
-    path.join(screenshotDir, `${name}.png`),
-    path.join(docsImages, `${name}.png`)
-  );
 }
 
 const portRow = (sidebar: Locator, port: number): Locator =>
@@ -247,6 +238,12 @@ test('ports a workspace listens on show in the sidebar; a click opens the previe
   ).toBeVisible();
   await expect(panel.locator('.jp-CodeWorkspacePreview-notice')).toBeHidden();
   await docShot('preview-panel');
+
+  // A link followed inside the frame: a cookieless navigation the key authorizes.
+  await frameOf(SERVED)
+    .getByRole('link', { name: 'hello-preview.txt' })
+    .click();
+  await expect(frameOf(SERVED).locator('body')).toHaveText('hello');
 });
 
 test('a preview opened before its server starts reloads by itself once the port listens', async () => {
