@@ -79,11 +79,25 @@ except OSError as err:
 """
 
 
+# The kernel sends at most one ICMP "unreachable" per second to one address after a burst of six
+# (net.ipv4.icmp_ratelimit, icmp_ratemask), and a new container may reuse the address of one that
+# just had its share: a probe whose answer was held back times out. One more try after the
+# bucket refills tells a rate-limited answer from a real silence.
+_ICMP_REFILL = 1.1
+_TRIES = 3
+
+
 def probe(container: Any, host: str, proto: str = "tcp", port: int = PORT) -> str:
     """Connect from inside `container` (as its user): 'open <greeting>', 'error N', 'timeout'."""
-    result = container.exec_run(["python3", "-c", PROBE, host, str(port), proto], user="coder")
-    assert result.exit_code == 0, result.output
-    return str(result.output.decode().strip())
+    for attempt in range(_TRIES):
+        if attempt:
+            time.sleep(_ICMP_REFILL)
+        result = container.exec_run(["python3", "-c", PROBE, host, str(port), proto], user="coder")
+        assert result.exit_code == 0, result.output
+        answer = str(result.output.decode().strip())
+        if answer != "timeout":
+            break
+    return answer
 
 
 def address_of(container: Any) -> str:
