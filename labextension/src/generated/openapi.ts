@@ -107,6 +107,54 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/code/workspaces/{id}/ports': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * The TCP ports the workspace listens on, each with the URL of its preview.
+     * @description Read from the container's /proc/net/tcp and tcp6 (listening sockets), so it shows what really listens; ttyd's own port is left out. Never starts anything: a workspace that is not running answers with its status and no ports. A port bound only to the container's loopback (127.0.0.1, ::1) cannot be reached by the preview and is listed with `reachable: false` (start the server on 0.0.0.0). `url_template` is the preview URL of any port (replace `{port}`); opening a preview of a stopped workspace starts it first. The owner, or an administrator.
+     */
+    get: operations['listPorts'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/code/preview/{id}/{key}/{port}/{path}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+        /** @description The preview key of this owner and workspace (from listPorts' URLs). */
+        key: string;
+        port: number;
+        path: string;
+      };
+      cookie?: never;
+    };
+    /**
+     * A web app running in the workspace (HTTP, any method, and WebSocket upgrades).
+     * @description Streams requests and responses both ways with backpressure. The path after the port is sent to the app without the prefix (X-Forwarded-Prefix tells the prefix); `/code/preview-absolute/...` sends the whole path, for dev servers started with a base path (e.g. `vite --base`). In PreviewProxy.mode 'sandbox' (the default) every response carries `Content-Security-Policy: sandbox ...` without allow-same-origin, so the page runs in an opaque origin: it cannot read the Jupyter server's cookies or XSRF token nor call its API as the user; the app's own Set-Cookie headers are dropped, and the browser's Cookie and Authorization headers are never sent to the app. Refused with 401 (a page load without an identity), 403 (a wrong key, someone else's workspace, a cross-site Origin), 502 (nothing listens on the port), 503 (the workspace cannot be started). Counts as activity for idle_timeout.
+     */
+    get: operations['openPreview'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/ws/code/{id}': {
     parameters: {
       query?: never;
@@ -192,6 +240,34 @@ export interface components {
     WorkspaceWithOwner: components['schemas']['WorkspaceWithStatus'] & {
       /** @description The owner's name (only in an all=true listing). */
       owner?: string;
+    };
+    Port: {
+      port: number;
+      /**
+       * @description Address it is bound to in the container, e.g. 0.0.0.0, ::, 127.0.0.1.
+       * @example 0.0.0.0
+       */
+      address: string;
+      /** @description False when bound to the container's loopback only. */
+      reachable: boolean;
+      /** @description Where to open its preview (absolute path on this server, or a full URL in host mode). */
+      url: string;
+    };
+    PortList: {
+      /** @enum {string} */
+      status:
+        | 'created'
+        | 'running'
+        | 'paused'
+        | 'restarting'
+        | 'removing'
+        | 'exited'
+        | 'dead'
+        | 'missing'
+        | 'unknown';
+      ports: components['schemas']['Port'][];
+      /** @description Preview URL of any port: replace {port}. */
+      url_template: string;
     };
     Error: {
       message: string;
@@ -526,6 +602,71 @@ export interface operations {
           'application/json': components['schemas']['EnsureError'];
         };
       };
+    };
+  };
+  listPorts: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The ports, lowest first. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PortList'];
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+      404: components['responses']['NotFound'];
+      503: components['responses']['EngineUnreachable'];
+    };
+  };
+  openPreview: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: components['parameters']['WorkspaceId'];
+        /** @description The preview key of this owner and workspace (from listPorts' URLs). */
+        key: string;
+        port: number;
+        path: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Whatever the app answers (any status). */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: components['responses']['Unauthenticated'];
+      /** @description Not the caller's workspace */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Nothing in the workspace answers on that port. */
+      502: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      503: components['responses']['EngineUnreachable'];
     };
   };
   openTerminal: {
