@@ -20,6 +20,7 @@ There is no pause on Swarm. Every Docker call goes through `DockerEngine._call` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -152,10 +153,16 @@ class SwarmContainerManager(ContainerManager):
         ready = node.get("Status", {}).get("State")
         availability = node.get("Spec", {}).get("Availability")
         if ready != "ready" or availability != "active":
+            why = (
+                ready
+                if ready != "ready"
+                else {"drain": "drained", "pause": "paused"}.get(
+                    str(availability), str(availability)
+                )
+            )
             raise NodeUnavailable(
-                f"Workspace {name} lives on swarm node {host} ({node_id[:12]}), which is "
-                f"{ready if ready != 'ready' else availability}. Its files are kept there; it "
-                "works again once the node is back."
+                f"Workspace {name} lives on swarm node {host} ({node_id[:12]}), which is {why}. "
+                "Its files are kept there; it works again once the node is back."
             )
 
     async def statuses(self, store_id: str, names: Any) -> dict[str, str]:
@@ -278,7 +285,11 @@ class SwarmContainerManager(ContainerManager):
 
     def _choose_node(self, client: docker.DockerClient, store_id: str) -> str:
         """The usable workspace node with the fewest of this store's workspaces."""
-        filters = {"node.label": [f"{self.workspace_node_label}=true"]} if self.workspace_node_label else {}
+        filters = (
+            {"node.label": [f"{self.workspace_node_label}=true"]}
+            if self.workspace_node_label
+            else {}
+        )
         nodes = [
             node
             for node in client.api.nodes(filters=filters or None)
@@ -339,7 +350,9 @@ class SwarmContainerManager(ContainerManager):
                 raise ContainerMissing(f"Service {name} is gone.")
             tasks = client.api.tasks(filters={"service": name})
             failed = [
-                t for t in tasks if t["ID"] not in before and t["Status"]["State"] in _FAILED_TASK_STATES
+                t
+                for t in tasks
+                if t["ID"] not in before and t["Status"]["State"] in _FAILED_TASK_STATES
             ]
             return state.status == "running", failed
 
@@ -349,7 +362,9 @@ class SwarmContainerManager(ContainerManager):
                 return
             if len(failed) >= max(self.max_failed_tasks, 1) or loop.time() > deadline:
                 latest = max(failed, key=lambda t: t.get("UpdatedAt", ""), default=None)
-                reason = _task_error(latest) if latest else f"not running after {self.start_timeout:g} s"
+                reason = (
+                    _task_error(latest) if latest else f"not running after {self.start_timeout:g} s"
+                )
                 # A task that keeps failing must not churn on its node: back to stopped.
                 await self._call(self._scale, name, 0)
                 raise ContainerError(f"Workspace {name} does not start on its node: {reason}")
@@ -368,15 +383,16 @@ class SwarmContainerManager(ContainerManager):
             tasks = client.api.tasks(filters={"service": container_name})
             return any(t["Status"]["State"] in ("running", "starting", "preparing") for t in tasks)
 
-        while await self._call(still_running) and loop.time() < deadline:
+        while loop.time() < deadline:
+            if not await self._call(still_running):
+                return
             await asyncio.sleep(_POLL_SECONDS)
+        self.log.warning("%s still has a running task after the stop", container_name)
 
     async def remove(self, container_name: str) -> None:
         def remove(client: docker.DockerClient) -> None:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_service(container_name)
-            except docker.errors.NotFound:
-                pass
 
         await self._call(remove)
 
@@ -467,4 +483,3 @@ class SwarmContainerManager(ContainerManager):
             if net["Name"] == self.network:
                 return dict(net)
         return None
-
