@@ -287,6 +287,34 @@ def test_a_drained_node_answers_503_naming_it_and_its_workspaces_come_back(
     assert "g=safe" in in_terminal(server, drained_id, "echo g=$(cat ~/workspace/g)", "g=safe")
 
 
+def test_a_stopped_worker_answers_503_and_its_workspace_comes_back_with_its_files(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    ids = [create(server, f"down {n}") for n in range(2)]
+    nodes = {workspace_id: node_of(docker_client, workspace_id) for workspace_id in ids}
+    assert len(set(nodes.values())) == 2, nodes
+    lost_id, other_id = ids
+    node_id, host = nodes[lost_id]
+    in_terminal(server, lost_id, "echo lasting > ~/workspace/h && echo h$((4+4))", "h8")
+
+    worker = docker_client.containers.get(host)
+    worker.stop(timeout=10)  # the whole engine goes: the manager marks the node down
+    try:
+        [answer] = until(
+            lambda: (r := ensure(server, lost_id)).status_code == 503 and [r], 90, "503"
+        )
+        assert host in answer.json()["message"], answer.text
+        assert "down" in answer.json()["message"]
+        assert ensure(server, other_id).json()["status"] == "running"
+        assert "p=9" in in_terminal(server, other_id, "echo p=$((4+5))", "p=9")
+    finally:
+        worker.start()
+
+    until(lambda: ensure(server, lost_id).status_code == 200, 180, "back")
+    assert node_of(docker_client, lost_id)[0] == node_id
+    assert "h=lasting" in in_terminal(server, lost_id, "echo h=$(cat ~/workspace/h)", "h=lasting")
+
+
 def test_delete_removes_the_service_and_the_volume_on_its_node(
     server: ServerProcess, docker_client: docker.DockerClient
 ) -> None:
