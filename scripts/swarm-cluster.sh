@@ -82,7 +82,8 @@ up() {
 	fi
 	local reg
 	reg="$(registry_ip):5000"
-	wait_until "registry" curl -fsS "http://$reg/v2/"
+	# python3, not curl: a fresh Debian machine has the one (scripts/setup.sh) but maybe not the other.
+	wait_until "registry" python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$reg/v2/"
 
 	# Publish the image unless the registry has this very image (same config digest = image id).
 	local local_id remote_id
