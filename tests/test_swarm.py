@@ -58,17 +58,19 @@ def swarm(docker_client: docker.DockerClient, workspace_image: str) -> Iterator[
     for tool in ("nsenter", "unshare"):
         if not shutil.which(tool):
             pytest.fail(f"{tool} (util-linux) is needed to run the server on the network")
-    run_script("up")
-    settings = dict(line.split("=", 1) for line in run_script("env").split())
-    _ensure_networks(docker_client)
-    yield settings
-    for name in (OVERLAY, FRONT):
-        for network in docker_client.networks.list(names=[name]):
-            if network.name == name:
-                network.remove()
-    # This engine leaves the swarm again if the script made it a manager: the rest of the suite
-    # runs on a plain engine, as it always has.
-    run_script("down", timeout=300)
+    try:
+        run_script("up")
+        settings = dict(line.split("=", 1) for line in run_script("env").split())
+        _ensure_networks(docker_client)
+        yield settings
+        for name in (OVERLAY, FRONT):
+            for network in docker_client.networks.list(names=[name]):
+                if network.name == name:
+                    network.remove()
+    finally:
+        # This engine leaves the swarm again if the script made it a manager (also after a
+        # failed set-up): the rest of the suite runs on a plain engine, as it always has.
+        run_script("down", timeout=300)
 
 
 def _ensure_networks(client: docker.DockerClient) -> None:
