@@ -21,6 +21,7 @@ from typing import Any
 import docker
 import pytest
 from docker.models.containers import Container
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
@@ -209,6 +210,22 @@ def in_terminal(server: ServerProcess, workspace_id: str, line: str, expect: str
         return seen
 
 
+def read_until_closed(terminal: Any) -> None:
+    for _ in range(1000):
+        terminal.recv(timeout=60)
+
+
+def terminal_close_reason(server: ServerProcess, workspace_id: str) -> str:
+    """The reason the relay gives when it closes a terminal it cannot serve."""
+    url = f"ws://{server.host}:{server.port}/api/ws/code/{workspace_id}?token={server.token}"
+    with connect(url, subprotocols=["tty"], open_timeout=60, close_timeout=10) as terminal:
+        terminal.send(json.dumps({"AuthToken": "", "columns": 80, "rows": 24}).encode())
+        with pytest.raises(ConnectionClosed) as closed:
+            read_until_closed(terminal)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.reason
+
+
 def until(predicate: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -276,6 +293,8 @@ def test_a_drained_node_answers_503_naming_it_and_its_workspaces_come_back(
         )
         assert host in answer.json()["message"], answer.text
         assert "drained" in answer.json()["message"]
+        # The relay (unchanged by the backend) closes the terminal as for an engine outage.
+        assert "not reachable" in terminal_close_reason(server, drained_id)
         # Its record stays; the other node's workspace keeps working.
         assert server.request("GET", "api/code/workspaces").status_code == 200
         assert ensure(server, other_id).json()["status"] == "running"
