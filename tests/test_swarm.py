@@ -275,6 +275,22 @@ def test_stop_and_start_keep_files(server: ServerProcess) -> None:
     )
 
 
+def test_a_removed_service_comes_back_on_its_node_with_its_files(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    workspace_id = create(server, "recreated")
+    node_id, _ = node_of(docker_client, workspace_id)
+    in_terminal(server, workspace_id, "echo pinned > ~/workspace/p && echo p$((5+5))", "p10")
+    docker_client.api.remove_service(f"code-workspace-{workspace_id}")  # behind the server's back
+    recreated = ensure(server, workspace_id)
+    assert recreated.json()["status"] == "created", recreated.text
+    # The pin (a swarm config object) outlived the service: same node, same volume.
+    assert node_of(docker_client, workspace_id)[0] == node_id
+    assert "p=pinned" in in_terminal(
+        server, workspace_id, "echo p=$(cat ~/workspace/p)", "p=pinned"
+    )
+
+
 def test_a_drained_node_answers_503_naming_it_and_its_workspaces_come_back(
     server: ServerProcess, docker_client: docker.DockerClient
 ) -> None:
