@@ -21,15 +21,25 @@ from typing import Any
 import docker
 import docker.errors
 
-from . import api_bench, docker_env, events_bench, preview_bench, report, soak, terminal_bench
+from . import (
+    api_bench,
+    docker_env,
+    events_bench,
+    preview_bench,
+    report,
+    soak,
+    swarm_bench,
+    terminal_bench,
+)
 from .cpu import CpuProbe, container_cpu_file
 from .server import OWNER, BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak", "preview", "events")
-# "events" restarts dockerd, which every container on the machine depends on: opt-in only.
+PARTS = ("ensure", "list", "relay", "soak", "preview", "events", "swarm")
+# "events" restarts dockerd, which every container on the machine depends on, and "swarm" makes
+# the engine a swarm manager for a while: opt-in only.
 DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview")
 PARAMETERS = (
     "ensure_iterations",
@@ -50,6 +60,8 @@ PARAMETERS = (
     "preview_mib",
     "preview_rounds",
     "preview_requests",
+    "swarm_creates",
+    "swarm_ensures",
     "budget",
 )
 
@@ -61,7 +73,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=",".join(DEFAULT_PARTS),
         help=(
             f"comma-separated parts to run: {', '.join(PARTS)} (default: all but events, "
-            "which restarts dockerd)"
+            "which restarts dockerd, and swarm, which makes the engine a swarm manager)"
         ),
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
@@ -107,6 +119,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         dest="hog",
         action="store_false",
         help="skip the terminal rounds with a CPU hog on every core",
+    )
+    parser.add_argument(
+        "--swarm-creates", type=int, default=6, help="workspaces created per backend (swarm part)"
+    )
+    parser.add_argument(
+        "--swarm-ensures", type=int, default=12, help="stopped → running ensures per backend"
     )
     parser.add_argument(
         "--budget", type=float, default=300.0, help="seconds each timed loop may take at most"
@@ -301,6 +319,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 server, expected, total, len(with_container), args.list_iterations, args.budget
             )
             results["list_with_containers"]["seed_seconds"] = seconds
+        if "swarm" in args.parts:
+            print("swarm: create → prompt and ensure, Swarm vs single engine ...", flush=True)
+            results["swarm"] = swarm_bench.bench_swarm(
+                client, server, workdir, args.swarm_creates, args.swarm_ensures, args.budget
+            )
         if "events" in args.parts:
             print("events: restarting dockerd, then stopping a container behind the server ...")
             results["events"] = events_bench.bench_events(server, workspace["id"], container)
@@ -347,6 +370,9 @@ def print_report(results: dict[str, Any]) -> None:
     if "preview" in results:
         print()
         print(report.preview_table(results["preview"]))
+    if "swarm" in results:
+        print()
+        print(swarm_bench.swarm_table(results["swarm"]))
     if "events" in results:
         events = results["events"]
         print()

@@ -31,18 +31,28 @@ class BenchServer:
     """`jupyter server` in a private temp dir; its own DB, runtime dir and Docker network."""
 
     def __init__(
-        self, workdir: Path, network: str, image: str, extra_args: tuple[str, ...] = ()
+        self,
+        workdir: Path,
+        network: str,
+        image: str,
+        extra_args: tuple[str, ...] = (),
+        launcher: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
         self.extra_args = extra_args
+        # A command the server runs under (e.g. nsenter into a container's network), and the
+        # address it is reached at there; it then listens on every address of that namespace.
+        self.launcher = launcher
+        self.host = host
         self.network = network
         self.image = image
         self.db_path = workdir / "workspaces.sqlite"
         self.log_path = workdir / "server.log"
         self.port = free_loopback_port()
         self.token = secrets.token_hex(24)
-        self.base_url = f"http://127.0.0.1:{self.port}/"
-        self.ws_base_url = f"ws://127.0.0.1:{self.port}/"
+        self.base_url = f"http://{host}:{self.port}/"
+        self.ws_base_url = f"ws://{host}:{self.port}/"
         self.process: subprocess.Popen[bytes] | None = None
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {self.token}"
@@ -62,10 +72,11 @@ class BenchServer:
             "SHELL": "/bin/bash",
         }
         command = [
+            *self.launcher,
             sys.executable, "-m", "jupyter_server",
             "--no-browser",
             "--allow-root",  # the CI machines run everything as root
-            "--ip=127.0.0.1",
+            f"--ip={'0.0.0.0' if self.launcher else '127.0.0.1'}",
             f"--port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",

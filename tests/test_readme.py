@@ -12,6 +12,7 @@ from jupyter_popebot_code.authjs import AuthJSIdentityProvider
 from jupyter_popebot_code.containers import ContainerManager
 from jupyter_popebot_code.preview import PreviewProxy
 from jupyter_popebot_code.relay import TerminalRelay
+from jupyter_popebot_code.swarm import SwarmContainerManager
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
@@ -20,6 +21,7 @@ OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
      - set(CodeWorkspacesApp.__mro__[1].class_traits(config=True))),
     (ContainerManager, set(ContainerManager.class_traits(config=True))
      - set(LoggingConfigurable.class_traits(config=True))),
+    (SwarmContainerManager, set(SwarmContainerManager.class_own_traits(config=True))),
     (TerminalRelay, set(TerminalRelay.class_own_traits(config=True))),
     (PreviewProxy, set(PreviewProxy.class_own_traits(config=True))),
     (AuthJSIdentityProvider, set(AuthJSIdentityProvider.class_own_traits(config=True))),

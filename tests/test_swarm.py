@@ -1,0 +1,396 @@
+"""Workspaces on a real Docker Swarm: this machine's engine as manager, Docker-in-Docker workers.
+
+scripts/swarm-cluster.sh makes the swarm (reused between runs) and the project's registry that
+serves the workspace image to the workers. The server is a real `jupyter server` process with
+`SwarmContainerManager`, run inside a sidecar container's network namespace (as in
+test_server_on_the_network.py) that is attached to the workspaces' overlay network: it reaches
+each task's ttyd by service name over the overlay, and ttyd is published on no host interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+from docker.models.containers import Container
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.engine import ContainerError
+from jupyter_popebot_code.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.swarm import NODE_LABEL, PIN_SUFFIX, SwarmContainerManager
+
+from .conftest import ROOT, SIDECAR_PREFIX, TEST_NETWORK
+from .server_process import ServerProcess
+
+pytestmark = [pytest.mark.swarm, pytest.mark.timeout(1200)]
+
+CLUSTER_SCRIPT = ROOT / "scripts" / "swarm-cluster.sh"
+OVERLAY = f"{TEST_NETWORK}-swarm"
+FRONT = f"{TEST_NETWORK}-swarm-front"
+WORKER_PREFIX = "popebot-swarm-node-"
+SWARM_MANAGER = "jupyter_popebot_code.swarm.SwarmContainerManager"
+
+
+def run_script(*args: str, timeout: float = 1800) -> str:
+    done = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"swarm-cluster.sh {args}: {done.stderr[-4000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def swarm(docker_client: docker.DockerClient, workspace_image: str) -> Iterator[dict[str, str]]:
+    """The swarm and its registry (made or reused); the workers leave at the end of the module."""
+    for tool in ("nsenter", "unshare"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} (util-linux) is needed to run the server on the network")
+    try:
+        run_script("up")
+        settings = dict(line.split("=", 1) for line in run_script("env").split())
+        _ensure_networks(docker_client)
+        yield settings
+        for name in (OVERLAY, FRONT):
+            for network in docker_client.networks.list(names=[name]):
+                if network.name == name:
+                    network.remove()
+    finally:
+        # This engine leaves the swarm again if the script made it a manager (also after a
+        # failed set-up): the rest of the suite runs on a plain engine, as it always has.
+        run_script("down", timeout=300)
+
+
+def _ensure_networks(client: docker.DockerClient) -> None:
+    """An internal attachable overlay for the workspaces, an internal bridge to reach the server."""
+    wanted = {OVERLAY: "overlay", FRONT: "bridge"}
+    for name, driver in wanted.items():
+        found = [n for n in client.networks.list(names=[name]) if n.name == name]
+        if found and found[0].attrs.get("Internal") and found[0].attrs["Driver"] == driver:
+            continue
+        for network in found:
+            network.remove()
+        client.networks.create(
+            name,
+            driver=driver,
+            internal=True,
+            attachable=driver == "overlay" or None,
+            labels={MANAGED_BY_LABEL: "tests"},
+        )
+
+
+@pytest.fixture(scope="module")
+def sidecar(swarm: dict[str, str], docker_client: docker.DockerClient) -> Iterator[Container]:
+    container = docker_client.containers.run(
+        "jupyter-popebot-code-workspace:latest",
+        entrypoint=["sleep", "infinity"],
+        name=f"{SIDECAR_PREFIX}swarm-{uuid.uuid4().hex[:8]}",
+        network=FRONT,
+        detach=True,
+    )
+    docker_client.networks.get(OVERLAY).connect(container)
+    container.reload()
+    yield container
+    container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    swarm: dict[str, str],
+    sidecar: Container,
+    docker_client: docker.DockerClient,
+) -> Iterator[ServerProcess]:
+    tmp_path = tmp_path_factory.mktemp("swarm-server")
+    server = ServerProcess(tmp_path, swarm["SWARM_REGISTRY_IMAGE"])
+    pid = sidecar.attrs["State"]["Pid"]
+    server.launcher = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c",
+        'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
+        'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
+        sidecar.attrs["ResolvConfPath"], str(pid),
+    ]  # fmt: skip
+    server.extra_args = [
+        "--ServerApp.ip=0.0.0.0",
+        f"--CodeWorkspacesApp.container_manager_class={SWARM_MANAGER}",
+        f"--SwarmContainerManager.network={OVERLAY}",
+        "--SwarmContainerManager.stop_timeout=2",
+        "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
+        # The overlay is not a bridge of this host: the iptables policy does not apply there.
+        "--NetworkPolicy.firewall=off",
+    ]
+    server.host = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
+    server.start()
+    yield server
+    server.stop()
+    store = WorkspaceStore(str(server.db_path))
+    store_id = store.store_id
+    store.close()
+    remove_store(docker_client, store_id)
+
+
+def remove_store(client: docker.DockerClient, store_id: str) -> None:
+    """Every service, pin and worker volume of one store."""
+    label = f"{STORE_LABEL}={store_id}"
+    for service in client.services.list(filters={"label": label}):
+        service.remove()
+    for config in client.configs.list(filters={"label": label}):
+        config.remove()
+    for worker in client.containers.list(filters={"name": WORKER_PREFIX}):
+        subprocess.run(
+            ["docker", "exec", worker.name, "sh", "-c",
+             f"docker volume ls -q --filter label={label} | xargs -r docker volume rm -f"],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def node_of(client: docker.DockerClient, workspace_id: str) -> tuple[str, str]:
+    """(node id, hostname) the workspace's service is pinned to."""
+    service = client.api.inspect_service(f"code-workspace-{workspace_id}")
+    node_id = service["Spec"]["Labels"][NODE_LABEL]
+    assert service["Spec"]["TaskTemplate"]["Placement"]["Constraints"] == [f"node.id=={node_id}"]
+    return node_id, client.api.inspect_node(node_id)["Description"]["Hostname"]
+
+
+def on_worker(hostname: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "exec", hostname, "docker", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def set_availability(node_id: str, availability: str) -> None:
+    subprocess.run(
+        ["docker", "node", "update", "--availability", availability, node_id],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def create(server: ServerProcess, name: str) -> str:
+    created = server.request("POST", "api/code/workspaces", json={"name": name})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def ensure(server: ServerProcess, workspace_id: str) -> Any:
+    return server.request("POST", f"api/code/workspaces/{workspace_id}/ensure")
+
+
+def in_terminal(server: ServerProcess, workspace_id: str, line: str, expect: str) -> str:
+    """Type one line in the workspace's terminal (through the relay) and read until `expect`."""
+    url = f"ws://{server.host}:{server.port}/api/ws/code/{workspace_id}?token={server.token}"
+    with connect(url, subprotocols=["tty"], open_timeout=60, close_timeout=10) as terminal:
+        terminal.send(json.dumps({"AuthToken": "", "columns": 200, "rows": 24}).encode())
+        terminal.send(b"0" + line.encode() + b"\r")
+        seen = ""
+        deadline = time.monotonic() + 60
+        while expect not in seen:
+            frame = terminal.recv(timeout=max(0.1, deadline - time.monotonic()))
+            assert isinstance(frame, bytes)
+            if frame[:1] == b"0":
+                seen += frame[1:].decode(errors="replace")
+        return seen
+
+
+def read_until_closed(terminal: Any) -> None:
+    for _ in range(1000):
+        terminal.recv(timeout=60)
+
+
+def terminal_close_reason(server: ServerProcess, workspace_id: str) -> str:
+    """The reason the relay gives when it closes a terminal it cannot serve."""
+    url = f"ws://{server.host}:{server.port}/api/ws/code/{workspace_id}?token={server.token}"
+    with connect(url, subprotocols=["tty"], open_timeout=60, close_timeout=10) as terminal:
+        terminal.send(json.dumps({"AuthToken": "", "columns": 80, "rows": 24}).encode())
+        with pytest.raises(ConnectionClosed) as closed:
+            read_until_closed(terminal)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.reason
+
+
+def until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.5)
+
+
+def test_workspaces_spread_over_workers_and_their_terminals_work(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    ids = [create(server, f"spread {n}") for n in range(3)]
+    hosts = {node_of(docker_client, workspace_id)[1] for workspace_id in ids}
+    assert len(hosts) >= 2, hosts
+    assert all(host.startswith(WORKER_PREFIX) for host in hosts), hosts
+
+    # A terminal on a worker: echoes, and a reconnection finds the same tmux session.
+    workspace_id = ids[0]
+    in_terminal(server, workspace_id, "export POPEBOT_MARK=kept-$((6*7)); echo set$((1+2))", "set3")
+    assert "kept-42" in in_terminal(server, workspace_id, "echo mark=$POPEBOT_MARK", "mark=kept-42")
+    log = server.log_path.read_text()
+    assert "Relay reaches workspace containers by name (connect_via=auto)" in log
+    assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
+
+    # ttyd is published on no host: the service has no ports, its only address is the overlay's.
+    service = docker_client.api.inspect_service(f"code-workspace-{workspace_id}")
+    assert not service["Endpoint"].get("Ports")
+    assert service["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+
+    listed = server.request("GET", "api/code/workspaces").json()["workspaces"]
+    assert {ws["id"]: ws["container"]["status"] for ws in listed} == dict.fromkeys(ids, "running")
+
+
+def test_stop_and_start_keep_files(server: ServerProcess) -> None:
+    workspace_id = create(server, "stop start")
+    in_terminal(server, workspace_id, "echo kept > ~/workspace/f && echo w$((1+1))", "w2")
+    stopped = server.request("POST", f"api/code/workspaces/{workspace_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    described = server.request("GET", f"api/code/workspaces/{workspace_id}").json()
+    assert described["container"]["status"] == "exited"
+    started = ensure(server, workspace_id)
+    assert started.json()["status"] == "started", started.text
+    assert "file=kept" in in_terminal(
+        server, workspace_id, "echo file=$(cat ~/workspace/f)", "file=kept"
+    )
+
+
+def test_a_removed_service_comes_back_on_its_node_with_its_files(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    workspace_id = create(server, "recreated")
+    node_id, _ = node_of(docker_client, workspace_id)
+    in_terminal(server, workspace_id, "echo pinned > ~/workspace/p && echo p$((5+5))", "p10")
+    docker_client.api.remove_service(f"code-workspace-{workspace_id}")  # behind the server's back
+    recreated = ensure(server, workspace_id)
+    assert recreated.json()["status"] == "created", recreated.text
+    # The pin (a swarm config object) outlived the service: same node, same volume.
+    assert node_of(docker_client, workspace_id)[0] == node_id
+    assert "p=pinned" in in_terminal(
+        server, workspace_id, "echo p=$(cat ~/workspace/p)", "p=pinned"
+    )
+
+
+def test_a_drained_node_answers_503_naming_it_and_its_workspaces_come_back(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    ids = [create(server, f"drain {n}") for n in range(2)]
+    nodes = {workspace_id: node_of(docker_client, workspace_id) for workspace_id in ids}
+    assert len(set(nodes.values())) == 2, nodes  # the least-loaded worker gets each new one
+    drained_id, other_id = ids
+    node_id, host = nodes[drained_id]
+    in_terminal(server, drained_id, "echo safe > ~/workspace/g && echo g$((2+2))", "g4")
+
+    set_availability(node_id, "drain")
+    try:
+        # A list: a requests.Response with an error status is falsy.
+        [answer] = until(
+            lambda: (r := ensure(server, drained_id)).status_code == 503 and [r], 60, "503"
+        )
+        assert host in answer.json()["message"], answer.text
+        assert "drained" in answer.json()["message"]
+        # The relay (unchanged by the backend) closes the terminal as for an engine outage.
+        assert "not reachable" in terminal_close_reason(server, drained_id)
+        # Its record stays; the other node's workspace keeps working.
+        assert server.request("GET", "api/code/workspaces").status_code == 200
+        assert ensure(server, other_id).json()["status"] == "running"
+        assert "o=7" in in_terminal(server, other_id, "echo o=$((3+4))", "o=7")
+    finally:
+        set_availability(node_id, "active")
+
+    back = until(lambda: ensure(server, drained_id).status_code == 200, 120, "back")
+    assert back
+    assert node_of(docker_client, drained_id)[0] == node_id
+    assert "g=safe" in in_terminal(server, drained_id, "echo g=$(cat ~/workspace/g)", "g=safe")
+
+
+def test_a_stopped_worker_answers_503_and_its_workspace_comes_back_with_its_files(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    ids = [create(server, f"down {n}") for n in range(2)]
+    nodes = {workspace_id: node_of(docker_client, workspace_id) for workspace_id in ids}
+    assert len(set(nodes.values())) == 2, nodes
+    lost_id, other_id = ids
+    node_id, host = nodes[lost_id]
+    in_terminal(server, lost_id, "echo lasting > ~/workspace/h && echo h$((4+4))", "h8")
+
+    worker = docker_client.containers.get(host)
+    worker.stop(timeout=10)  # the whole engine goes: the manager marks the node down
+    try:
+        [answer] = until(
+            lambda: (r := ensure(server, lost_id)).status_code == 503 and [r], 90, "503"
+        )
+        assert host in answer.json()["message"], answer.text
+        assert "down" in answer.json()["message"]
+        assert ensure(server, other_id).json()["status"] == "running"
+        assert "p=9" in in_terminal(server, other_id, "echo p=$((4+5))", "p=9")
+    finally:
+        worker.start()
+
+    until(lambda: ensure(server, lost_id).status_code == 200, 180, "back")
+    assert node_of(docker_client, lost_id)[0] == node_id
+    assert "h=lasting" in in_terminal(server, lost_id, "echo h=$(cat ~/workspace/h)", "h=lasting")
+
+
+def test_delete_removes_the_service_and_the_volume_on_its_node(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    workspace_id = create(server, "delete")
+    name = f"code-workspace-{workspace_id}"
+    _, host = node_of(docker_client, workspace_id)
+    assert on_worker(host, "volume", "inspect", name).returncode == 0
+    deleted = server.request("DELETE", f"api/code/workspaces/{workspace_id}")
+    assert deleted.status_code == 204, deleted.text
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_service(name)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_config(name + PIN_SUFFIX)
+    assert on_worker(host, "volume", "inspect", name).returncode != 0
+    assert server.request("GET", f"api/code/workspaces/{workspace_id}").status_code == 404
+
+
+def test_a_task_that_keeps_failing_is_reported_with_dockers_error(
+    swarm: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    registry = swarm["SWARM_REGISTRY_IMAGE"].split("/", 1)[0]
+    manager = SwarmContainerManager(
+        image=f"{registry}/no-such-image:latest", network=OVERLAY, start_timeout=120
+    )
+    store_id = f"swarm-fail-{uuid.uuid4().hex[:8]}"
+    workspace = Workspace.new("alice", "fails", "", "")
+    try:
+        with pytest.raises(ContainerError) as failed:
+            asyncio.run(manager.create(workspace, store_id, {}))
+        assert "does not start on its node" in str(failed.value)
+        assert "no-such-image" in str(failed.value) or "No such image" in str(failed.value)
+        service = docker_client.api.inspect_service(workspace.container_name)
+        assert service["Spec"]["Mode"]["Replicated"]["Replicas"] == 0  # no churn left behind
+    finally:
+        manager.close()
+        remove_store(docker_client, store_id)
+
+
+def test_the_cluster_script_is_reentrant(swarm: dict[str, str]) -> None:
+    started = time.monotonic()
+    run_script("up")
+    assert time.monotonic() - started < 60  # everything reused: no build, no push, no join
