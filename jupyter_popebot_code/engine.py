@@ -28,6 +28,13 @@ class DockerUnavailable(RuntimeError):
     """The Docker engine cannot be reached; the request may succeed once it is back."""
 
 
+class NodeUnavailable(DockerUnavailable):
+    """The machine that holds this workspace cannot run it now (a swarm node down or drained).
+
+    Its message names the node and is meant for the user; other workspaces are unaffected.
+    """
+
+
 class ContainerError(RuntimeError):
     """Docker refused an operation on a workspace container."""
 

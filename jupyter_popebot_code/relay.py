@@ -25,6 +25,7 @@ from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from .base import CodeWorkspacesMixin
+from .engine import NodeUnavailable
 from .owner import NoIdentity
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .store import Workspace
@@ -374,6 +375,8 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
             if self._client_closed:
                 return None
             endpoint = await self.service.terminal_endpoint(workspace)
+        except NodeUnavailable as exc:
+            raise TerminalUnavailable(str(exc)) from exc  # names the node, never the engine URL
         except DockerUnavailable as exc:
             raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
         except QuotaExceeded as exc:

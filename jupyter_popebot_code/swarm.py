@@ -37,7 +37,7 @@ from .containers import (
     ContainerManager,
     workspace_labels,
 )
-from .engine import ContainerError, ContainerMissing, DockerUnavailable
+from .engine import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
 from .store import Workspace
 
 NODE_LABEL = "org.jupyter.popebot-code.node"
@@ -45,10 +45,6 @@ PIN_SUFFIX = ".node"
 # Task states that end a task for good; "failed" and "rejected" carry Docker's error.
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 _POLL_SECONDS = 0.5
-
-
-class NodeUnavailable(DockerUnavailable):
-    """The workspace's node is down, drained or gone: its files are there, so wait for it."""
 
 
 def _replicas(service: dict[str, Any]) -> int:
