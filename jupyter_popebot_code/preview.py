@@ -378,7 +378,13 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         if user is None:
             headers = self.request.headers
             mode, dest = headers.get("Sec-Fetch-Mode"), headers.get("Sec-Fetch-Dest")
-            if page_load(self.request.method or "", mode, dest):
+            if page_load(
+                self.request.method or "",
+                mode,
+                dest,
+                websocket=self._upgrade,
+                origin=headers.get("Origin"),
+            ):
                 raise web.HTTPError(
                     401,
                     "Sign in to open this preview: a page load needs your Jupyter login (open "

@@ -101,7 +101,14 @@ def key_matches(secret: bytes | str, owner: str, workspace_id: str, key: str) ->
     return hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
 
 
-def page_load(method: str, sec_fetch_mode: str | None, sec_fetch_dest: str | None = None) -> bool:
+def page_load(
+    method: str,
+    sec_fetch_mode: str | None,
+    sec_fetch_dest: str | None = None,
+    *,
+    websocket: bool = False,
+    origin: str | None = None,
+) -> bool:
     """Whether a request must carry the user's identity: a top-level page load, or no browser.
 
     A sandboxed page's own subresources (scripts, images, fetch, WebSocket) come without
@@ -111,6 +118,10 @@ def page_load(method: str, sec_fetch_mode: str | None, sec_fetch_dest: str | Non
     the key authorizes it, and `frame-ancestors 'self'` keeps other sites from framing the
     answer, so only a top-level load (a bookmark, a link someone was sent) needs the login.
     """
+    if websocket:
+        # Chromium sends no Sec-Fetch-* headers on a WebSocket handshake; the sandboxed page's
+        # socket is told by its opaque origin (Origin: null). Any other needs the login.
+        return origin_kind(origin) != "null"
     if method not in ("GET", "HEAD"):
         return False
     if sec_fetch_mode is None:

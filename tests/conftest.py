@@ -7,6 +7,7 @@ marked `docker` at collection; `pytest -m "not docker"` runs the rest with no en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -101,13 +102,18 @@ def _remove_test_firewall(client: docker.DockerClient) -> None:
 
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
+    # A container listed here may be gone by the time it is removed (its test's own clean-up,
+    # or the server deleting it): gone is what we want.
     for sidecar in client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
-        sidecar.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            sidecar.remove(force=True)
     for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
         if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
             for volume in client.volumes.list(filters={"name": container.name}):
-                volume.remove(force=True)
+                with contextlib.suppress(docker.errors.NotFound):
+                    volume.remove(force=True)
 
 
 def _network_named(client: docker.DockerClient, name: str) -> Network | None:

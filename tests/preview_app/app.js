@@ -8,6 +8,25 @@ const port = Number(process.argv[2]);
 const host = process.argv[3] || "0.0.0.0";
 let sent = 0; // bytes of /big accepted by the socket so far
 
+// The page's module script, as a dev server's hot-reload client: it opens a WebSocket next to the
+// page, takes the server's first push, answers it and shows what came back in #hmr.
+const MAIN_JS = `
+const status = document.createElement("p");
+status.id = "hmr";
+status.textContent = "connecting";
+document.body.append(status);
+const ws = new WebSocket(new URL("hmr", location.href.replace(/^http/, "ws")), "echo-v1");
+ws.onmessage = (event) => {
+  if (status.textContent === "connecting") {
+    status.textContent = "pushed";
+    ws.send("update-applied");
+  } else if (event.data === "update-applied") {
+    status.textContent = "echoed over " + ws.protocol;
+  }
+};
+ws.onerror = () => { status.textContent = "websocket error"; };
+`;
+
 function big(req, res, url) {
   const total = Number(url.searchParams.get("mb") || "1") * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 120);
@@ -31,6 +50,9 @@ const server = http.createServer((req, res) => {
   if (route === "/") {
     res.writeHead(200, { "Content-Type": "text/html", "Set-Cookie": "app=1; Path=/" });
     res.end("<!doctype html><h1>preview works</h1><script type=module src=main.js></script>");
+  } else if (route === "/main.js") {
+    res.writeHead(200, { "Content-Type": "text/javascript" });
+    res.end(MAIN_JS);
   } else if (route === "/headers") {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ url: req.url, method: req.method, headers: req.headers }));

@@ -209,6 +209,11 @@ def test_who_needs_an_identity_and_which_origins_pass() -> None:
     for mode in ("no-cors", "cors", "websocket", "same-origin"):
         assert not page_load("GET", mode)
     assert not page_load("POST", None)
+    # WebSocket handshakes carry no Sec-Fetch-Mode in Chromium: the opaque origin tells the
+    # sandboxed page's socket; without it (a script, a same-origin page) the login is needed.
+    assert not page_load("GET", None, websocket=True, origin="null")
+    assert page_load("GET", None, websocket=True, origin=None)
+    assert page_load("GET", "websocket", websocket=True, origin="http://localhost:8888")
     assert origin_kind(None) == "none"
     assert origin_kind("null") == "null"
     assert origin_kind("http://evil.example.com") == "other"

@@ -9,6 +9,9 @@
  * workspace image and Chromium; the tests run in order on one workspace.
  */
 
+import * as fs from 'fs';
+import * as path from 'path';
+import * as zlib from 'zlib';
 import { expect, type Locator, type Page, test } from '@playwright/test';
 import {
   api,
@@ -32,6 +35,7 @@ const SERVED = 8000; // python3 -m http.server on 0.0.0.0: reachable
 const LOOPBACK = 8001; // bound to 127.0.0.1 only: listed, not reachable
 const HOSTILE = 8002; // serves the hostile page
 const LATE = 8003; // started after its preview panel opened
+const DEV_SERVER = 8004; // tests/preview_app/app.js: a module script and a WebSocket
 
 let page: Page;
 let workspaceId = '';
@@ -361,6 +365,30 @@ test("a hostile page served from the workspace cannot use the person's Jupyter s
   }
   // The POST did not start a kernel.
   expect(await kernelCount()).toBe(kernelsBefore);
+});
+
+test('a dev server page loads its module script and its hot-reload WebSocket works through the preview', async () => {
+  // The Python tests' dev server stand-in (HTTP and a WebSocket echo, no npm).
+  const app = fs.readFileSync(
+    path.resolve(__dirname, '..', '..', '..', 'tests', 'preview_app', 'app.js')
+  );
+  const packed = zlib.gzipSync(app).toString('base64');
+  await runCommand(page, 'popebot-code:open-workspace', { id: workspaceId });
+  const terminal = terminalOf(page, workspaceId);
+  await pasteCommand(
+    `printf %s ${packed} | base64 -d | gunzip > ~/dev-app.js && ` +
+      `(node ~/dev-app.js ${DEV_SERVER} >/dev/null 2>&1 &) && echo dev-ready`
+  );
+  await expectScreen(terminal, /^dev-ready *$/m);
+  await runCommand(page, 'popebot-code:open-preview', {
+    workspaceId,
+    port: DEV_SERVER
+  });
+  const frame = frameOf(DEV_SERVER);
+  await expect(frame.locator('h1')).toHaveText('preview works');
+  // The module script came from the opaque origin (Origin: null), and its
+  // WebSocket took the server's push and got its answer echoed.
+  await expect(frame.locator('#hmr')).toHaveText('echoed over echo-v1');
 });
 
 test('"Open in a browser tab" opens the preview without an opener; it works after a reload, and so does JupyterLab', async () => {
