@@ -4,8 +4,9 @@ Opt-in (`--only swarm`): scripts/swarm-cluster.sh makes this engine a swarm mana
 Docker-in-Docker workers and the project's registry, and the part makes it leave again at the end
 when the script made it a manager. Two servers run side by side: the single-engine one on the
 host (its containers on the bench's bridge network, ttyd reached by address), the Swarm one in a
-sidecar container's network namespace attached to an internal overlay (ttyd reached by service
-name). Iterations alternate between the two, so drift on the machine hits both alike.
+sidecar container's network namespace, as shipped: an overlay per workspace, which the server
+joins (ttyd reached by service name), and the node firewall required on the workers. Iterations
+alternate between the two, so drift on the machine hits both alike.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from websockets.sync.client import connect
 
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
 from jupyter_popebot_code.store import WorkspaceStore
+from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE
 
 from . import stats
 from .report import table
@@ -32,7 +34,6 @@ from .server import BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "scripts" / "swarm-cluster.sh"
-OVERLAY = "popebot-code-bench-swarm"
 FRONT = "popebot-code-bench-swarm-front"
 SIDECAR = "popebot-code-bench-swarm-sidecar"
 WORKER_PREFIX = "popebot-swarm-node-"
@@ -49,20 +50,15 @@ def _script(*args: str) -> str:
 
 
 def _networks(client: docker.DockerClient) -> None:
-    for name, driver in ((OVERLAY, "overlay"), (FRONT, "bridge")):
-        if not [n for n in client.networks.list(names=[name]) if n.name == name]:
-            client.networks.create(
-                name,
-                driver=driver,
-                internal=True,
-                attachable=driver == "overlay" or None,
-                labels={MANAGED_BY_LABEL: "bench"},
-            )
+    if not [n for n in client.networks.list(names=[FRONT]) if n.name == FRONT]:
+        client.networks.create(FRONT, internal=True, labels={MANAGED_BY_LABEL: "bench"})
 
 
 @contextmanager
-def _swarm_server(client: docker.DockerClient, workdir: Path, image: str) -> Iterator[BenchServer]:
-    """A server with SwarmContainerManager inside a sidecar on the overlay."""
+def _swarm_server(
+    client: docker.DockerClient, workdir: Path, settings: dict[str, str]
+) -> Iterator[BenchServer]:
+    """A server with SwarmContainerManager inside a sidecar, joining each workspace's overlay."""
     with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(SIDECAR).remove(force=True)
     sidecar = client.containers.run(
@@ -74,8 +70,8 @@ def _swarm_server(client: docker.DockerClient, workdir: Path, image: str) -> Ite
     )
     server: BenchServer | None = None
     try:
-        client.networks.get(OVERLAY).connect(sidecar)
         sidecar.reload()
+        address = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
         launcher = (
             "unshare", "--mount", "--propagation", "private", "sh", "-c",
             'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
@@ -83,20 +79,21 @@ def _swarm_server(client: docker.DockerClient, workdir: Path, image: str) -> Ite
             sidecar.attrs["ResolvConfPath"], str(sidecar.attrs["State"]["Pid"]),
         )  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
+        image = settings["SWARM_REGISTRY_IMAGE"]
         server = BenchServer(
             workdir,
-            OVERLAY,
+            FRONT,
             image,
             (
                 "--CodeWorkspacesApp.container_manager_class="
                 "jupyter_popebot_code.swarm.SwarmContainerManager",
-                f"--SwarmContainerManager.network={OVERLAY}",
                 f"--SwarmContainerManager.image={image}",
-                "--SwarmContainerManager.connect_via=auto",
-                "--NetworkPolicy.firewall=off",
+                "--NetworkPolicy.firewall=iptables",
+                f"--SwarmNetworkPolicy.node_firewall_image={settings['SWARM_FIREWALL_IMAGE']}",
+                f"--ServerApp.ip={address}",
             ),
             launcher=launcher,
-            host=sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"],
+            host=address,
         )
         server.start()
         yield server
@@ -173,7 +170,7 @@ def bench_swarm(
     settings = dict(line.split("=", 1) for line in _script("env").split())
     try:
         _networks(client)
-        with _swarm_server(client, workdir / "swarm", settings["SWARM_REGISTRY_IMAGE"]) as swarm:
+        with _swarm_server(client, workdir / "swarm", settings) as swarm:
             servers = {"single engine": single, "swarm": swarm}
             samples: dict[str, dict[str, list[float]]] = {
                 name: {"create_to_prompt": [], "ensure_stopped": []} for name in servers
@@ -219,11 +216,12 @@ def bench_swarm(
         }
         return {"backends": summary, "ratio_p50": ratios, "swarm_nodes_used": len(nodes)}
     finally:
-        for name in (OVERLAY, FRONT):
-            for network in client.networks.list(names=[name]):
-                if network.name == name:
-                    with contextlib.suppress(docker.errors.NotFound):
-                        network.remove()
+        for network in client.networks.list(names=[FRONT]):
+            if network.name == FRONT:
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_service(FIREWALL_SERVICE)
         _script("down")
 
 

@@ -26,6 +26,8 @@ from .preview_host import AUTH_PATH, PreviewAuthHandler, install_host_routes, lo
 from .relay import TerminalRelay, relay_handlers
 from .service import Quota, WorkspaceService
 from .store import WorkspaceStore
+from .swarm import SwarmContainerManager
+from .swarm_network_policy import SwarmNetworkPolicy
 from .validation import WorkspaceValidator
 
 # Options that moved from CodeWorkspacesApp to TerminalRelay in 0.2: old name -> new name.
@@ -193,7 +195,15 @@ class CodeWorkspacesApp(ExtensionApp):
     def _default_service_url(self) -> str:
         return service_url_from_environment()
 
-    classes = [ContainerManager, NetworkPolicy, TerminalRelay, PreviewProxy, HubSync]
+    classes = [
+        ContainerManager,
+        SwarmContainerManager,
+        NetworkPolicy,
+        SwarmNetworkPolicy,
+        TerminalRelay,
+        PreviewProxy,
+        HubSync,
+    ]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
@@ -220,7 +230,12 @@ class CodeWorkspacesApp(ExtensionApp):
             # One user, who is the operator: their own token is theirs to use.
             token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
             self.container_manager.claude_code_oauth_token = token
-        self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
+        if isinstance(self.container_manager, SwarmContainerManager):
+            self.network_policy = SwarmNetworkPolicy(
+                self.container_manager, parent=self, log=self.log
+            )
+        else:
+            self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.preview_proxy = PreviewProxy(parent=self, log=self.log)
         self.validator = WorkspaceValidator(

@@ -499,8 +499,12 @@ class ContainerManager(DockerEngine):
             lambda client: client.api.stop(container_name, timeout=int(self.stop_timeout)),
         )
 
-    async def remove(self, container_name: str) -> None:
-        """Remove the container; one that is already gone counts as removed."""
+    async def remove(self, container_name: str, recreating: bool = False) -> None:
+        """Remove the container; one that is already gone counts as removed.
+
+        `recreating`: a container of the same name follows at once (ensure's recreate), so what
+        the two share stays (a Swarm workspace's own network).
+        """
 
         def remove(client: docker.DockerClient) -> None:
             try:

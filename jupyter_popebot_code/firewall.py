@@ -77,7 +77,7 @@ class NetworkView:
 
     network_id: str
     bridge: str
-    subnet: ipaddress.IPv4Network
+    subnet: ipaddress.IPv4Network | None = None
 
     @property
     def forward_chain(self) -> str:

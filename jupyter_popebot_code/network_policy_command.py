@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 from traitlets.config import Application
 
 from .containers import ContainerManager
 from .engine import ContainerError
 from .network_policy import NetworkPolicy
+from .swarm import SwarmContainerManager
+from .swarm_network_policy import SwarmNetworkPolicy
 
 
 class NetworkPolicyApp(Application):
@@ -22,19 +24,33 @@ class NetworkPolicyApp(Application):
 
     For a server that cannot manage the firewall itself (it runs in a container): the same
     options as the server's (`--NetworkPolicy.…`, `--ContainerManager.network=…`, or
-    `--config=jupyter_server_config.py`).
+    `--config=jupyter_server_config.py`). With `--swarm`, on a swarm manager: the node firewall
+    service (SwarmNetworkPolicy) instead of this host's rules.
     """
 
     name = "jupyter-popebot-code-network-policy"
     description = "Install or remove the workspace network's firewall rules on the Docker host."
-    classes = [ContainerManager, NetworkPolicy]
+    classes = [ContainerManager, SwarmContainerManager, NetworkPolicy, SwarmNetworkPolicy]
     aliases = {
         "config": "NetworkPolicyApp.config_file",
         "log-level": "Application.log_level",
     }
+    flags = {
+        "swarm": (
+            {"NetworkPolicyApp": {"swarm": True}},
+            "Install or remove the node firewall of a Docker Swarm's workspace nodes.",
+        )
+    }
     config_file = Unicode("", help="A Python config file to read (e.g. the server's).").tag(
         config=True
     )
+    swarm = Bool(
+        False,
+        help=(
+            "The workspaces run on a Docker Swarm (run this on a manager): install or remove the "
+            "node firewall service on the workspace nodes instead of this host's rules."
+        ),
+    ).tag(config=True)
 
     def start(self) -> None:
         if self.config_file:
@@ -42,8 +58,14 @@ class NetworkPolicyApp(Application):
         action = self.extra_args[0] if self.extra_args else ""
         if action not in ("install", "remove"):
             self.exit(f"usage: {sys.argv[0]} install|remove [--NetworkPolicy.option=value ...]")
-        containers = ContainerManager(parent=self, log=self.log)
-        policy = NetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
+        containers: ContainerManager
+        policy: NetworkPolicy
+        if self.swarm:
+            containers = SwarmContainerManager(parent=self, log=self.log)
+            policy = SwarmNetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
+        else:
+            containers = ContainerManager(parent=self, log=self.log)
+            policy = NetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
         try:
             if action == "install":
                 asyncio.run(policy.install())

@@ -437,7 +437,7 @@ class WorkspaceService:
 
     async def _recreate(self, workspace: Workspace) -> None:
         assert workspace.container_name
-        await self.containers.remove(workspace.container_name)
+        await self.containers.remove(workspace.container_name, recreating=True)
         await self.containers.create(workspace, self.store.store_id, self._container_env(workspace))
         await self._container_started()
         self.log.info("Recreated container %s", workspace.container_name)

@@ -15,18 +15,25 @@ Mapping of the single-engine states (docs in README, "Docker Swarm"):
 - no service                               -> None (ensure recreates it on the pinned node)
 
 There is no pause on Swarm. Every Docker call goes through `DockerEngine._call` (a thread pool).
+
+Networks: with `network_per_workspace` (set by `SwarmNetworkPolicy` when workspaces are kept
+apart) each workspace has an attachable overlay of its own (`code-workspace-{id}-net`) and the
+server's container joins it while the workspace runs; otherwise all share `network`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import docker
 import docker.errors
-from traitlets import Float, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode
 
 from .container_states import ContainerState, parse_docker_time
 from .containers import (
@@ -42,6 +49,9 @@ from .store import Workspace
 
 NODE_LABEL = "org.jupyter.popebot-code.node"
 PIN_SUFFIX = ".node"
+NETWORK_SUFFIX = "-net"
+_NETWORK_REMOVAL_SECONDS = 60.0
+_JOIN_TRIES = 10
 # Task states that end a task for good; "failed" and "rejected" carry Docker's error.
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 _POLL_SECONDS = 0.5
@@ -106,6 +116,42 @@ class SwarmContainerManager(ContainerManager):
         ),
     ).tag(config=True)
 
+    server_container = Unicode(
+        "",
+        help=(
+            "Name or id of the container this server runs in (on a manager node, on the engine "
+            "of docker_host). With one overlay network per workspace it joins the network of "
+            "each running workspace to reach its ttyd. '': the container named by this host's "
+            "name, which is Docker's default hostname of a container."
+        ),
+    ).tag(config=True)
+
+    internal_networks = Bool(
+        False,
+        help=(
+            "Make each workspace's own overlay network internal: the workspace then reaches "
+            "nothing but the server (no git host, no package registry). Only with one network "
+            "per workspace (NetworkPolicy.isolate_workspaces)."
+        ),
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Set by SwarmNetworkPolicy: an overlay per workspace, and a check that a node enforces
+        # the firewall before a workspace runs there.
+        self.network_per_workspace = False
+        self.node_guard: Callable[[docker.DockerClient, str], None] | None = None
+        self._joined: set[str] = set()
+        self._join_lock = threading.Lock()
+        self._server_id: str | None = None
+        self._told_route = False
+
+    def network_of(self, container_name: str) -> str:
+        """The overlay network the workspace's task sits on."""
+        if self.network_per_workspace:
+            return container_name + NETWORK_SUFFIX
+        return self.network
+
     # -- no event stream: container events are per engine, a swarm's tasks run elsewhere ------
 
     def watch(self, store_id: str) -> None:
@@ -126,7 +172,7 @@ class SwarmContainerManager(ContainerManager):
             if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
                 return ContainerState(
                     "running",
-                    _task_address(task, self.network),
+                    _task_address(task, self.network_of(name)),
                     parse_docker_time(task["Status"].get("Timestamp")),
                 )
         if _replicas(service) == 0:
@@ -195,17 +241,122 @@ class SwarmContainerManager(ContainerManager):
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         def listed(client: docker.DockerClient) -> dict[str, str]:
-            services = client.api.services(filters={"label": f"{STORE_LABEL}={store_id}"})
-            return {
-                s["Spec"]["Name"]: s["Spec"].get("Labels", {}).get(WORKSPACE_LABEL, "")
-                for s in services
-            }
+            label = f"{STORE_LABEL}={store_id}"
+            found = {}
+            # A workspace's own network is made before its service: a crash in between leaves
+            # the network alone, which the orphan sweep then removes through `remove`.
+            for net in client.api.networks(filters={"label": label}):
+                if net["Name"].endswith(NETWORK_SUFFIX):
+                    workspace_id = (net.get("Labels") or {}).get(WORKSPACE_LABEL, "")
+                    found[net["Name"].removesuffix(NETWORK_SUFFIX)] = workspace_id
+            for service in client.api.services(filters={"label": label}):
+                labels = service["Spec"].get("Labels", {})
+                found[service["Spec"]["Name"]] = labels.get(WORKSPACE_LABEL, "")
+            return found
 
         return await self._call(listed)
 
     async def tmux_activity(self, container_name: str) -> float | None:
         # `docker exec` reaches only the manager's own engine: idle stop counts relay traffic.
         return None
+
+    async def connect_host(self, container_name: str, state: ContainerState) -> str:
+        """The service name, resolved on the workspace's overlay, which the server has joined."""
+        if not self.network_per_workspace:
+            return await super().connect_host(container_name, state)
+        # Joined again when the server's container was replaced while the workspace ran.
+        await self._call(self._join, self.network_of(container_name))
+        if not self._told_route:
+            self._told_route = True
+            self.log.info(
+                "Relay reaches workspace containers by name, over each workspace's own overlay"
+            )
+        return container_name
+
+    # -- the workspaces' own overlay networks ----------------------------------------------------
+
+    def _ensure_workspace_network(
+        self, client: docker.DockerClient, name: str, labels: dict[str, str]
+    ) -> None:
+        """The network the workspace's task joins exists, and the server is on it."""
+        if not self.network_per_workspace:
+            self._ensure_network(client)
+            return
+        network = self.network_of(name)
+        with self._network_lock:
+            if self._find(client, network) is None:
+                client.api.create_network(
+                    network,
+                    driver="overlay",
+                    attachable=True,
+                    internal=self.internal_networks,
+                    labels=labels,
+                    check_duplicate=True,
+                )
+        self._join(client, network)
+
+    def _server_container_id(self, client: docker.DockerClient) -> str:
+        if self._server_id is None:
+            reference = self.server_container or socket.gethostname()
+            try:
+                self._server_id = str(client.api.inspect_container(reference)["Id"])
+            except docker.errors.NotFound:
+                raise ContainerError(
+                    "With one overlay network per workspace this server must run in a container "
+                    f"on the manager at docker_host; there is no container {reference!r} "
+                    "(set SwarmContainerManager.server_container)."
+                ) from None
+        return self._server_id
+
+    def _join(self, client: docker.DockerClient, network: str) -> None:
+        """Attach the server's container to a workspace's network (idempotent)."""
+        with self._join_lock:
+            if network in self._joined:
+                return
+            me = client.api.inspect_container(self._server_container_id(client))
+            if network not in (me.get("NetworkSettings", {}).get("Networks") or {}):
+                for attempt in range(_JOIN_TRIES):
+                    try:
+                        client.api.connect_container_to_network(me["Id"], network)
+                        break
+                    except docker.errors.NotFound as err:
+                        # A network made a moment ago may not be known to attachments yet.
+                        if attempt == _JOIN_TRIES - 1:
+                            raise ContainerMissing(f"Network {network} is gone.") from err
+                        time.sleep(_POLL_SECONDS)
+            self._joined.add(network)
+
+    def _leave(self, client: docker.DockerClient, network: str) -> None:
+        """Detach the server's container from a workspace's network (absent is fine)."""
+        with self._join_lock:
+            self._joined.discard(network)
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.api.disconnect_container_from_network(
+                    self._server_container_id(client), network, force=True
+                )
+
+    async def _remove_workspace_network(self, name: str) -> None:
+        """Leave and remove a workspace's network once its last task has let go of it."""
+        network = self.network_of(name)
+        await self._call(self._leave, network)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _NETWORK_REMOVAL_SECONDS
+
+        def remove(client: docker.DockerClient) -> str | None:
+            try:
+                client.api.remove_network(network)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as err:
+                return str(err.explanation or err)  # tasks still shutting down
+            return None
+
+        while (failure := await self._call(remove)) is not None:
+            if loop.time() > deadline:
+                # The orphan sweep at the next start-up tries again.
+                self.log.warning("Network %s not removed: %s", network, failure)
+                return
+            await asyncio.sleep(_POLL_SECONDS)
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -216,8 +367,10 @@ class SwarmContainerManager(ContainerManager):
         self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
     ) -> None:
         assert ws.container_name
-        self._ensure_network(client)
         node_id = self._pinned_node(client, ws.volume_name) or self._choose_node(client, store_id)
+        if self.node_guard is not None:
+            self.node_guard(client, node_id)
+        self._ensure_workspace_network(client, ws.container_name, workspace_labels(ws, store_id))
         self._pin(client, ws.volume_name, node_id, store_id)
         labels = {**workspace_labels(ws, store_id), NODE_LABEL: node_id}
         limits: dict[str, int] = {}
@@ -248,7 +401,9 @@ class SwarmContainerManager(ContainerManager):
             "Resources": {"Limits": limits},
             "RestartPolicy": {"Condition": "any", "Delay": 1_000_000_000},
             "Placement": {"Constraints": [f"node.id=={node_id}"]},
-            "Networks": [{"Target": self.network, "Aliases": [ws.container_name]}],
+            "Networks": [
+                {"Target": self.network_of(ws.container_name), "Aliases": [ws.container_name]}
+            ],
         }
         client.api.create_service(
             task_template,
@@ -326,8 +481,12 @@ class SwarmContainerManager(ContainerManager):
                 service = client.api.inspect_service(container_name)
             except docker.errors.NotFound as err:
                 raise ContainerMissing(f"Service {container_name} is gone.") from err
-            node_id = service["Spec"].get("Labels", {}).get(NODE_LABEL, "")
+            labels = service["Spec"].get("Labels", {})
+            node_id = labels.get(NODE_LABEL, "")
             self._check_node(client, node_id, container_name)
+            if self.node_guard is not None:
+                self.node_guard(client, node_id)
+            self._ensure_workspace_network(client, container_name, _network_labels(labels))
             before = self._task_ids(client, container_name)
             self._scale(client, container_name, 1)
             return before
@@ -381,16 +540,22 @@ class SwarmContainerManager(ContainerManager):
 
         while loop.time() < deadline:
             if not await self._call(still_running):
-                return
+                break
             await asyncio.sleep(_POLL_SECONDS)
-        self.log.warning("%s still has a running task after the stop", container_name)
+        else:
+            self.log.warning("%s still has a running task after the stop", container_name)
+        if self.network_per_workspace:
+            # The server keeps networks only of running workspaces (it is joined on start).
+            await self._call(self._leave, self.network_of(container_name))
 
-    async def remove(self, container_name: str) -> None:
+    async def remove(self, container_name: str, recreating: bool = False) -> None:
         def remove(client: docker.DockerClient) -> None:
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_service(container_name)
 
         await self._call(remove)
+        if self.network_per_workspace and not recreating:
+            await self._remove_workspace_network(container_name)
 
     async def remove_volume(self, volume_name: str) -> None:
         """Remove the volume on its node with a one-off job there, then forget the pin."""
@@ -456,10 +621,10 @@ class SwarmContainerManager(ContainerManager):
     # -- the overlay network -------------------------------------------------------------------
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
-        # An attachable overlay, so the server's container can join it. The iptables policy of
-        # NetworkPolicy is per host and does not apply here (README, "Docker Swarm").
+        # The shared attachable overlay (without network_per_workspace), which the server's
+        # container joins; workspaces on it can reach each other (README, "Docker Swarm").
         with self._network_lock:
-            attrs = self._find(client)
+            attrs = self._find(client, self.network)
             if attrs is None:
                 client.networks.create(
                     self.network,
@@ -468,14 +633,19 @@ class SwarmContainerManager(ContainerManager):
                     labels={MANAGED_BY_LABEL: MANAGED_BY},
                     check_duplicate=True,
                 )
-                attrs = self._find(client)
+                attrs = self._find(client, self.network)
             if attrs is None or attrs.get("Driver") != "overlay":
                 raise ContainerError(
                     f"Network {self.network!r} must be an attachable overlay network on Swarm."
                 )
 
-    def _find(self, client: docker.DockerClient) -> dict[str, Any] | None:
-        for net in client.api.networks(names=[self.network]):
-            if net["Name"] == self.network:
+    def _find(self, client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+        for net in client.api.networks(names=[name]):
+            if net["Name"] == name:
                 return dict(net)
         return None
+
+
+def _network_labels(service_labels: dict[str, str]) -> dict[str, str]:
+    """A workspace network's labels, from its service's (the node is the service's own)."""
+    return {k: v for k, v in service_labels.items() if k != NODE_LABEL}

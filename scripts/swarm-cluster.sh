@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A real Docker Swarm on this machine, for the swarm tests and the benchmark: this machine's engine
 # is the manager, worker engines run as Docker-in-Docker containers, and the project's own
-# registry (Debian's docker-registry) serves them the workspace image. Idempotent; set-up is reused
-# between runs (images, registry and its data, the workers' /var/lib/docker volumes).
+# registry (Debian's docker-registry) serves them the workspace image and the node firewall's.
+# Idempotent; set-up is reused between runs (images, registry and its data, the workers'
+# /var/lib/docker volumes).
 #
 # Usage: scripts/swarm-cluster.sh up | down | env
-#   up    build what is missing, start the registry and the workers, push the workspace image,
+#   up    build what is missing, start the registry and the workers, push the images,
 #         make this engine a swarm manager (when it is not one) and join the workers
 #   down  the workers leave and are removed (their volumes stay); this engine leaves the swarm
 #         if `up` made it a manager; the registry keeps running
@@ -28,7 +29,9 @@ readonly NODES_NETWORK="$PREFIX-nodes"
 readonly NODE_IMAGE="jupyter-popebot-code-swarm-node:latest"
 readonly REGISTRY_IMAGE="jupyter-popebot-code-registry:latest"
 readonly REGISTRY="$PREFIX-registry"
+readonly FIREWALL_IMAGE="jupyter-popebot-code-node-firewall:latest"
 readonly REGISTRY_REF="$REGISTRY:5000/${IMAGE%%:*}:${IMAGE##*:}"
+readonly FIREWALL_REF="$REGISTRY:5000/${FIREWALL_IMAGE%%:*}:${FIREWALL_IMAGE##*:}"
 readonly WORKER_LABEL="org.jupyter.popebot-code.workspaces"
 readonly STATE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/jupyter-popebot-code"
 readonly INIT_MARK="$STATE_DIR/swarm-initialized-by-tests"
@@ -56,6 +59,18 @@ wait_until() {
 	die "$what: not ready within $WAIT_SECONDS s"
 }
 
+# Publish a local image unless the registry has this very image (same config digest = image id).
+publish() {
+	local image="$1" reg="$2" local_id remote_id
+	local_id="$(docker image inspect -f '{{.Id}}' "$image")"
+	remote_id="$(skopeo inspect --tls-verify=false --raw "docker://$reg/${image%%:*}:${image##*:}" 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null || true)"
+	if [ "$local_id" != "$remote_id" ]; then
+		log "pushing $image to the registry ..."
+		skopeo copy -q --dest-tls-verify=false "docker-daemon:$image" "docker://$reg/${image%%:*}:${image##*:}"
+	fi
+}
+
 build_if_missing() {
 	local tag="$1" dir="$2"
 	docker image inspect "$tag" >/dev/null 2>&1 && return 0
@@ -68,6 +83,7 @@ up() {
 	docker image inspect "$IMAGE" >/dev/null 2>&1 || bash "$root/scripts/build-image.sh"
 	build_if_missing "$NODE_IMAGE" "$root/images/swarm-node"
 	build_if_missing "$REGISTRY_IMAGE" "$root/images/registry"
+	build_if_missing "$FIREWALL_IMAGE" "$root/images/node-firewall"
 
 	# The nodes' network is internal: the workers reach each other, the registry and this host,
 	# nothing beyond.
@@ -85,15 +101,8 @@ up() {
 	# python3, not curl: a fresh Debian machine has the one (scripts/setup.sh) but maybe not the other.
 	wait_until "registry" python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$reg/v2/"
 
-	# Publish the image unless the registry has this very image (same config digest = image id).
-	local local_id remote_id
-	local_id="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
-	remote_id="$(skopeo inspect --tls-verify=false --raw "docker://$reg/${IMAGE%%:*}:${IMAGE##*:}" 2>/dev/null |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null || true)"
-	if [ "$local_id" != "$remote_id" ]; then
-		log "pushing $IMAGE to the registry ..."
-		skopeo copy -q --dest-tls-verify=false "docker-daemon:$IMAGE" "docker://$reg/${IMAGE%%:*}:${IMAGE##*:}"
-	fi
+	publish "$IMAGE" "$reg"
+	publish "$FIREWALL_IMAGE" "$reg"
 
 	# This engine is the manager; made one here only when it is in no swarm yet.
 	local swarm_state
@@ -170,6 +179,7 @@ up) up ;;
 down) down ;;
 env)
 	echo "SWARM_REGISTRY_IMAGE=$REGISTRY_REF"
+	echo "SWARM_FIREWALL_IMAGE=$FIREWALL_REF"
 	echo "SWARM_NODES_NETWORK=$NODES_NETWORK"
 	echo "SWARM_WORKER_PREFIX=$PREFIX-node-"
 	;;

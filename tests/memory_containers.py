@@ -259,7 +259,7 @@ class InMemoryContainerManager(ContainerManager):
         finally:
             await self._leave("stop", container_name)
 
-    async def remove(self, container_name: str) -> None:
+    async def remove(self, container_name: str, recreating: bool = False) -> None:
         await self._enter("remove", container_name)
         try:
             self.containers.pop(container_name, None)

@@ -11,7 +11,6 @@ listener is up.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import socket
 import subprocess
@@ -37,61 +36,15 @@ from jupyter_popebot_code.firewall import (
 )
 
 from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider, ensure_internal_network
+from .network_probes import BLOCKED, ICMP_REFILL, LISTENER, PORT, PROBE, TRIES
 from .terminal_client import WsFetch, terminal
-
-PORT = 8077
-BLOCKED = f"error {errno.EHOSTUNREACH}"
-
-LISTENER = f"""
-import socket, threading
-def udp():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", {PORT}))
-    while True:
-        data, peer = u.recvfrom(64)
-        u.sendto(b"pong", peer)
-threading.Thread(target=udp, daemon=True).start()
-t = socket.socket()
-t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-t.bind(("0.0.0.0", {PORT}))
-t.listen()
-while True:
-    c, _ = t.accept()
-    c.sendall(b"hello")
-    c.close()
-"""
-
-PROBE = """
-import socket, sys
-host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-s = socket.socket(socket.AF_INET, kind)
-s.settimeout(3)
-try:
-    s.connect((host, port))
-    if proto == "udp":
-        s.send(b"ping")
-    print("open", s.recv(16).decode())
-except socket.timeout:
-    print("timeout")
-except OSError as err:
-    print("error", err.errno)
-"""
-
-
-# The kernel sends at most one ICMP "unreachable" per second to one address after a burst of six
-# (net.ipv4.icmp_ratelimit, icmp_ratemask), and a new container may reuse the address of one that
-# just had its share: a probe whose answer was held back times out. One more try after the
-# bucket refills tells a rate-limited answer from a real silence.
-_ICMP_REFILL = 1.1
-_TRIES = 3
 
 
 def probe(container: Any, host: str, proto: str = "tcp", port: int = PORT) -> str:
     """Connect from inside `container` (as its user): 'open <greeting>', 'error N', 'timeout'."""
-    for attempt in range(_TRIES):
+    for attempt in range(TRIES):
         if attempt:
-            time.sleep(_ICMP_REFILL)
+            time.sleep(ICMP_REFILL)
         result = container.exec_run(["python3", "-c", PROBE, host, str(port), proto], user="coder")
         assert result.exit_code == 0, result.output
         answer = str(result.output.decode().strip())

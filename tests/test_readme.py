@@ -10,9 +10,11 @@ from traitlets.config import Configurable, LoggingConfigurable
 from jupyter_popebot_code.app import CodeWorkspacesApp
 from jupyter_popebot_code.authjs import AuthJSIdentityProvider
 from jupyter_popebot_code.containers import ContainerManager
+from jupyter_popebot_code.network_policy import NetworkPolicy
 from jupyter_popebot_code.preview import PreviewProxy
 from jupyter_popebot_code.relay import TerminalRelay
 from jupyter_popebot_code.swarm import SwarmContainerManager
+from jupyter_popebot_code.swarm_network_policy import SwarmNetworkPolicy
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
@@ -22,6 +24,8 @@ OWN_OPTIONS: list[tuple[type[Configurable], set[str]]] = [
     (ContainerManager, set(ContainerManager.class_traits(config=True))
      - set(LoggingConfigurable.class_traits(config=True))),
     (SwarmContainerManager, set(SwarmContainerManager.class_own_traits(config=True))),
+    (NetworkPolicy, set(NetworkPolicy.class_own_traits(config=True))),
+    (SwarmNetworkPolicy, set(SwarmNetworkPolicy.class_own_traits(config=True))),
     (TerminalRelay, set(TerminalRelay.class_own_traits(config=True))),
     (PreviewProxy, set(PreviewProxy.class_own_traits(config=True))),
     (AuthJSIdentityProvider, set(AuthJSIdentityProvider.class_own_traits(config=True))),

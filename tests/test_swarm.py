@@ -1,18 +1,21 @@
 """Workspaces on a real Docker Swarm: this machine's engine as manager, Docker-in-Docker workers.
 
 scripts/swarm-cluster.sh makes the swarm (reused between runs) and the project's registry that
-serves the workspace image to the workers. The server is a real `jupyter server` process with
-`SwarmContainerManager`, run inside a sidecar container's network namespace (as in
-test_server_on_the_network.py) that is attached to the workspaces' overlay network: it reaches
-each task's ttyd by service name over the overlay, and ttyd is published on no host interface.
+serves the workspace image and the node firewall's to the workers. The server is a real `jupyter
+server` process with `SwarmContainerManager` and `SwarmNetworkPolicy`, run inside a sidecar
+container's network namespace (as in test_server_on_the_network.py): it joins the overlay network of
+each running workspace and reaches its ttyd by service name there; ttyd is published on no host
+interface. Network probes run inside the workspace tasks on their worker engines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,9 +30,16 @@ from websockets.sync.client import connect
 from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
 from jupyter_popebot_code.engine import ContainerError
 from jupyter_popebot_code.store import Workspace, WorkspaceStore
-from jupyter_popebot_code.swarm import NODE_LABEL, PIN_SUFFIX, SwarmContainerManager
+from jupyter_popebot_code.swarm import (
+    NETWORK_SUFFIX,
+    NODE_LABEL,
+    PIN_SUFFIX,
+    SwarmContainerManager,
+)
+from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE, NODE_VIEW
 
 from .conftest import ROOT, SIDECAR_PREFIX, TEST_NETWORK
+from .network_probes import BLOCKED, ICMP_REFILL, LISTENER, PORT, PROBE, TRIES
 from .server_process import ServerProcess
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(1200)]
@@ -101,7 +111,6 @@ def sidecar(swarm: dict[str, str], docker_client: docker.DockerClient) -> Iterat
         network=FRONT,
         detach=True,
     )
-    docker_client.networks.get(OVERLAY).connect(container)
     container.reload()
     yield container
     container.remove(force=True)
@@ -123,16 +132,17 @@ def server(
         'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
         sidecar.attrs["ResolvConfPath"], str(pid),
     ]  # fmt: skip
+    server.host = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
     server.extra_args = [
-        "--ServerApp.ip=0.0.0.0",
+        # Only on the front network: the workspaces' overlays, which it joins, see no Jupyter.
+        f"--ServerApp.ip={server.host}",
         f"--CodeWorkspacesApp.container_manager_class={SWARM_MANAGER}",
-        f"--SwarmContainerManager.network={OVERLAY}",
         "--SwarmContainerManager.stop_timeout=2",
         "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
-        # The overlay is not a bridge of this host: the iptables policy does not apply there.
-        "--NetworkPolicy.firewall=off",
+        # Enforced on every workspace node, or no workspace starts.
+        "--NetworkPolicy.firewall=iptables",
+        f"--SwarmNetworkPolicy.node_firewall_image={swarm['SWARM_FIREWALL_IMAGE']}",
     ]
-    server.host = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
     server.start()
     yield server
     server.stop()
@@ -143,12 +153,25 @@ def server(
 
 
 def remove_store(client: docker.DockerClient, store_id: str) -> None:
-    """Every service, pin and worker volume of one store."""
+    """Every service, pin, network and worker volume of one store."""
     label = f"{STORE_LABEL}={store_id}"
     for service in client.services.list(filters={"label": label}):
         service.remove()
     for config in client.configs.list(filters={"label": label}):
         config.remove()
+    for network in client.networks.list(filters={"label": label}):
+        for attached in client.api.inspect_network(network.id).get("Containers") or {}:
+            # The server's sidecar, still on the networks of the workspaces that ran.
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.disconnect_container_from_network(attached, network.id, force=True)
+        for _ in range(120):  # the removed services' tasks let go of it within seconds
+            try:
+                network.remove()
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:
+                time.sleep(0.5)
     for worker in client.containers.list(filters={"name": WORKER_PREFIX}):
         subprocess.run(
             ["docker", "exec", worker.name, "sh", "-c",
@@ -236,6 +259,85 @@ def until(predicate: Any, timeout: float, what: str) -> Any:
         time.sleep(0.5)
 
 
+def server_networks(client: docker.DockerClient) -> list[str]:
+    """The networks the server's container (the sidecar) is attached to now."""
+    [sidecar] = client.containers.list(filters={"name": f"{SIDECAR_PREFIX}swarm-"})
+    return list(sidecar.attrs["NetworkSettings"]["Networks"])
+
+
+def workspace_network(client: docker.DockerClient, workspace_id: str) -> str:
+    """The name of the one network the workspace's service is on."""
+    service = client.api.inspect_service(f"code-workspace-{workspace_id}")
+    [attachment] = service["Spec"]["TaskTemplate"]["Networks"]
+    return str(client.api.inspect_network(attachment["Target"])["Name"])
+
+
+def task_address(client: docker.DockerClient, workspace_id: str) -> str:
+    """The running task's address on its overlay."""
+    name = f"code-workspace-{workspace_id}"
+    for task in client.api.tasks(filters={"service": name, "desired-state": "running"}):
+        for attachment in task.get("NetworksAttachments") or []:
+            if attachment["Network"]["Spec"]["Name"] == name + NETWORK_SUFFIX:
+                return str(attachment["Addresses"][0]).split("/")[0]
+    raise AssertionError(f"{name} has no running task with an address")
+
+
+def task_container(host: str, workspace_id: str) -> str:
+    """The id of the workspace task's container on its worker engine."""
+    found = on_worker(
+        host, "ps", "-q", "--filter",
+        f"label=com.docker.swarm.service.name=code-workspace-{workspace_id}",
+    ).stdout.split()  # fmt: skip
+    assert len(found) == 1, found
+    return found[0]
+
+
+def probe_from(host: str, container: str, address: str, port: int = PORT) -> str:
+    """Connect from inside a task (as its user): 'open <greeting>', 'error N' or 'timeout'."""
+    for attempt in range(TRIES):
+        if attempt:
+            time.sleep(ICMP_REFILL)  # an ICMP answer held back by the kernel's rate limit
+        done = on_worker(
+            host,
+            "exec",
+            "-u",
+            "coder",
+            container,
+            "python3",
+            "-c",
+            PROBE,
+            address,
+            str(port),
+            "tcp",
+        )
+        assert done.returncode == 0, done.stderr
+        answer = done.stdout.strip()
+        if answer != "timeout":
+            break
+    return answer
+
+
+def start_listener(host: str, container: str) -> None:
+    done = on_worker(host, "exec", "-d", "-u", "coder", container, "python3", "-c", LISTENER)
+    assert done.returncode == 0, done.stderr
+
+
+GATEWAY = """
+import socket, struct
+for line in open("/proc/net/route").read().splitlines()[1:]:
+    fields = line.split()
+    if fields[1] == "00000000":
+        print(socket.inet_ntoa(struct.pack("<L", int(fields[2], 16))))
+"""
+
+
+def gateway_of(host: str, container: str) -> str:
+    """The task's default gateway: its node's docker_gwbridge address, i.e. the node itself."""
+    done = on_worker(host, "exec", container, "python3", "-c", GATEWAY)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[0]
+
+
 def test_workspaces_spread_over_workers_and_their_terminals_work(
     server: ServerProcess, docker_client: docker.DockerClient
 ) -> None:
@@ -249,27 +351,38 @@ def test_workspaces_spread_over_workers_and_their_terminals_work(
     in_terminal(server, workspace_id, "export POPEBOT_MARK=kept-$((6*7)); echo set$((1+2))", "set3")
     assert "kept-42" in in_terminal(server, workspace_id, "echo mark=$POPEBOT_MARK", "mark=kept-42")
     log = server.log_path.read_text()
-    assert "Relay reaches workspace containers by name (connect_via=auto)" in log
+    assert "Relay reaches workspace containers by name, over each workspace's own overlay" in log
     assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
 
     # ttyd is published on no host: the service has no ports, its only address is the overlay's.
     service = docker_client.api.inspect_service(f"code-workspace-{workspace_id}")
     assert not service["Endpoint"].get("Ports")
     assert service["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
+    # Each on an overlay of its own, which the server has joined.
+    networks = {workspace_network(docker_client, one) for one in ids}
+    assert len(networks) == 3, networks
+    assert networks <= set(server_networks(docker_client))
 
     listed = server.request("GET", "api/code/workspaces").json()["workspaces"]
     assert {ws["id"]: ws["container"]["status"] for ws in listed} == dict.fromkeys(ids, "running")
 
 
-def test_stop_and_start_keep_files(server: ServerProcess) -> None:
+def test_stop_and_start_keep_files(
+    server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
     workspace_id = create(server, "stop start")
     in_terminal(server, workspace_id, "echo kept > ~/workspace/f && echo w$((1+1))", "w2")
+    network = f"code-workspace-{workspace_id}{NETWORK_SUFFIX}"
     stopped = server.request("POST", f"api/code/workspaces/{workspace_id}/stop")
     assert stopped.status_code == 200, stopped.text
     described = server.request("GET", f"api/code/workspaces/{workspace_id}").json()
     assert described["container"]["status"] == "exited"
+    # The server stays only on the networks of running workspaces; the network itself stays.
+    assert network not in server_networks(docker_client)
+    assert docker_client.api.inspect_network(network)["Driver"] == "overlay"
     started = ensure(server, workspace_id)
     assert started.json()["status"] == "started", started.text
+    assert network in server_networks(docker_client)
     assert "file=kept" in in_terminal(
         server, workspace_id, "echo file=$(cat ~/workspace/f)", "file=kept"
     )
@@ -367,6 +480,10 @@ def test_delete_removes_the_service_and_the_volume_on_its_node(
         docker_client.api.inspect_config(name + PIN_SUFFIX)
     assert on_worker(host, "volume", "inspect", name).returncode != 0
     assert server.request("GET", f"api/code/workspaces/{workspace_id}").status_code == 404
+    # Its network goes too, and the server left it first.
+    assert name + NETWORK_SUFFIX not in server_networks(docker_client)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_network(name + NETWORK_SUFFIX)
 
 
 def test_a_task_that_keeps_failing_is_reported_with_dockers_error(
@@ -394,3 +511,105 @@ def test_the_cluster_script_is_reentrant(swarm: dict[str, str]) -> None:
     started = time.monotonic()
     run_script("up")
     assert time.monotonic() - started < 60  # everything reused: no build, no push, no join
+
+
+def test_workspaces_reach_neither_each_other_nor_the_nodes(
+    server: ServerProcess, docker_client: docker.DockerClient, sidecar: Container
+) -> None:
+    """Apart (an overlay each) and away from every node (the node firewall on docker_gwbridge)."""
+    ids = [create(server, f"fenced {n}") for n in range(3)]
+    hosts = {workspace_id: node_of(docker_client, workspace_id)[1] for workspace_id in ids}
+    # Three over two workers: one pair shares a node, and some pair does not.
+    by_node: dict[str, list[str]] = {}
+    for workspace_id, host in hosts.items():
+        by_node.setdefault(host, []).append(workspace_id)
+    [(host, [prober, neighbour])] = [(h, w) for h, w in by_node.items() if len(w) == 2]
+    [stranger] = [w for w in ids if hosts[w] != host]
+    container = task_container(host, prober)
+    addresses = {workspace_id: task_address(docker_client, workspace_id) for workspace_id in ids}
+    for workspace_id in ids:
+        start_listener(hosts[workspace_id], task_container(hosts[workspace_id], workspace_id))
+
+    # Every listener is up: the server (on each overlay) and the workspace itself reach it.
+    for workspace_id in ids:
+        checked = sidecar.exec_run(
+            ["python3", "-c", PROBE, addresses[workspace_id], str(PORT), "tcp"]
+        )
+        assert checked.output.decode().split() == ["open", "hello"], (workspace_id, checked.output)
+    until(
+        lambda: probe_from(host, container, addresses[prober]) == "open hello", 30, "own listener"
+    )
+
+    # Apart: neither a neighbour on the same node nor one on another node, by address or name.
+    for other in (neighbour, stranger):
+        assert not probe_from(host, container, addresses[other]).startswith("open"), other
+        assert probe_from(host, container, f"code-workspace-{other}").startswith("error"), other
+
+    # Away from the hosts: its own node (the gateway), the manager, the other worker, link-local.
+    nodes = docker_client.api.nodes()
+    manager = next(
+        n["ManagerStatus"]["Addr"].rpartition(":")[0] for n in nodes if n.get("ManagerStatus")
+    )
+    other_worker = next(
+        n["Status"]["Addr"] for n in nodes
+        if n["Description"]["Hostname"].startswith(WORKER_PREFIX)
+        and n["Description"]["Hostname"] != host
+    )  # fmt: skip
+    gossip = 7946  # every swarm node listens there
+    assert probe_from(host, container, gateway_of(host, container), gossip) == BLOCKED
+    assert probe_from(host, container, manager, 2377) == BLOCKED
+    assert probe_from(host, container, other_worker, gossip) == BLOCKED
+    # No packet leaves the worker either way: its network has no route out.
+    assert probe_from(host, container, "169.254.77.1") == BLOCKED
+
+    # Nor the server itself: Jupyter listens only on the server's front network.
+    sidecar.reload()
+    networks = sidecar.attrs["NetworkSettings"]["Networks"]
+    server_there = networks[f"code-workspace-{prober}{NETWORK_SUFFIX}"]["IPAddress"]
+    answer = probe_from(host, container, server_there, server.port)
+    assert not answer.startswith("open"), answer
+
+    # The rules on the node are the server's: link-local and every node's address rejected.
+    forward = node_rules(host, NODE_VIEW.forward_chain)
+    assert "-d 169.254.0.0/16" in forward
+    assert f"-d {manager}/32" in forward
+    assert f"-d {other_worker}/32" in forward
+    assert "-j REJECT" in node_rules(host, NODE_VIEW.input_chain)
+
+
+def node_rules(host: str, chain: str) -> str:
+    """A chain of the worker engine's own firewall (its container is its host)."""
+    done = subprocess.run(
+        ["docker", "exec", host, "iptables", "-w", "-S", chain],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_node_firewall_is_removed_by_the_command(
+    server: ServerProcess, swarm: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    """Last in the module: the rules leave every workspace node, and the service goes."""
+    image = swarm["SWARM_FIREWALL_IMAGE"]
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "jupyter_popebot_code.network_policy_command", "remove",
+            "--swarm", f"--SwarmNetworkPolicy.node_firewall_image={image}",
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_service(FIREWALL_SERVICE)
+    for worker in docker_client.containers.list(filters={"name": WORKER_PREFIX}):
+        listed = subprocess.run(
+            ["docker", "exec", worker.name, "iptables", "-w", "-S"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+        assert "gwbridge" not in listed.replace("docker_gwbridge", ""), worker.name
+        assert NODE_VIEW.forward_chain not in listed
+    # A start needs the node firewall again: the server puts the service back and waits for it.
+    workspace_id = create(server, "after removal")
+    assert "r=1" in in_terminal(server, workspace_id, "echo r=$((0+1))", "r=1")
+    docker_client.api.inspect_service(FIREWALL_SERVICE)
