@@ -42,7 +42,7 @@ class BenchServer:
         self.workdir = workdir
         self.extra_args = extra_args
         # A command the server runs under (e.g. nsenter into a container's network), and the
-        # address it is reached at there; it then listens on every address of that namespace.
+        # address it listens on and is reached at there.
         self.launcher = launcher
         self.host = host
         self.network = network
@@ -76,7 +76,7 @@ class BenchServer:
             sys.executable, "-m", "jupyter_server",
             "--no-browser",
             "--allow-root",  # the CI machines run everything as root
-            f"--ip={'0.0.0.0' if self.launcher else '127.0.0.1'}",
+            f"--ip={self.host}",
             f"--port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",

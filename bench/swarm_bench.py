@@ -90,7 +90,6 @@ def _swarm_server(
                 f"--SwarmContainerManager.image={image}",
                 "--NetworkPolicy.firewall=iptables",
                 f"--SwarmNetworkPolicy.node_firewall_image={settings['SWARM_FIREWALL_IMAGE']}",
-                f"--ServerApp.ip={address}",
             ),
             launcher=launcher,
             host=address,

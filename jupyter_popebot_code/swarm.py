@@ -278,7 +278,7 @@ class SwarmContainerManager(ContainerManager):
     def _ensure_workspace_network(
         self, client: docker.DockerClient, name: str, labels: dict[str, str]
     ) -> None:
-        """The network the workspace's task joins exists, and the server is on it."""
+        """The network the workspace's task joins exists (the server joins it in _until_running)."""
         if not self.network_per_workspace:
             self._ensure_network(client)
             return
@@ -293,7 +293,6 @@ class SwarmContainerManager(ContainerManager):
                     labels=labels,
                     check_duplicate=True,
                 )
-        self._join(client, network)
 
     def _server_container_id(self, client: docker.DockerClient) -> str:
         if self._server_id is None:
@@ -343,13 +342,15 @@ class SwarmContainerManager(ContainerManager):
         deadline = loop.time() + _NETWORK_REMOVAL_SECONDS
 
         def remove(client: docker.DockerClient) -> str | None:
+            """None once the network is gone, else why not yet."""
             try:
                 client.api.remove_network(network)
             except docker.errors.NotFound:
                 return None
             except docker.errors.APIError as err:
                 return str(err.explanation or err)  # tasks still shutting down
-            return None
+            # A swarm network goes a moment after the call: asked again until it is not found.
+            return "removal under way"
 
         while (failure := await self._call(remove)) is not None:
             if loop.time() > deadline:
@@ -416,7 +417,14 @@ class SwarmContainerManager(ContainerManager):
 
     async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
         await super().create(workspace, store_id, env)
-        await self._wait_running(workspace.container_name or "", set())
+        await self._until_running(workspace.container_name or "", set())
+
+    async def _until_running(self, name: str, before: set[str]) -> None:
+        """Wait for the task and, meanwhile, join the workspace's network (about a second each)."""
+        waits = [self._wait_running(name, before)]
+        if self.network_per_workspace:
+            waits.append(self._call(self._join, self.network_of(name)))
+        await asyncio.gather(*waits)
 
     def _pinned_node(self, client: docker.DockerClient, volume: str) -> str | None:
         try:
@@ -492,7 +500,7 @@ class SwarmContainerManager(ContainerManager):
             return before
 
         before = await self._call(scale_up)
-        await self._wait_running(container_name, before)
+        await self._until_running(container_name, before)
 
     async def _wait_running(self, name: str, before: set[str]) -> None:
         """Poll until a task runs; tasks in `before` were there already and do not count."""

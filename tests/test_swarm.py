@@ -74,6 +74,8 @@ def swarm(docker_client: docker.DockerClient, workspace_image: str) -> Iterator[
         settings = dict(line.split("=", 1) for line in run_script("env").split())
         _ensure_networks(docker_client)
         yield settings
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.api.remove_service(FIREWALL_SERVICE)
         for name in (OVERLAY, FRONT):
             for network in docker_client.networks.list(names=[name]):
                 if network.name == name:
@@ -502,6 +504,42 @@ def test_a_task_that_keeps_failing_is_reported_with_dockers_error(
         assert "no-such-image" in str(failed.value) or "No such image" in str(failed.value)
         service = docker_client.api.inspect_service(workspace.container_name)
         assert service["Spec"]["Mode"]["Replicated"]["Replicas"] == 0  # no churn left behind
+    finally:
+        manager.close()
+        remove_store(docker_client, store_id)
+
+
+def test_internal_networks_have_no_way_out_and_an_orphaned_network_is_swept(
+    swarm: dict[str, str], sidecar: Container, docker_client: docker.DockerClient
+) -> None:
+    """The manager on its own: a workspace on an internal overlay, then its network orphaned."""
+    manager = SwarmContainerManager(
+        image=swarm["SWARM_REGISTRY_IMAGE"],
+        server_container=sidecar.name,
+        internal_networks=True,
+        start_timeout=120,
+    )
+    manager.network_per_workspace = True
+    store_id = f"swarm-internal-{uuid.uuid4().hex[:8]}"
+    workspace = Workspace.new("alice", "internal", "", "")
+    name = workspace.container_name or ""
+    try:
+        asyncio.run(manager.create(workspace, store_id, {}))
+        assert docker_client.api.inspect_network(name + NETWORK_SUFFIX)["Internal"] is True
+        host = node_of(docker_client, workspace.id)[1]
+        done = on_worker(host, "exec", task_container(host, workspace.id), "python3", "-c", GATEWAY)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == ""  # no default route: nothing beyond the overlay
+        assert name + NETWORK_SUFFIX in server_networks(docker_client)
+
+        # A crash between the network and the service (here: the service removed) leaves the
+        # network alone; the start-up sweep finds it by its labels and removes it.
+        docker_client.api.remove_service(name)
+        assert asyncio.run(manager.workspace_ids(store_id)) == {name: workspace.id}
+        asyncio.run(manager.remove(name))
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.api.inspect_network(name + NETWORK_SUFFIX)
+        assert name + NETWORK_SUFFIX not in server_networks(docker_client)
     finally:
         manager.close()
         remove_store(docker_client, store_id)
