@@ -17,8 +17,9 @@ Mapping of the single-engine states (docs in README, "Docker Swarm"):
 There is no pause on Swarm. Every Docker call goes through `DockerEngine._call` (a thread pool).
 
 Networks: with `network_per_workspace` (set by `SwarmNetworkPolicy` when workspaces are kept
-apart) each workspace has an attachable overlay of its own (`code-workspace-{id}-net`) and the
-server's container joins it while the workspace runs; otherwise all share `network`.
+apart) each workspace has an attachable overlay of its own (`code-workspace-{id}-net`), which the
+server's container joins before the first task starts and leaves when the workspace is deleted;
+otherwise all share `network`.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ class SwarmContainerManager(ContainerManager):
         help=(
             "Name or id of the container this server runs in (on a manager node, on the engine "
             "of docker_host). With one overlay network per workspace it joins the network of "
-            "each running workspace to reach its ttyd. '': the container named by this host's "
-            "name, which is Docker's default hostname of a container."
+            "each workspace (until it is deleted) to reach its ttyd. '': the container named "
+            "by this host's name, which is Docker's default hostname of a container."
         ),
     ).tag(config=True)
 
@@ -278,7 +279,13 @@ class SwarmContainerManager(ContainerManager):
     def _ensure_workspace_network(
         self, client: docker.DockerClient, name: str, labels: dict[str, str]
     ) -> None:
-        """The network the workspace's task joins exists (the server joins it in _until_running)."""
+        """The network the workspace's task joins exists, and the server is on it.
+
+        The server joins before the task starts: a manager that joins an overlay while a task on
+        it starts elsewhere may miss the task's name and address until the next gossip sync
+        (about 30 s), and the relay would find nothing. It then stays until the workspace is
+        deleted, so starts never race that way.
+        """
         if not self.network_per_workspace:
             self._ensure_network(client)
             return
@@ -293,6 +300,7 @@ class SwarmContainerManager(ContainerManager):
                     labels=labels,
                     check_duplicate=True,
                 )
+        self._join(client, network)
 
     def _server_container_id(self, client: docker.DockerClient) -> str:
         if self._server_id is None:
@@ -417,14 +425,7 @@ class SwarmContainerManager(ContainerManager):
 
     async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
         await super().create(workspace, store_id, env)
-        await self._until_running(workspace.container_name or "", set())
-
-    async def _until_running(self, name: str, before: set[str]) -> None:
-        """Wait for the task and, meanwhile, join the workspace's network (about a second each)."""
-        waits = [self._wait_running(name, before)]
-        if self.network_per_workspace:
-            waits.append(self._call(self._join, self.network_of(name)))
-        await asyncio.gather(*waits)
+        await self._wait_running(workspace.container_name or "", set())
 
     def _pinned_node(self, client: docker.DockerClient, volume: str) -> str | None:
         try:
@@ -500,7 +501,7 @@ class SwarmContainerManager(ContainerManager):
             return before
 
         before = await self._call(scale_up)
-        await self._until_running(container_name, before)
+        await self._wait_running(container_name, before)
 
     async def _wait_running(self, name: str, before: set[str]) -> None:
         """Poll until a task runs; tasks in `before` were there already and do not count."""
@@ -552,9 +553,6 @@ class SwarmContainerManager(ContainerManager):
             await asyncio.sleep(_POLL_SECONDS)
         else:
             self.log.warning("%s still has a running task after the stop", container_name)
-        if self.network_per_workspace:
-            # The server keeps networks only of running workspaces (it is joined on start).
-            await self._call(self._leave, self.network_of(container_name))
 
     async def remove(self, container_name: str, recreating: bool = False) -> None:
         def remove(client: docker.DockerClient) -> None:

@@ -3,8 +3,8 @@
 NetworkPolicy's iptables rules guard one engine's bridge; on a swarm the tasks run on other hosts.
 
 - **Apart.** With `isolate_workspaces` every workspace gets an attachable overlay network of its
-  own (`SwarmContainerManager.network_per_workspace`), which the server's container joins while
-  the workspace runs: no two workspaces share a network, so neither reaches the other.
+  own (`SwarmContainerManager.network_per_workspace`), which the server's container joins until
+  the workspace is deleted: no two workspaces share a network, so neither reaches the other.
 - **Away from the hosts.** Whatever a workspace sends beyond its overlay leaves through its
   node's `docker_gwbridge`. A global service on the workspace nodes (`code-workspace-firewall`:
   host network, NET_ADMIN, image `node_firewall_image`, see `images/node-firewall`) writes there
@@ -122,7 +122,7 @@ class SwarmNetworkPolicy(NetworkPolicy):
         if self.ttyd_clients:
             self.log.warning(
                 "NetworkPolicy.ttyd_clients is not used on Swarm: the server's own container "
-                "joins each running workspace's network."
+                "joins each workspace's network."
             )
         self.swarm = containers
         containers.network_per_workspace = self.isolate_workspaces
