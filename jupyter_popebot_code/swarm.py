@@ -549,10 +549,9 @@ class SwarmContainerManager(ContainerManager):
 
         while loop.time() < deadline:
             if not await self._call(still_running):
-                break
+                return
             await asyncio.sleep(_POLL_SECONDS)
-        else:
-            self.log.warning("%s still has a running task after the stop", container_name)
+        self.log.warning("%s still has a running task after the stop", container_name)
 
     async def remove(self, container_name: str, recreating: bool = False) -> None:
         def remove(client: docker.DockerClient) -> None:
