@@ -55,6 +55,7 @@ _NETWORK_REMOVAL_SECONDS = 60.0
 _JOIN_TRIES = 10
 # Task states that end a task for good; "failed" and "rejected" carry Docker's error.
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+_ENDED_TASK_STATES = _FAILED_TASK_STATES | {"complete"}
 _POLL_SECONDS = 0.5
 
 
@@ -577,51 +578,62 @@ class SwarmContainerManager(ContainerManager):
             'echo "volume removal answered $code" >&2; exit 1'
         )
 
-        def launch(client: docker.DockerClient) -> None:
-            client.api.create_service(
-                {
-                    "ContainerSpec": {
-                        "Image": self.volume_removal_image or self.image,
-                        "User": "root",
-                        "Command": ["sh", "-c", script],
-                        "Mounts": [
-                            {
-                                "Type": "bind",
-                                "Source": "/var/run/docker.sock",
-                                "Target": "/var/run/docker.sock",
-                            }
-                        ],
-                    },
-                    "RestartPolicy": {"Condition": "none"},
-                    "Placement": {"Constraints": [f"node.id=={node_id}"]},
-                },
-                name=job,
-                labels={MANAGED_BY_LABEL: MANAGED_BY},
-                mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
-            )
+        task_template = {
+            "ContainerSpec": {
+                "Image": self.volume_removal_image or self.image,
+                "User": "root",
+                "Command": ["sh", "-c", script],
+                "Mounts": [
+                    {
+                        "Type": "bind",
+                        "Source": "/var/run/docker.sock",
+                        "Target": "/var/run/docker.sock",
+                    }
+                ],
+            },
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": {"Constraints": [f"node.id=={node_id}"]},
+        }
+        failure = await self.run_job(
+            job, task_template, {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}, 120
+        )
+        if failure is not None:
+            raise ContainerError(f"Could not remove volume {volume_name} on its node: {failure}")
+        await self._call(lambda client: client.api.remove_config(volume_name + PIN_SUFFIX))
+
+    async def run_job(
+        self, name: str, task_template: dict[str, Any], mode: dict[str, Any], timeout: float
+    ) -> str | None:
+        """Run a one-off job service until all its tasks end, then remove it.
+
+        None when every task completed, else Docker's error of a failed task (or the timeout).
+        """
 
         def outcome(client: docker.DockerClient) -> str | None:
-            for task in client.api.tasks(filters={"service": job}):
-                state = task["Status"]["State"]
-                if state == "complete":
-                    return "complete"
-                if state in _FAILED_TASK_STATES:
-                    return _task_error(task)
-            return None
+            tasks = client.api.tasks(filters={"service": name})
+            ended = [t for t in tasks if t["Status"]["State"] in _ENDED_TASK_STATES]
+            if not tasks or len(ended) < len(tasks):
+                return None
+            failed = [t for t in ended if t["Status"]["State"] != "complete"]
+            return _task_error(failed[0]) if failed else "complete"
 
-        await self._call(launch)
+        await self._call(
+            lambda client: client.api.create_service(
+                task_template, name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}, mode=mode
+            )
+        )
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 120.0
+        deadline = loop.time() + timeout
         try:
             result = await self._call(outcome)
             while result is None and loop.time() < deadline:
                 await asyncio.sleep(_POLL_SECONDS)
                 result = await self._call(outcome)
         finally:
-            await self._call(lambda client: client.api.remove_service(job))
-        if result != "complete":
-            raise ContainerError(f"Could not remove volume {volume_name} on its node: {result}")
-        await self._call(lambda client: client.api.remove_config(volume_name + PIN_SUFFIX))
+            await self._call(lambda client: client.api.remove_service(name))
+        if result is None:
+            return f"not finished within {timeout:g} s"
+        return None if result == "complete" else result
 
     # -- the overlay network -------------------------------------------------------------------
 

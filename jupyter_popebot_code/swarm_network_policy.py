@@ -17,6 +17,7 @@ NetworkPolicy's iptables rules guard one engine's bridge; on a swarm the tasks r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import time
@@ -158,28 +159,21 @@ class SwarmNetworkPolicy(NetworkPolicy):
     async def uninstall(self) -> None:
         """Remove the service, then the chains on every workspace node (a one-off global job)."""
 
-        def remove(client: docker.DockerClient) -> None:
-            try:
-                spec = client.api.inspect_service(FIREWALL_SERVICE)["Spec"]
-            except docker.errors.NotFound:
-                spec = None
-            if spec is not None:
+        def remove_service(client: docker.DockerClient) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_service(FIREWALL_SERVICE)
-            template = self._task_template(client, ["remove"])
-            job = f"{FIREWALL_SERVICE}-remove-{int(time.time())}"
-            client.api.create_service(
-                template,
-                name=job,
-                labels={MANAGED_BY_LABEL: MANAGED_BY},
-                mode={"GlobalJob": {}},
-            )
-            try:
-                self._wait_job(client, job)
-            finally:
-                client.api.remove_service(job)
-            self.log.info("Removed the node firewall from the workspace nodes")
 
-        await self.swarm.run_with_client(remove)
+        await self.swarm.run_with_client(remove_service)
+        template = await self.swarm.run_with_client(self._task_template, ["remove"])
+        failure = await self.swarm.run_job(
+            f"{FIREWALL_SERVICE}-remove-{int(time.time())}",
+            template,
+            {"GlobalJob": {}},
+            self.node_firewall_wait,
+        )
+        if failure is not None:
+            raise FirewallError(f"Removing the node firewall failed on a node: {failure}")
+        self.log.info("Removed the node firewall from the workspace nodes")
 
     # -- on a Docker thread ----------------------------------------------------------------------
 
@@ -252,16 +246,3 @@ class SwarmNetworkPolicy(NetworkPolicy):
                     f"(docker service ps {FIREWALL_SERVICE})."
                 )
             time.sleep(_POLL_SECONDS)
-
-    def _wait_job(self, client: docker.DockerClient, job: str) -> None:
-        deadline = time.monotonic() + self.node_firewall_wait
-        while time.monotonic() < deadline:
-            states = [t["Status"]["State"] for t in client.api.tasks(filters={"service": job})]
-            if states and all(state in ("complete", "failed", "rejected") for state in states):
-                if any(state != "complete" for state in states):
-                    raise FirewallError(f"Removing the node firewall failed on a node: {states}")
-                return
-            time.sleep(_POLL_SECONDS)
-        raise FirewallError(
-            f"Removing the node firewall did not finish within {self.node_firewall_wait:g} s"
-        )
