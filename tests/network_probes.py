@@ -7,6 +7,8 @@ which a closed port ("Connection refused") or a missing listener cannot produce.
 from __future__ import annotations
 
 import errno
+import time
+from collections.abc import Callable
 
 PORT = 8077
 BLOCKED = f"error {errno.EHOSTUNREACH}"
@@ -54,3 +56,17 @@ except OSError as err:
 # bucket refills tells a rate-limited answer from a real silence.
 ICMP_REFILL = 1.1
 TRIES = 3
+
+
+def probe_answer(run: Callable[[list[str]], str], host: str, port: int, proto: str) -> str:
+    """Run PROBE with `run` (inside a workspace): 'open <greeting>', 'error N' or 'timeout'.
+
+    A timeout is asked again after the ICMP bucket refills (see ICMP_REFILL).
+    """
+    for attempt in range(TRIES):
+        if attempt:
+            time.sleep(ICMP_REFILL)
+        answer = run(["python3", "-c", PROBE, host, str(port), proto])
+        if answer != "timeout":
+            break
+    return answer

@@ -36,21 +36,19 @@ from jupyter_popebot_code.firewall import (
 )
 
 from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider, ensure_internal_network
-from .network_probes import BLOCKED, ICMP_REFILL, LISTENER, PORT, PROBE, TRIES
+from .network_probes import BLOCKED, LISTENER, PORT, probe_answer
 from .terminal_client import WsFetch, terminal
 
 
 def probe(container: Any, host: str, proto: str = "tcp", port: int = PORT) -> str:
     """Connect from inside `container` (as its user): 'open <greeting>', 'error N', 'timeout'."""
-    for attempt in range(TRIES):
-        if attempt:
-            time.sleep(ICMP_REFILL)
-        result = container.exec_run(["python3", "-c", PROBE, host, str(port), proto], user="coder")
+
+    def run(command: list[str]) -> str:
+        result = container.exec_run(command, user="coder")
         assert result.exit_code == 0, result.output
-        answer = str(result.output.decode().strip())
-        if answer != "timeout":
-            break
-    return answer
+        return str(result.output.decode().strip())
+
+    return probe_answer(run, host, port, proto)
 
 
 def address_of(container: Any) -> str:

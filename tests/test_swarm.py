@@ -39,7 +39,7 @@ from jupyter_popebot_code.swarm import (
 from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE, NODE_VIEW
 
 from .conftest import ROOT, SIDECAR_PREFIX, TEST_NETWORK
-from .network_probes import BLOCKED, ICMP_REFILL, LISTENER, PORT, PROBE, TRIES
+from .network_probes import BLOCKED, LISTENER, PORT, PROBE, probe_answer
 from .server_process import ServerProcess
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(1200)]
@@ -296,27 +296,13 @@ def task_container(host: str, workspace_id: str) -> str:
 
 def probe_from(host: str, container: str, address: str, port: int = PORT) -> str:
     """Connect from inside a task (as its user): 'open <greeting>', 'error N' or 'timeout'."""
-    for attempt in range(TRIES):
-        if attempt:
-            time.sleep(ICMP_REFILL)  # an ICMP answer held back by the kernel's rate limit
-        done = on_worker(
-            host,
-            "exec",
-            "-u",
-            "coder",
-            container,
-            "python3",
-            "-c",
-            PROBE,
-            address,
-            str(port),
-            "tcp",
-        )
+
+    def run(command: list[str]) -> str:
+        done = on_worker(host, "exec", "-u", "coder", container, *command)
         assert done.returncode == 0, done.stderr
-        answer = done.stdout.strip()
-        if answer != "timeout":
-            break
-    return answer
+        return done.stdout.strip()
+
+    return probe_answer(run, address, port, "tcp")
 
 
 def start_listener(host: str, container: str) -> None:
