@@ -55,7 +55,6 @@ _NETWORK_REMOVAL_SECONDS = 60.0
 _JOIN_TRIES = 10
 # Task states that end a task for good; "failed" and "rejected" carry Docker's error.
 _FAILED_TASK_STATES = frozenset({"failed", "rejected"})
-_ENDED_TASK_STATES = _FAILED_TASK_STATES | {"complete"}
 _POLL_SECONDS = 0.5
 
 
@@ -444,22 +443,30 @@ class SwarmContainerManager(ContainerManager):
             labels={MANAGED_BY_LABEL: MANAGED_BY, STORE_LABEL: store_id, NODE_LABEL: node_id},
         )
 
-    def _choose_node(self, client: docker.DockerClient, store_id: str) -> str:
-        """The usable workspace node with the fewest of this store's workspaces."""
+    def usable_nodes(self, client: docker.DockerClient) -> list[dict[str, Any]]:
+        """The workspace nodes (workspace_node_label) that are ready and active now."""
         filters = (
             {"node.label": [f"{self.workspace_node_label}=true"]}
             if self.workspace_node_label
-            else {}
+            else None
         )
-        nodes = [
+        return [
             node
-            for node in client.api.nodes(filters=filters or None)
+            for node in client.api.nodes(filters=filters)
             if node["Status"]["State"] == "ready" and node["Spec"]["Availability"] == "active"
         ]
+
+    def _choose_node(self, client: docker.DockerClient, store_id: str) -> str:
+        """The usable workspace node with the fewest of this store's workspaces."""
+        nodes = self.usable_nodes(client)
         if not nodes:
             raise DockerUnavailable(
                 "No swarm node can take a new workspace: none is ready and active"
-                + (f" with label {self.workspace_node_label}=true." if filters else ".")
+                + (
+                    f" with label {self.workspace_node_label}=true."
+                    if self.workspace_node_label
+                    else "."
+                )
             )
         services = client.api.services(filters={"label": f"{STORE_LABEL}={store_id}"})
         load: dict[str, int] = {}
@@ -595,27 +602,38 @@ class SwarmContainerManager(ContainerManager):
             "Placement": {"Constraints": [f"node.id=={node_id}"]},
         }
         failure = await self.run_job(
-            job, task_template, {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}, 120
+            job,
+            task_template,
+            {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+            completions=1,
+            timeout=120,
         )
         if failure is not None:
             raise ContainerError(f"Could not remove volume {volume_name} on its node: {failure}")
         await self._call(lambda client: client.api.remove_config(volume_name + PIN_SUFFIX))
 
     async def run_job(
-        self, name: str, task_template: dict[str, Any], mode: dict[str, Any], timeout: float
+        self,
+        name: str,
+        task_template: dict[str, Any],
+        mode: dict[str, Any],
+        *,
+        completions: int,
+        timeout: float,
     ) -> str | None:
-        """Run a one-off job service until all its tasks end, then remove it.
+        """Run a one-off job service until `completions` tasks completed, then remove it.
 
-        None when every task completed, else Docker's error of a failed task (or the timeout).
+        None on success, else Docker's error of a failed task (or the timeout). A global job's
+        tasks appear node by node: the count to wait for is the caller's (its nodes).
         """
 
         def outcome(client: docker.DockerClient) -> str | None:
             tasks = client.api.tasks(filters={"service": name})
-            ended = [t for t in tasks if t["Status"]["State"] in _ENDED_TASK_STATES]
-            if not tasks or len(ended) < len(tasks):
-                return None
-            failed = [t for t in ended if t["Status"]["State"] != "complete"]
-            return _task_error(failed[0]) if failed else "complete"
+            failed = [t for t in tasks if t["Status"]["State"] in _FAILED_TASK_STATES]
+            if failed:
+                return _task_error(failed[0])
+            done = sum(t["Status"]["State"] == "complete" for t in tasks)
+            return "complete" if done >= completions else None
 
         await self._call(
             lambda client: client.api.create_service(

@@ -165,11 +165,14 @@ class SwarmNetworkPolicy(NetworkPolicy):
 
         await self.swarm.run_with_client(remove_service)
         template = await self.swarm.run_with_client(self._task_template, ["remove"])
+        # One task per usable workspace node; a node that is down keeps its rules.
+        nodes = await self.swarm.run_with_client(self.swarm.usable_nodes)
         failure = await self.swarm.run_job(
             f"{FIREWALL_SERVICE}-remove-{int(time.time())}",
             template,
             {"GlobalJob": {}},
-            self.node_firewall_wait,
+            completions=len(nodes),
+            timeout=self.node_firewall_wait,
         )
         if failure is not None:
             raise FirewallError(f"Removing the node firewall failed on a node: {failure}")
