@@ -17,7 +17,7 @@ NetworkPolicy's iptables rules guard one engine's bridge; on a swarm the tasks r
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
 import ipaddress
 import time
@@ -159,11 +159,31 @@ class SwarmNetworkPolicy(NetworkPolicy):
     async def uninstall(self) -> None:
         """Remove the service, then the chains on every workspace node (a one-off global job)."""
 
-        def remove_service(client: docker.DockerClient) -> None:
-            with contextlib.suppress(docker.errors.NotFound):
-                client.api.remove_service(FIREWALL_SERVICE)
+        def remove_service(client: docker.DockerClient) -> str | None:
+            try:
+                service_id = str(client.api.inspect_service(FIREWALL_SERVICE)["ID"])
+            except docker.errors.NotFound:
+                return None
+            client.api.remove_service(service_id)
+            return service_id
 
-        await self.swarm.run_with_client(remove_service)
+        def still_running(client: docker.DockerClient, service_id: str) -> bool:
+            # A removed service's tasks stay listed until their program has stopped; one still
+            # running would write the rules again (its recheck) after the job deleted them.
+            return any(task["ServiceID"] == service_id for task in client.api.tasks())
+
+        service_id = await self.swarm.run_with_client(remove_service)
+        deadline = time.monotonic() + self.node_firewall_wait
+        while service_id is not None:
+            running: bool = await self.swarm.run_with_client(still_running, service_id)
+            if not running:
+                break
+            if time.monotonic() > deadline:
+                raise FirewallError(
+                    f"The node firewall's tasks still run {self.node_firewall_wait:g} s after "
+                    "its service was removed; try again."
+                )
+            await asyncio.sleep(_POLL_SECONDS)
         template = await self.swarm.run_with_client(self._task_template, ["remove"])
         # One task per usable workspace node; a node that is down keeps its rules.
         nodes = await self.swarm.run_with_client(self.swarm.usable_nodes)
