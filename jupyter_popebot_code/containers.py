@@ -25,7 +25,13 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 
 from .container_states import ContainerState, ContainerStates, state_from_inspect
-from .engine import ContainerError, ContainerMissing, DockerEngine, DockerUnavailable
+from .engine import (
+    ContainerError,
+    ContainerMissing,
+    ContainerNotRunning,
+    DockerEngine,
+    DockerUnavailable,
+)
 from .ports import ListeningPort, parse_listening
 from .store import Workspace
 
@@ -33,6 +39,7 @@ __all__ = [
     "ContainerError",
     "ContainerManager",
     "ContainerMissing",
+    "ContainerNotRunning",
     "DockerUnavailable",
     "workspace_labels",
 ]

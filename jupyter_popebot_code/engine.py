@@ -43,6 +43,14 @@ class ContainerMissing(ContainerError):
     """The container went away between two calls."""
 
 
+class ContainerNotRunning(ContainerError):
+    """The container is not running (`status`: Docker's, or "missing"), so it cannot be dialled."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The workspace container is {status}, not running.")
+        self.status = status
+
+
 def redact_url(url: str) -> str:
     """`url` without its user part (a name alone can be a token), for messages users see."""
     parts = urlsplit(url)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.client import responses
 from typing import Any
@@ -25,13 +26,14 @@ from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from .base import CodeWorkspacesMixin
-from .engine import NodeUnavailable
+from .engine import ContainerNotRunning, NodeUnavailable
 from .owner import NoIdentity
 from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
 from .store import Workspace
 from .ttyd import (
     TTY_SUBPROTOCOL,
     InvalidHandshake,
+    TerminalEndpoint,
     TerminalSizeLimit,
     TerminalUnavailable,
     TtydConnection,
@@ -56,6 +58,8 @@ SESSION_ENDED_REASON = "workspace terminal session ended"
 ENGINE_DOWN_REASON = "the Docker engine is not reachable; try again later"
 SHUTDOWN_REASON = "Jupyter server is shutting down"
 
+# Container states from which a container comes up by itself: the relay keeps dialling.
+_COMING_UP = frozenset({"created", "restarting"})
 # Activity is written at most this often per connection: terminals send many small frames.
 _ACTIVITY_INTERVAL = 1.0
 
@@ -63,6 +67,21 @@ _ACTIVITY_INTERVAL = 1.0
 def close_reason(text: str) -> str:
     """Cut ``text`` to what fits in a close frame without splitting a UTF-8 character."""
     return text.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+@contextmanager
+def container_failures_as_reasons() -> Iterator[None]:
+    """Failures to bring up or find the container, as the reason the terminal closes with."""
+    try:
+        yield
+    except NodeUnavailable as exc:
+        raise TerminalUnavailable(str(exc)) from exc  # names the node, never the engine URL
+    except DockerUnavailable as exc:
+        raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
+    except QuotaExceeded as exc:
+        raise TerminalUnavailable(str(exc)) from exc
+    except ContainerError as exc:
+        raise TerminalUnavailable(f"workspace container: {exc}") from exc
 
 
 def sendable_close(code: int | None, reason: str | None) -> tuple[int | None, str | None]:
@@ -368,24 +387,30 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         """Ensure the container, wait for ttyd, connect and flush the queued frames."""
         workspace = self._workspace
         assert workspace is not None
-        try:
+        with container_failures_as_reasons():
             result = await self.service.ensure(self.workspace_owner, workspace.id)
             if result.status not in ("running", "started", "created"):
                 raise TerminalUnavailable(result.message or f"workspace is {result.status}")
             if self._client_closed:
                 return None
             endpoint = await self.service.terminal_endpoint(workspace)
-        except NodeUnavailable as exc:
-            raise TerminalUnavailable(str(exc)) from exc  # names the node, never the engine URL
-        except DockerUnavailable as exc:
-            raise TerminalUnavailable(ENGINE_DOWN_REASON) from exc
-        except QuotaExceeded as exc:
-            raise TerminalUnavailable(str(exc)) from exc
-        except ContainerError as exc:
-            raise TerminalUnavailable(f"workspace container: {exc}") from exc
+
+        async def current_endpoint() -> TerminalEndpoint:
+            # Asked of Docker after a failed dial: a container stopped or recreated behind the
+            # server's back a moment ago fails at once, or is dialled at its new address; one
+            # coming back up (restarting, a Swarm task being replaced) is waited for.
+            with container_failures_as_reasons():
+                try:
+                    return await self.service.terminal_endpoint(workspace, fresh=True)
+                except ContainerNotRunning as exc:
+                    if exc.status not in _COMING_UP:
+                        raise
+            return endpoint
+
         relay = self.relay
         backend = await TtydConnection.connect(
             endpoint,
+            refresh=current_endpoint,
             ready_timeout=relay.ready_timeout,
             ping_interval=relay.ping_interval or None,
             max_message_size=relay.max_message_size,

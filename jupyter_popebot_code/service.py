@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from .container_states import ContainerState
 from .containers import TTYD_PORT, ContainerManager
-from .engine import ContainerError, ContainerMissing, DockerUnavailable
+from .engine import ContainerError, ContainerMissing, ContainerNotRunning, DockerUnavailable
 from .network_policy import NetworkPolicy
 from .ports import ListeningPort
 from .store import Workspace, WorkspaceStore, volume_name
@@ -453,22 +453,28 @@ class WorkspaceService:
 
     # -- terminals -------------------------------------------------------------------------
 
-    async def terminal_endpoint(self, workspace: Workspace) -> TerminalEndpoint:
+    async def terminal_endpoint(
+        self, workspace: Workspace, *, fresh: bool = False
+    ) -> TerminalEndpoint:
         return TerminalEndpoint(
-            host=await self.container_host(workspace),
+            host=await self.container_host(workspace, fresh=fresh),
             port=TTYD_PORT,
             credential=workspace.ttyd_credential,
         )
 
-    async def container_host(self, workspace: Workspace) -> str:
-        """Where this server dials the running container (ttyd, previews)."""
+    async def container_host(self, workspace: Workspace, *, fresh: bool = False) -> str:
+        """Where this server dials the running container (ttyd, previews).
+
+        `fresh` asks Docker even when the event stream says the container runs: after a failed
+        dial, since the stream learns of a change made behind the server's back a moment late.
+        """
         name = workspace.container_name
         if not name:
             raise ContainerError("This workspace has no container.")
-        state = self.containers.known_running(name) or await self.containers.state(name)
+        known = None if fresh else self.containers.known_running(name)
+        state = known or await self.containers.state(name)
         if state is None or state.status != "running":
-            status = state.status if state else STATUS_MISSING
-            raise ContainerError(f"The workspace container is {status}, not running.")
+            raise ContainerNotRunning(state.status if state else STATUS_MISSING)
         return await self.containers.connect_host(name, state)
 
     async def listening_ports(

@@ -430,16 +430,18 @@ class TtydConnection:
         size_limit: TerminalSizeLimit,
         abandoned: Callable[[], bool],
         log: logging.Logger,
+        refresh: Callable[[], Awaitable[TerminalEndpoint]] | None = None,
     ) -> TtydConnection | None:
         """Connect, retrying while ttyd is still starting, for `ready_timeout` seconds.
 
-        None when `abandoned()` turns true meanwhile (the browser left).
+        Before each retry `refresh()`, when given, says where ttyd is now (or raises
+        TerminalUnavailable). None when `abandoned()` turns true meanwhile (the browser left).
         """
-        headers = {"Authorization": f"Basic {ttyd_token(endpoint.credential)}"}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ready_timeout
         delay = _RETRY_DELAY_FIRST
         while True:
+            headers = {"Authorization": f"Basic {ttyd_token(endpoint.credential)}"}
             remaining = max(deadline - loop.time(), 0.1)
             protocol = _TtydProtocol(endpoint.host, endpoint.port, headers, max_message_size)
             try:
@@ -462,6 +464,8 @@ class TtydConnection:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_DELAY_MAX)
+            if refresh is not None:
+                endpoint = await refresh()
 
     # -- keepalive: our pings keep NATs and ttyd's idle checks content; no pong timeout, since
     # while the browser is slow we stop reading ttyd on purpose (its pongs wait in the socket).

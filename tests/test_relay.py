@@ -58,14 +58,22 @@ def raw_ttyd(
     tmux redraws a screen rather than passing bytes on, so byte-exact checks need ttyd running the
     producer itself. Same image, name, labels, network and credential: the relay cannot tell.
     """
-    old = container_of(docker_client, workspace)
     credential = service.store.get(workspace["id"]).ttyd_credential
+    ttyd = ["ttyd", "--writable", "--port", "7681", "--credential", credential]
+    return replace_container(docker_client, workspace, [*ttyd, "bash", "-c", script])
+
+
+def replace_container(
+    docker_client: docker.DockerClient, workspace: dict[str, Any], command: list[str]
+) -> Any:
+    """Replace the workspace's container by one with its image, name, labels running `command`."""
+    old = container_of(docker_client, workspace)
     image, labels = old.attrs["Config"]["Image"], old.labels
     old.remove(force=True)
     return docker_client.containers.run(
         image,
-        entrypoint=["ttyd"],
-        command=["--writable", "--port", "7681", "--credential", credential, "bash", "-c", script],
+        entrypoint=command[:1],
+        command=command[1:],
         name=workspace["container_name"],
         labels=labels,
         network=TEST_NETWORK,
@@ -146,12 +154,16 @@ async def test_multibyte_output_split_across_frames_arrives_intact(
     api: Api, service: Any, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
 ) -> None:
     workspace = await api.create()
-    lines = 30_000
-    # One printf for all lines: its buffer-sized writes (not one per line, which ttyd may read
-    # one at a time) make pty reads end inside characters whatever the reader's speed.
-    script = f"stty -onlcr; printf 'é漢😀%d\\n' $(seq 1 {lines}); printf END"
+    characters = 200_000
+    # Four-byte characters only, written by cat in 128 KiB writes. ttyd's reads of the pty are
+    # mostly 4095 bytes (the line discipline's buffer), so after any frame that ends between
+    # characters a 4095-byte one ends inside one, whatever the reader's speed. (Three-byte
+    # characters fit 4095 exactly, and line-sized writes could all be read whole.)
+    script = (
+        f"stty -onlcr; printf '😀%.0s' $(seq 1 {characters}) > /tmp/wide; cat /tmp/wide; printf END"
+    )
     raw_ttyd(docker_client, service, workspace, script + "; exec sleep 3600")
-    expected = "".join(f"é漢😀{i}\n" for i in range(1, lines + 1)) + "END"
+    expected = "😀" * characters + "END"
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
         term.keep_frames = True
         text = await term.read_until("END")
@@ -306,6 +318,22 @@ async def test_an_unreachable_terminal_closes_with_a_reason(api: Api, jp_ws_fetc
         code, reason = await term.wait_closed()
     assert code == CLOSE_INTERNAL_ERROR
     assert reason == "workspace terminal did not start within 1 s"
+
+
+@pytest.mark.parametrize("server_settings", [settings(TerminalRelay={"ready_timeout": 60})])
+async def test_a_container_that_stops_while_the_terminal_waits_closes_it_with_its_status(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    workspace = await api.create()
+    # A container that dies before its ttyd listens (a broken image, an out-of-memory kill).
+    replace_container(docker_client, workspace, ["sleep", "2"])
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        code, reason = await term.wait_closed()
+    # Found when the relay asks Docker between dials, not after ready_timeout's 60 s.
+    assert (code, reason) == (
+        CLOSE_INTERNAL_ERROR,
+        "workspace container: The workspace container is exited, not running.",
+    )
 
 
 class TestWithoutTheEngine:

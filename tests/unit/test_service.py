@@ -22,6 +22,7 @@ from jupyter_popebot_code.containers import (
     WORKSPACE_LABEL,
     ContainerError,
     ContainerMissing,
+    ContainerNotRunning,
     DockerUnavailable,
 )
 from jupyter_popebot_code.idle import IdleStopper
@@ -396,8 +397,9 @@ async def test_terminal_endpoint_only_for_a_running_container(
     assert (endpoint.host, endpoint.port) == ("10.99.0.2", TTYD_PORT)
     assert endpoint.credential == workspace.ttyd_credential
     memory.set_status(workspace.container_name, "exited")
-    with pytest.raises(ContainerError, match="exited"):
-        await workspaces.terminal_endpoint(workspace)
+    with pytest.raises(ContainerNotRunning, match="exited") as raised:
+        await workspaces.terminal_endpoint(workspace, fresh=True)
+    assert raised.value.status == "exited"  # the relay keeps dialling only what comes back up
 
 
 # -- defects found in review ---------------------------------------------------------------------
