@@ -296,6 +296,7 @@ async def test_ten_concurrent_ensures_create_exactly_one_container(
 ) -> None:
     workspace = await api.create()
     docker_client.containers.get(workspace["container_name"]).remove(force=True)
+    await until_listed(api, "missing")
     replies = await asyncio.gather(
         *(api.call("POST", f"{workspace['id']}/ensure") for _ in range(10))
     )
@@ -309,6 +310,7 @@ async def test_concurrent_delete_and_ensure_leave_no_container(
 ) -> None:
     workspace = await api.create()
     docker_client.containers.get(workspace["container_name"]).remove(force=True)
+    await until_listed(api, "missing")
     ensure, delete = await asyncio.gather(
         api.call("POST", f"{workspace['id']}/ensure"), api.call("DELETE", workspace["id"])
     )
