@@ -83,14 +83,6 @@ _RETRY_DELAY = 0.2
 NOT_FOUND_MESSAGE = "No such preview for this user (wrong key, or not your workspace)."
 
 
-class PreviewUnavailable(Exception):
-    """The app cannot be reached; the message is shown to the user (HTTP 502/503, close 1011)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class PreviewProxy(LoggingConfigurable):
     """Options of the preview proxy, and the connections open right now per workspace."""
 
@@ -417,37 +409,43 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
 
     # -- reaching the app -------------------------------------------------------------------
 
-    async def _app_host(self) -> tuple[str, bool]:
-        """The container's address (ensured first unless it runs); True if it was started."""
+    async def _app_host(self, fresh: bool = False) -> tuple[str, bool]:
+        """The container's address (ensured first unless it runs); True if it was started.
+
+        Failures are HTTP errors whose message is shown to the user (a WebSocket: close 1011).
+
+        `fresh` asks Docker whether it runs rather than the event stream's states, which learn
+        of a stop made behind the server's back a moment late (asking also updates them).
+        """
         workspace = self.workspace
         assert workspace is not None
         assert workspace.container_name
         started = False
         try:
+            if fresh:
+                await self.service.containers.state(workspace.container_name)
             if self.service.containers.known_running(workspace.container_name) is None:
                 result = await self.service.ensure(workspace.user_id, workspace.id)
                 if result.status not in ("running", "started", "created"):
-                    raise PreviewUnavailable(503, result.message or f"workspace is {result.status}")
+                    raise web.HTTPError(503, result.message or f"workspace is {result.status}")
                 started = result.status != "running"
             return await self.service.container_host(workspace), started
         except QuotaExceeded as exc:
-            raise PreviewUnavailable(403, str(exc)) from exc
+            raise web.HTTPError(403, str(exc)) from exc
         except DockerUnavailable as exc:
-            raise PreviewUnavailable(503, str(exc)) from exc
+            raise web.HTTPError(503, str(exc)) from exc
         except WorkspaceNotFound as exc:
-            raise PreviewUnavailable(403, NOT_FOUND_MESSAGE) from exc
+            raise web.HTTPError(403, NOT_FOUND_MESSAGE) from exc
         except ContainerError as exc:
-            raise PreviewUnavailable(503, f"The workspace could not be started: {exc}") from exc
+            raise web.HTTPError(503, f"The workspace could not be started: {exc}") from exc
 
     async def _connect(self, connect: Any) -> Any:
         """Run `connect(host)` until the app accepts; retried while a started workspace boots."""
-        try:
-            host, started = await self._app_host()
-        except PreviewUnavailable as exc:
-            raise web.HTTPError(exc.status, str(exc)) from exc
+        host, started = await self._app_host()
         self._app_address = host
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.proxy.ready_timeout if started else 0.0)
+        checked = started
         while True:
             try:
                 return await connect(host)
@@ -456,6 +454,15 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                     502, f"The app on port {self.port} refused the WebSocket ({exc.code})."
                 ) from exc
             except (OSError, StreamClosedError, TimeoutError, asyncio.TimeoutError) as exc:
+                if not checked:
+                    # Believed running: the container may have stopped a moment ago. Once,
+                    # ask Docker, and start it (waiting for the app) if it is down after all.
+                    checked = True
+                    host, started = await self._app_host(fresh=True)
+                    self._app_address = host
+                    if started:
+                        deadline = loop.time() + self.proxy.ready_timeout
+                        continue
                 if loop.time() >= deadline:
                     raise web.HTTPError(
                         502,

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -465,3 +466,31 @@ async def test_opening_a_preview_starts_a_stopped_workspace_and_counts_as_use(
     assert container.status == "running"
     await asyncio.to_thread(start_app, docker_client, container.name, APP_PORT)
     assert (await preview.fetch()).code == 200
+
+
+async def test_a_workspace_stopped_behind_the_servers_back_a_moment_ago_is_started(
+    new_preview: NewPreview, docker_client: docker.DockerClient, jp_serverapp: Any
+) -> None:
+    preview = await new_preview()
+    name = preview.workspace["container_name"]
+    states = jp_serverapp.web_app.settings["jupyter_popebot_code"].container_manager.states
+    believed = states.get(name)
+    assert believed is not None
+    assert believed.status == "running"
+    container = docker_client.containers.get(name)
+    await asyncio.to_thread(container.stop, timeout=1)
+
+    def stream_saw_the_stop() -> bool:
+        state = states.get(name)
+        return state is not None and state.status == "exited"
+
+    await wait_for(stream_saw_the_stop, timeout=10, interval=0.02)
+    # Back to the moment before Docker's event stream told the server: it believes the
+    # container runs (no event follows to correct it; only asking Docker does).
+    states.observe(name, believed, time.monotonic())
+    answer = await preview.fetch()
+    # The dial failed, Docker was asked, and the workspace started; its app died with it.
+    assert answer.code == 502
+    assert f"port {APP_PORT}" in json_of(answer)["message"]
+    container.reload()
+    assert container.status == "running"
