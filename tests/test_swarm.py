@@ -104,9 +104,9 @@ def _ensure_networks(client: docker.DockerClient) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def sidecar(swarm: dict[str, str], docker_client: docker.DockerClient) -> Iterator[Container]:
-    container = docker_client.containers.run(
+def start_sidecar(client: docker.DockerClient) -> Container:
+    """A container for the server to run in (its network and hostname), on the front network."""
+    container = client.containers.run(
         "jupyter-popebot-code-workspace:latest",
         entrypoint=["sleep", "infinity"],
         name=f"{SIDECAR_PREFIX}swarm-{uuid.uuid4().hex[:8]}",
@@ -114,8 +114,31 @@ def sidecar(swarm: dict[str, str], docker_client: docker.DockerClient) -> Iterat
         detach=True,
     )
     container.reload()
-    yield container
-    container.remove(force=True)
+    return container
+
+
+def place_server(server: ServerProcess, sidecar: Container) -> None:
+    """Run the server (at its next start) in the sidecar's network and hostname."""
+    pid = sidecar.attrs["State"]["Pid"]
+    server.launcher = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c",
+        'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
+        'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
+        sidecar.attrs["ResolvConfPath"], str(pid),
+    ]  # fmt: skip
+    server.host = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
+    # Only on the front network: the workspaces' overlays, which it joins, see no Jupyter.
+    others = [arg for arg in server.extra_args if not arg.startswith("--ServerApp.ip=")]
+    server.extra_args = [f"--ServerApp.ip={server.host}", *others]
+
+
+@pytest.fixture(scope="module")
+def sidecar(swarm: dict[str, str], docker_client: docker.DockerClient) -> Iterator[Container]:
+    yield start_sidecar(docker_client)
+    # A test may have replaced it, as a new server container replaces an old one.
+    for container in docker_client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
+        if container.name.startswith(f"{SIDECAR_PREFIX}swarm-"):
+            container.remove(force=True)
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +150,7 @@ def server(
 ) -> Iterator[ServerProcess]:
     tmp_path = tmp_path_factory.mktemp("swarm-server")
     server = ServerProcess(tmp_path, swarm["SWARM_REGISTRY_IMAGE"])
-    pid = sidecar.attrs["State"]["Pid"]
-    server.launcher = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c",
-        'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
-        'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
-        sidecar.attrs["ResolvConfPath"], str(pid),
-    ]  # fmt: skip
-    server.host = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
     server.extra_args = [
-        # Only on the front network: the workspaces' overlays, which it joins, see no Jupyter.
-        f"--ServerApp.ip={server.host}",
         f"--CodeWorkspacesApp.container_manager_class={SWARM_MANAGER}",
         "--SwarmContainerManager.stop_timeout=2",
         "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
@@ -145,6 +158,7 @@ def server(
         "--NetworkPolicy.firewall=iptables",
         f"--SwarmNetworkPolicy.node_firewall_image={swarm['SWARM_FIREWALL_IMAGE']}",
     ]
+    place_server(server, sidecar)
     server.start()
     yield server
     server.stop()
@@ -609,6 +623,24 @@ def node_rules(host: str, chain: str) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_a_replaced_server_container_reaches_the_workspaces_that_kept_running(
+    server: ServerProcess, sidecar: Container, docker_client: docker.DockerClient
+) -> None:
+    """The server's container is replaced (an upgrade, a crash) while a workspace runs on."""
+    workspace_id = create(server, "outlives its server")
+    in_terminal(server, workspace_id, "export KEPT=k$((2*3)); echo set$((1+1))", "set2")
+    network = workspace_network(docker_client, workspace_id)
+    server.stop()
+    sidecar.remove(force=True)  # and its place on every workspace's overlay with it
+    place_server(server, start_sidecar(docker_client))
+    server.start()
+    assert network not in server_networks(docker_client)
+    # The new container joins the overlay on the first terminal and finds the same session:
+    # the workspace ran on, untouched.
+    assert "kept=k6" in in_terminal(server, workspace_id, "echo kept=$KEPT", "kept=k6")
+    assert network in server_networks(docker_client)
 
 
 def test_the_node_firewall_is_removed_by_the_command(
