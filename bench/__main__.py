@@ -62,6 +62,8 @@ PARAMETERS = (
     "preview_requests",
     "swarm_creates",
     "swarm_ensures",
+    "swarm_overlays",
+    "swarm_overlay_block",
     "budget",
 )
 
@@ -125,6 +127,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--swarm-ensures", type=int, default=12, help="stopped → running ensures per backend"
+    )
+    parser.add_argument(
+        "--swarm-overlays",
+        type=int,
+        default=0,
+        help="swarm part: also attach one container to this many overlays (capacity rows)",
+    )
+    parser.add_argument(
+        "--swarm-overlay-block", type=int, default=100, help="overlays per capacity row"
     )
     parser.add_argument(
         "--budget", type=float, default=300.0, help="seconds each timed loop may take at most"
@@ -322,7 +333,14 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         if "swarm" in args.parts:
             print("swarm: create → prompt and ensure, Swarm vs single engine ...", flush=True)
             results["swarm"] = swarm_bench.bench_swarm(
-                client, server, workdir, args.swarm_creates, args.swarm_ensures, args.budget
+                client,
+                server,
+                workdir,
+                args.swarm_creates,
+                args.swarm_ensures,
+                args.budget,
+                args.swarm_overlays,
+                args.swarm_overlay_block,
             )
         if "events" in args.parts:
             print("events: restarting dockerd, then stopping a container behind the server ...")

@@ -28,7 +28,7 @@ from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
 from jupyter_popebot_code.store import WorkspaceStore
 from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE
 
-from . import stats
+from . import overlay_bench, stats
 from .report import table
 from .server import BenchServer
 
@@ -38,6 +38,7 @@ FRONT = "popebot-code-bench-swarm-front"
 SIDECAR = "popebot-code-bench-swarm-sidecar"
 WORKER_PREFIX = "popebot-swarm-node-"
 PROMPT_TIMEOUT_S = 120.0
+WORKSPACE_IMAGE = "jupyter-popebot-code-workspace:latest"
 
 
 def _script(*args: str) -> str:
@@ -62,7 +63,7 @@ def _swarm_server(
     with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(SIDECAR).remove(force=True)
     sidecar = client.containers.run(
-        "jupyter-popebot-code-workspace:latest",
+        WORKSPACE_IMAGE,
         entrypoint=["sleep", "infinity"],
         name=SIDECAR,
         network=FRONT,
@@ -163,8 +164,13 @@ def bench_swarm(
     creates: int,
     ensures: int,
     budget_s: float,
+    overlays: int = 0,
+    overlay_block: int = 100,
 ) -> dict[str, Any]:
-    """Create → prompt and ensure stopped → running on both backends, interleaved."""
+    """Create → prompt and ensure stopped → running on both backends, interleaved.
+
+    With `overlays`, then the capacity rows (overlay_bench) on the same manager.
+    """
     _script("up")
     settings = dict(line.split("=", 1) for line in _script("env").split())
     try:
@@ -213,7 +219,13 @@ def bench_swarm(
             )
             for row in ("create_to_prompt", "ensure_stopped")
         }
-        return {"backends": summary, "ratio_p50": ratios, "swarm_nodes_used": len(nodes)}
+        results = {"backends": summary, "ratio_p50": ratios, "swarm_nodes_used": len(nodes)}
+        if overlays:
+            print(f"swarm: one container attached to {overlays} overlays ...", flush=True)
+            results["overlays"] = overlay_bench.bench_overlays(
+                client, WORKSPACE_IMAGE, overlays, overlay_block, budget_s
+            )
+        return results
     finally:
         for network in client.networks.list(names=[FRONT]):
             if network.name == FRONT:
@@ -248,4 +260,9 @@ def swarm_table(results: dict[str, Any]) -> str:
             rows,
         )
         + f"\nswarm workspaces spread over {results['swarm_nodes_used']} worker nodes"
+        + (
+            "\n\n" + overlay_bench.overlay_table(results["overlays"])
+            if "overlays" in results
+            else ""
+        )
     )
