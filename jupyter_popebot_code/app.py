@@ -30,7 +30,8 @@ from .swarm import SwarmContainerManager
 from .swarm_network_policy import SwarmNetworkPolicy
 from .validation import WorkspaceValidator
 
-# Options that moved from CodeWorkspacesApp to TerminalRelay in 0.2: old name -> new name.
+# Options that moved from CodeWorkspacesApp to TerminalRelay while 0.1.0 was developed, and are
+# to be removed in 0.2: old name -> new name.
 RENAMED_RELAY_OPTIONS = {
     "terminal_ready_timeout": "ready_timeout",
     "relay_ping_interval": "ping_interval",
@@ -66,7 +67,8 @@ class CodeWorkspacesApp(ExtensionApp):
 
     db_path = Unicode(
         help=(
-            "Path of the SQLite file that records workspaces. Defaults to "
+            "Path of the SQLite file that records workspaces; it survives restarts, and an older "
+            "schema is migrated in place. Defaults to "
             "<jupyter data dir>/popebot_code/workspaces.sqlite."
         ),
     ).tag(config=True)
@@ -87,7 +89,11 @@ class CodeWorkspacesApp(ExtensionApp):
     ).tag(config=True)
 
     owner_name = Unicode(
-        help="Owner of every workspace when owner_source is 'server'. Defaults to the OS user.",
+        help=(
+            "Owner of every workspace when owner_source is 'server'. jupyter-server gives each "
+            "token request without its cookie a new random anonymous user, so a single-user "
+            "server keys workspaces on this stable name instead. Defaults to the OS user."
+        ),
     ).tag(config=True)
 
     @default("owner_name")
@@ -113,7 +119,8 @@ class CodeWorkspacesApp(ExtensionApp):
         klass=ContainerManager,
         help=(
             "The class that runs workspace containers (a ContainerManager subclass), so a "
-            "deployment can swap how and where containers run."
+            "deployment can swap how and where containers run: "
+            "jupyter_popebot_code.swarm.SwarmContainerManager runs them on a Docker Swarm."
         ),
     ).tag(config=True)
 
@@ -123,8 +130,10 @@ class CodeWorkspacesApp(ExtensionApp):
             "People who may use everything the server offers (kernels, terminals, files, "
             "extension management) when WorkspaceAuthorizer is in force: names as the identity "
             "gives them, i.e. the Auth.js `sub` or the session's email, or the JupyterHub user "
-            "name (JupyterHub admins and the server's owner are admins anyway). Everyone else "
-            "gets code workspaces and a read-only JupyterLab."
+            "name (JupyterHub admins and the server's owner are admins anyway); emails match in "
+            "any case. Everyone else gets code workspaces and a read-only JupyterLab. Listed "
+            "usernames may also list every owner's workspaces (?all=true) and stop or delete "
+            "any of them."
         ),
     ).tag(config=True)
 
@@ -160,10 +169,14 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_timeout = Float(
         help=(
             "Seconds without activity after which a workspace's container is stopped (never "
-            "removed: the next ensure starts it again with its files and tmux history). "
-            "Activity is terminal traffic through the relay in either direction and output in "
-            "the workspace's tmux session, attached or not. 0 disables. Default: 3600 under "
-            "JupyterHub (JUPYTERHUB_API_URL is set), 0 on a single-user server."
+            "removed: the next terminal, preview or ensure starts it again with its files; its "
+            "processes and tmux scrollback end with the stop). Activity: terminal traffic "
+            "through the relay in either direction (keepalive pings do not count), preview "
+            "traffic, ensure, and output in the workspace's tmux session whether a browser is "
+            "attached or not, so an agent working unattended keeps its workspace running and a "
+            "shell at its prompt does not (on Docker Swarm tmux output is not seen: only the "
+            "traffic counts). 0 disables. Default: 3600 under JupyterHub (JUPYTERHUB_API_URL "
+            "is set: the hub service or a single-user server), 0 otherwise."
         ),
     ).tag(config=True)
 
@@ -174,7 +187,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_check_interval = Float(
         30.0,
         help=(
-            "Most seconds between two idle checks (one `docker exec` per running workspace "
+            "Most seconds between two idle checks (one `docker exec` of tmux per running workspace "
             "each); also capped at a quarter of idle_timeout and at 60 s, so a container stops "
             "within idle_timeout + 60 s."
         ),
@@ -292,7 +305,10 @@ class CodeWorkspacesApp(ExtensionApp):
         for old, new in RENAMED_RELAY_OPTIONS.items():
             if old in given:
                 self.log.warning(
-                    "CodeWorkspacesApp.%s is deprecated since 0.2: use TerminalRelay.%s", old, new
+                    "CodeWorkspacesApp.%s is deprecated and will be removed in 0.2: use "
+                    "TerminalRelay.%s",
+                    old,
+                    new,
                 )
                 relay_config = self.config.TerminalRelay
                 if new not in relay_config:

@@ -118,8 +118,8 @@ class AuthJSIdentityProvider(IdentityProvider):
             "Names of the Auth.js session cookie, in order of precedence. Each name is also the "
             "salt of its own key. The first name a request carries decides: a bad cookie under "
             "it is not rescued by another name (so a plain cookie injected over http cannot "
-            "override a __Secure- one). Set to ['__Secure-authjs.session-token'] to accept "
-            "https-only cookies."
+            "override a __Secure- one). Chunked cookies (<name>.0, .1, ...) are joined. Set to "
+            "['__Secure-authjs.session-token'] to accept https-only cookies."
         ),
     ).tag(config=True)
 

@@ -105,8 +105,10 @@ class ContainerManager(DockerEngine):
     network = Unicode(
         "jupyter-popebot-code",
         help=(
-            "Docker network for workspace containers, created as a bridge network when missing. "
-            "Put the Jupyter server on it too when it runs in a container."
+            "Docker network for workspace containers, created as a bridge network when missing "
+            "(with com.docker.network.bridge.enable_icc=false while "
+            "NetworkPolicy.isolate_workspaces). Put the Jupyter server on it too when it runs in "
+            "a container."
         ),
     ).tag(config=True)
 

@@ -73,7 +73,11 @@ class HubSync(LoggingConfigurable):
 
     deleted_user_check_interval = Float(
         300.0,
-        help="Seconds between checks for owners the hub no longer knows (deleted users).",
+        help=(
+            "Seconds between checks for owners the hub no longer knows (deleted users). The hub "
+            "does not announce deletions; its 404 counts only when the token holds list:users "
+            "and read:users:name (otherwise nothing is removed and the log says why)."
+        ),
     ).tag(config=True)
 
     keep_deleted_users_data = Bool(

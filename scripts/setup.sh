@@ -6,7 +6,7 @@
 # Environment:
 #   VENV            the Python environment to use or create (default: .venv in the repository)
 #   PYTHON          the interpreter that creates it (default: python3)
-#   POPEBOT_EXTRAS  pip extras to install (default: lab,test)
+#   POPEBOT_EXTRAS  pip extras to install (default: lab,test,docs)
 #   POPEBOT_SETUP_ENGINE  1 (default): also the Docker engine and the workspace image; 0: neither
 #                   (the fast test tier, `scripts/test.sh --fast`, needs no engine)
 set -euo pipefail
@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="${VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
-extras="${POPEBOT_EXTRAS:-lab,test}"
+extras="${POPEBOT_EXTRAS:-lab,test,docs}"
 engine="${POPEBOT_SETUP_ENGINE:-1}"
 
 LOG_TAG=setup

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real parts: set everything up (Docker engine, workspace image,
-# package, JupyterLab extension, Chromium), then lint and types, the Python tests, the front-end lint
-# and unit tests, and the browser tests. Arguments are passed to pytest (e.g. -k ensure). CI runs this.
+# package, JupyterLab extension, Chromium), then lint and types, the docs, the Python tests, the
+# front-end lint and unit tests, and the browser tests. Arguments are passed to pytest (e.g. -k
+# ensure). CI runs this.
 #
-# scripts/test.sh --fast [pytest args]: the fast tier only (docs/testing.md): ruff, the Python
-# tests not marked `docker` (no engine: containers are in memory) and jest. It neither installs
-# nor starts Docker, builds no image and installs no browser.
+# scripts/test.sh --fast [pytest args]: the fast tier only (docs/testing.md): ruff, the docs, the
+# Python tests not marked `docker` (no engine: containers are in memory) and jest. It neither
+# installs nor starts Docker, builds no image and installs no browser.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -35,6 +36,9 @@ ruff check .
 ruff format --check .
 echo "[test] mypy --strict"
 mypy
+echo "[test] docs: sphinx-build, warnings as errors (generated option and REST references)"
+rm -rf docs/_build
+sphinx-build -q -W --keep-going -n -b html docs docs/_build/html
 
 if [ "$fast" = 1 ]; then
 	echo "[test] Python tests, fast tier (-m 'not docker': no Docker engine, no image)"
