@@ -30,6 +30,9 @@ from .swarm import SwarmContainerManager
 from .swarm_network_policy import SwarmNetworkPolicy
 from .validation import WorkspaceValidator
 
+# idle_timeout's default where several people share the server's Docker host: one hour.
+MULTI_USER_IDLE_TIMEOUT = 3600.0
+
 # Options that moved from CodeWorkspacesApp to TerminalRelay while 0.1.0 was developed, and are
 # to be removed in 0.2: old name -> new name.
 RENAMED_RELAY_OPTIONS = {
@@ -175,14 +178,17 @@ class CodeWorkspacesApp(ExtensionApp):
             "traffic, ensure, and output in the workspace's tmux session whether a browser is "
             "attached or not, so an agent working unattended keeps its workspace running and a "
             "shell at its prompt does not (on Docker Swarm tmux output is not seen: only the "
-            "traffic counts). 0 disables. Default: 3600 under JupyterHub (JUPYTERHUB_API_URL "
-            "is set: the hub service or a single-user server), 0 otherwise."
+            "traffic counts). 0 disables. Default: "
+            f"{MULTI_USER_IDLE_TIMEOUT:g} on a multi-user server (under JupyterHub, i.e. "
+            "JUPYTERHUB_API_URL is set; with Auth.js or any identity provider other than "
+            "jupyter-server's own token/password login; or with owner_source 'identity'), 0 on "
+            "a single-user server. The effective value is logged at start."
         ),
     ).tag(config=True)
 
     @default("idle_timeout")
     def _default_idle_timeout(self) -> float:
-        return 3600.0 if os.environ.get("JUPYTERHUB_API_URL") else 0.0
+        return MULTI_USER_IDLE_TIMEOUT if self.multi_user else 0.0
 
     idle_check_interval = Float(
         30.0,
@@ -277,6 +283,7 @@ class CodeWorkspacesApp(ExtensionApp):
             close_terminals=self.terminal_relay.close_workspace,
             log=self.log,
         )
+        self._log_idle_stop()
         IOLoop.current().add_callback(self.idle_stopper.start)
         self.hub_sync = HubSync(self.service, parent=self, log=self.log)
         IOLoop.current().add_callback(self.hub_sync.start)
@@ -291,6 +298,39 @@ class CodeWorkspacesApp(ExtensionApp):
             provider = self.serverapp.identity_provider if self.serverapp else None
             return type(provider) in ANONYMOUS_IDENTITY_PROVIDERS
         return bool(self.owner_source == "server")
+
+    @property
+    def multi_user(self) -> bool:
+        """Whether several people may use this server (idle stop is then on by default).
+
+        Broader than `not single_user`: an identity provider that names users makes the server
+        multi-user even when owner_source puts every workspace under one owner.
+        """
+        if os.environ.get("JUPYTERHUB_API_URL"):
+            return True
+        if not self.single_user:
+            return True
+        provider = self.serverapp.identity_provider if self.serverapp else None
+        return provider is not None and type(provider) not in ANONYMOUS_IDENTITY_PROVIDERS
+
+    def _log_idle_stop(self) -> None:
+        """Say at start whether and when idle workspaces stop, and where that value comes from."""
+        if "idle_timeout" in self.config.get("CodeWorkspacesApp", {}):
+            source = "CodeWorkspacesApp.idle_timeout"
+        else:
+            kind = "multi-user" if self.multi_user else "single-user"
+            source = f"the default on a {kind} server"
+        if self.idle_timeout > 0:
+            self.log.info(
+                "Idle stop after %g s without activity (%s), checked every %g s",
+                self.idle_timeout,
+                source,
+                self.idle_stopper.interval,
+            )
+        else:
+            self.log.info(
+                "Idle stop is off (%s); CodeWorkspacesApp.idle_timeout turns it on", source
+            )
 
     async def _install_network_policy(self) -> None:
         """Firewall the workspace network before anyone asks for a workspace; creates retry it."""

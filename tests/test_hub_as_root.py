@@ -62,3 +62,7 @@ def test_the_service_runs_as_root_and_a_user_creates_a_workspace(
     listed = root_hub.service(token, "GET")
     assert [ws["id"] for ws in listed.json()["workspaces"]] == [workspace["id"]]
 
+
+def test_the_service_stops_idle_workspaces_by_default(root_hub: Hub) -> None:
+    log = (root_hub.work_dir / "jupyterhub.log").read_text()
+    assert "Idle stop after 3600 s without activity (the default on a multi-user server" in log
