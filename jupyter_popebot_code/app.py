@@ -10,9 +10,10 @@ from typing import Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
+from .capacity import RunningCap
 from .containers import ContainerManager
 from .engine import ContainerError, DockerUnavailable
 from .handlers import workspace_handlers
@@ -59,6 +60,7 @@ class CodeWorkspacesApp(ExtensionApp):
     service: WorkspaceService
     idle_stopper: IdleStopper
     hub_sync: HubSync
+    running_cap: RunningCap
 
     enabled = Bool(
         True,
@@ -169,6 +171,51 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    max_running_workspaces = Int(
+        None,
+        allow_none=True,
+        help=(
+            "Workspaces whose containers may run (or be paused) at once on this server, all "
+            "owners together; creating or starting one more answers 429 with a message naming "
+            "this limit (a terminal closes with it). None (the default): sized to the Docker "
+            "host, so that the running workspaces' limits add up to at most cpu_overcommit times "
+            "its CPUs and memory_overcommit times its memory: the smaller of host CPUs x "
+            "cpu_overcommit / ContainerManager.cpu_limit and host memory x memory_overcommit / "
+            "ContainerManager.mem_limit, rounded down, at least 1 (a per-container limit of 0 "
+            "sizes nothing). The host is `docker info` of the engine (on Swarm: the usable "
+            "workspace nodes together), asked again after a minute; the value and its reason "
+            "are logged at start. 0: no limit."
+        ),
+    ).tag(config=True)
+
+    memory_overcommit = Float(
+        1.0,
+        help=(
+            "How many times the Docker host's memory the running workspaces' memory limits "
+            "(ContainerManager.mem_limit) may add up to, when max_running_workspaces is sized "
+            "to the host. 1: never more than the host has. A workspace seldom uses its whole "
+            "limit, but when they all do, the kernel's OOM killer picks among every process on "
+            "the host, the Jupyter server's included."
+        ),
+    ).tag(config=True)
+
+    cpu_overcommit = Float(
+        4.0,
+        help=(
+            "How many times the Docker host's CPUs the running workspaces' CPU limits "
+            "(ContainerManager.cpu_limit) may add up to, when max_running_workspaces is sized "
+            "to the host. Busy workspaces share CPUs (they slow each other down, nothing is "
+            "killed) and a workspace someone types in is idle most of the time, hence 4."
+        ),
+    ).tag(config=True)
+
+    @validate("memory_overcommit", "cpu_overcommit")
+    def _positive_factor(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be more than 0, not {value:g}")
+        return value
+
     idle_timeout = Float(
         help=(
             "Seconds without activity after which a workspace's container is stopped (never "
@@ -261,6 +308,14 @@ class CodeWorkspacesApp(ExtensionApp):
             repo_url_template=self.repo_url_template,
             allowed_schemes=tuple(self.allowed_repo_schemes),
         )
+        self.running_cap = RunningCap(
+            self.max_running_workspaces,
+            self.container_manager.host_resources,
+            self.container_manager.limits,
+            cpu_overcommit=self.cpu_overcommit,
+            memory_overcommit=self.memory_overcommit,
+            log=self.log,
+        )
         self.service = WorkspaceService(
             store=self.store,
             containers=self.container_manager,
@@ -271,11 +326,13 @@ class CodeWorkspacesApp(ExtensionApp):
                 max_running=self.max_running_workspaces_per_user,
             ),
             network_policy=self.network_policy,
+            running_cap=self.running_cap,
         )
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
+        IOLoop.current().add_callback(self.running_cap.log_at_start)
         self.idle_stopper = IdleStopper(
             self.service,
             idle_timeout=self.idle_timeout,
