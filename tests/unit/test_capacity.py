@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from jupyter_popebot_code.capacity import GIB, DerivedCap, HostResources, RunningCap, derive_cap
+from jupyter_popebot_code.swarm import SwarmContainerManager
 
 HOST = HostResources(cpus=2.0, memory=24 * GIB, where="the Docker host")
 
@@ -49,3 +51,45 @@ async def test_a_host_with_nothing_usable_yet_is_asked_again() -> None:
     assert await cap() == 8
     assert await cap() == 8  # kept: not asked a third time
     assert answers == []
+
+
+def _node(state: str, availability: str, nano_cpus: int, memory: int) -> dict[str, Any]:
+    return {
+        "Status": {"State": state},
+        "Spec": {"Availability": availability},
+        "Description": {"Resources": {"NanoCPUs": nano_cpus, "MemoryBytes": memory}},
+    }
+
+
+class _Nodes:
+    """Just enough of a Docker client for usable_nodes: the manager's node listing."""
+
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.api = self
+        self._nodes = nodes
+
+    def nodes(self, filters: Any = None) -> list[dict[str, Any]]:
+        return self._nodes
+
+
+async def test_a_swarm_counts_its_usable_nodes_together() -> None:
+    manager = SwarmContainerManager()
+    client = _Nodes(
+        [
+            _node("ready", "active", 2_000_000_000, 8 * GIB),
+            _node("ready", "active", 4_000_000_000, 16 * GIB),
+            _node("down", "active", 64_000_000_000, 512 * GIB),  # not usable: not counted
+            _node("ready", "drain", 64_000_000_000, 512 * GIB),
+        ]
+    )
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return fn(client, *args)
+
+    manager._call = call  # type: ignore[method-assign]
+    try:
+        assert await manager.host_resources() == HostResources(
+            6.0, 24 * GIB, "2 usable swarm node(s)"
+        )
+    finally:
+        manager.close()
