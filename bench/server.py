@@ -89,11 +89,12 @@ class BenchServer:
             # The server runs on the host, not on the Docker network: reach ttyd by address.
             "--ContainerManager.connect_via=ip",
             # The bench opens hundreds of terminals and seeds thousands of workspaces for one
-            # owner: the per-user safety limits would refuse them.
+            # owner: the per-user and server-wide safety limits would refuse them.
             "--TerminalRelay.max_connections_per_workspace=0",
             "--TerminalRelay.max_connections_per_user=0",
             "--CodeWorkspacesApp.max_workspaces_per_user=0",
             "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
+            "--CodeWorkspacesApp.max_running_workspaces=0",
             *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")

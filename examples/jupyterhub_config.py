@@ -1,9 +1,10 @@
 # A complete JupyterHub configuration with code workspaces served by one shared service.
 #
-# The service `code-workspaces` is the only process that talks to Docker: it runs as the unix
-# user `popebot-code` (create it and add it to the `docker` group); users' own servers and
+# The service `code-workspaces` is the only process that talks to Docker; users' own servers and
 # terminals get no Docker access at all. Run the hub as root (LocalProcessSpawner starts each
-# user's server as that user, and the service as `popebot-code`):
+# user's server as that user); the service then runs as root too, which changes nothing it could
+# do: the Docker socket it holds is root-equivalent under any user. To give the service a user of
+# its own (its files are then that user's), create one in the `docker` group and pass user= below:
 #
 #     useradd --system --create-home --groups docker popebot-code
 #     jupyterhub -f examples/jupyterhub_config.py
@@ -27,13 +28,14 @@ c.Spawner.default_url = "/lab"
 # One line adds the service, its roles and scopes, and tells single-user servers where it is.
 configure_jupyterhub(
     c,
-    user="popebot-code",  # the only user that needs the docker group
+    # user="popebot-code",  # a unix user of the docker group (default: the hub's, e.g. root)
     # port=10101, name="code-workspaces",
     # config_file="/etc/jupyter-popebot-code/service_config.py",
 )
 
 # Options of the service go into its own config file (config_file above), for example:
 #     c.CodeWorkspacesApp.idle_timeout = 3600           # stop unused workspaces (0: never)
+#     c.CodeWorkspacesApp.max_running_workspaces = 20   # all users together (default: host size)
 #     c.CodeWorkspacesApp.admin_users = ["carol"]       # admins besides the hub's
 #     c.HubSync.keep_deleted_users_data = False          # deleted hub users' files go too
 #     c.ContainerManager.mem_limit = "4g"

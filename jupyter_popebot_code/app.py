@@ -10,9 +10,10 @@ from typing import Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
+from .capacity import RunningCap
 from .containers import ContainerManager
 from .engine import ContainerError, DockerUnavailable
 from .handlers import workspace_handlers
@@ -29,6 +30,9 @@ from .store import WorkspaceStore
 from .swarm import SwarmContainerManager
 from .swarm_network_policy import SwarmNetworkPolicy
 from .validation import WorkspaceValidator
+
+# idle_timeout's default where several people share the server's Docker host: one hour.
+MULTI_USER_IDLE_TIMEOUT = 3600.0
 
 # Options that moved from CodeWorkspacesApp to TerminalRelay while 0.1.0 was developed, and are
 # to be removed in 0.2: old name -> new name.
@@ -56,6 +60,7 @@ class CodeWorkspacesApp(ExtensionApp):
     service: WorkspaceService
     idle_stopper: IdleStopper
     hub_sync: HubSync
+    running_cap: RunningCap
 
     enabled = Bool(
         True,
@@ -166,6 +171,51 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    max_running_workspaces = Int(
+        None,
+        allow_none=True,
+        help=(
+            "Workspaces whose containers may run (or be paused) at once on this server, all "
+            "owners together; creating or starting one more answers 429 with a message naming "
+            "this limit (a terminal closes with it). None (the default): sized to the Docker "
+            "host, so that the running workspaces' limits add up to at most cpu_overcommit times "
+            "its CPUs and memory_overcommit times its memory: the smaller of host CPUs x "
+            "cpu_overcommit / ContainerManager.cpu_limit and host memory x memory_overcommit / "
+            "ContainerManager.mem_limit, rounded down, at least 1 (a per-container limit of 0 "
+            "sizes nothing). The host is `docker info` of the engine (on Swarm: the usable "
+            "workspace nodes together), asked again after a minute; the value and its reason "
+            "are logged at start. 0: no limit."
+        ),
+    ).tag(config=True)
+
+    memory_overcommit = Float(
+        1.0,
+        help=(
+            "How many times the Docker host's memory the running workspaces' memory limits "
+            "(ContainerManager.mem_limit) may add up to, when max_running_workspaces is sized "
+            "to the host. 1: never more than the host has. A workspace seldom uses its whole "
+            "limit, but when they all do, the kernel's OOM killer picks among every process on "
+            "the host, the Jupyter server's included."
+        ),
+    ).tag(config=True)
+
+    cpu_overcommit = Float(
+        4.0,
+        help=(
+            "How many times the Docker host's CPUs the running workspaces' CPU limits "
+            "(ContainerManager.cpu_limit) may add up to, when max_running_workspaces is sized "
+            "to the host. Busy workspaces share CPUs (they slow each other down, nothing is "
+            "killed) and a workspace someone types in is idle most of the time, hence 4."
+        ),
+    ).tag(config=True)
+
+    @validate("memory_overcommit", "cpu_overcommit")
+    def _positive_factor(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be more than 0, not {value:g}")
+        return value
+
     idle_timeout = Float(
         help=(
             "Seconds without activity after which a workspace's container is stopped (never "
@@ -175,14 +225,17 @@ class CodeWorkspacesApp(ExtensionApp):
             "traffic, ensure, and output in the workspace's tmux session whether a browser is "
             "attached or not, so an agent working unattended keeps its workspace running and a "
             "shell at its prompt does not (on Docker Swarm tmux output is not seen: only the "
-            "traffic counts). 0 disables. Default: 3600 under JupyterHub (JUPYTERHUB_API_URL "
-            "is set: the hub service or a single-user server), 0 otherwise."
+            "traffic counts). 0 disables. Default: "
+            f"{MULTI_USER_IDLE_TIMEOUT:g} on a multi-user server (under JupyterHub, i.e. "
+            "JUPYTERHUB_API_URL is set; with Auth.js or any identity provider other than "
+            "jupyter-server's own token/password login; or with owner_source 'identity'), 0 on "
+            "a single-user server. The effective value is logged at start."
         ),
     ).tag(config=True)
 
     @default("idle_timeout")
     def _default_idle_timeout(self) -> float:
-        return 3600.0 if os.environ.get("JUPYTERHUB_API_URL") else 0.0
+        return MULTI_USER_IDLE_TIMEOUT if self.multi_user else 0.0
 
     idle_check_interval = Float(
         30.0,
@@ -255,6 +308,14 @@ class CodeWorkspacesApp(ExtensionApp):
             repo_url_template=self.repo_url_template,
             allowed_schemes=tuple(self.allowed_repo_schemes),
         )
+        self.running_cap = RunningCap(
+            self.max_running_workspaces,
+            self.container_manager.host_resources,
+            self.container_manager.limits,
+            cpu_overcommit=self.cpu_overcommit,
+            memory_overcommit=self.memory_overcommit,
+            log=self.log,
+        )
         self.service = WorkspaceService(
             store=self.store,
             containers=self.container_manager,
@@ -265,11 +326,13 @@ class CodeWorkspacesApp(ExtensionApp):
                 max_running=self.max_running_workspaces_per_user,
             ),
             network_policy=self.network_policy,
+            running_cap=self.running_cap,
         )
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
         IOLoop.current().add_callback(self.service.remove_orphans)
+        IOLoop.current().add_callback(self.running_cap.log_at_start)
         self.idle_stopper = IdleStopper(
             self.service,
             idle_timeout=self.idle_timeout,
@@ -277,6 +340,7 @@ class CodeWorkspacesApp(ExtensionApp):
             close_terminals=self.terminal_relay.close_workspace,
             log=self.log,
         )
+        self._log_idle_stop()
         IOLoop.current().add_callback(self.idle_stopper.start)
         self.hub_sync = HubSync(self.service, parent=self, log=self.log)
         IOLoop.current().add_callback(self.hub_sync.start)
@@ -291,6 +355,39 @@ class CodeWorkspacesApp(ExtensionApp):
             provider = self.serverapp.identity_provider if self.serverapp else None
             return type(provider) in ANONYMOUS_IDENTITY_PROVIDERS
         return bool(self.owner_source == "server")
+
+    @property
+    def multi_user(self) -> bool:
+        """Whether several people may use this server (idle stop is then on by default).
+
+        Broader than `not single_user`: an identity provider that names users makes the server
+        multi-user even when owner_source puts every workspace under one owner.
+        """
+        if os.environ.get("JUPYTERHUB_API_URL"):
+            return True
+        if not self.single_user:
+            return True
+        provider = self.serverapp.identity_provider if self.serverapp else None
+        return provider is not None and type(provider) not in ANONYMOUS_IDENTITY_PROVIDERS
+
+    def _log_idle_stop(self) -> None:
+        """Say at start whether and when idle workspaces stop, and where that value comes from."""
+        if "idle_timeout" in self.config.get("CodeWorkspacesApp", {}):
+            source = "CodeWorkspacesApp.idle_timeout"
+        else:
+            kind = "multi-user" if self.multi_user else "single-user"
+            source = f"the default on a {kind} server"
+        if self.idle_timeout > 0:
+            self.log.info(
+                "Idle stop after %g s without activity (%s), checked every %g s",
+                self.idle_timeout,
+                source,
+                self.idle_stopper.interval,
+            )
+        else:
+            self.log.info(
+                "Idle stop is off (%s); CodeWorkspacesApp.idle_timeout turns it on", source
+            )
 
     async def _install_network_policy(self) -> None:
         """Firewall the workspace network before anyone asks for a workspace; creates retry it."""

@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,9 +119,13 @@ class ContainerStates:
 
     def running_names(self) -> list[str]:
         """Names of the containers that run now (only meaningful while live)."""
+        return self.names_in(("running",))
+
+    def names_in(self, statuses: Collection[str]) -> list[str]:
+        """Names of the containers in one of `statuses` (only meaningful while live)."""
         with self._lock:
             entries = list(self._states.items())
-        return [name for name, (_, state) in entries if state and state.status == "running"]
+        return [name for name, (_, state) in entries if state and state.status in statuses]
 
     def observe(self, name: str, state: ContainerState | None, observed_at: float) -> None:
         """Record what Docker said about `name` at `observed_at` (time.monotonic() before asking).

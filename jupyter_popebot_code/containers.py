@@ -24,6 +24,7 @@ from jupyter_core.utils import ensure_async
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 
+from .capacity import HostResources
 from .container_states import ContainerState, ContainerStates, state_from_inspect
 from .engine import (
     ContainerError,
@@ -57,6 +58,8 @@ TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}
 LISTENING_PORTS_COMMAND = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
 # Docker's DNS resolver on user-defined networks listens in every container on a random port.
 DOCKER_DNS_ADDRESS = "127.0.0.11"
+# Container states that hold memory and processes: they count against running-workspace limits.
+HOLDING_STATES = frozenset({"running", "paused", "restarting"})
 # POSIX portable environment variable names.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -289,6 +292,40 @@ class ContainerManager(DockerEngine):
             return [name for name, c in found.items() if c["State"] == "running"]
 
         return await self._call(listed)
+
+    async def holding_names(self, store_id: str) -> list[str]:
+        """Names of the store's containers that hold memory now (running, paused, restarting).
+
+        From memory while the event stream is live, else one Docker listing of the store.
+        """
+        states = self._states
+        if states is not None and states.live:
+            return states.names_in(HOLDING_STATES)
+
+        def listed(client: docker.DockerClient) -> list[str]:
+            found = _store_containers(client, store_id)
+            return [name for name, c in found.items() if c["State"] in HOLDING_STATES]
+
+        return await self._call(listed)
+
+    async def host_resources(self) -> HostResources:
+        """The CPUs and memory of the engine's host (`docker info`), for sizing the defaults."""
+
+        def ask(client: docker.DockerClient) -> HostResources:
+            info = client.info()
+            return HostResources(float(info["NCPU"]), int(info["MemTotal"]), "the Docker host")
+
+        return await self._call(ask)
+
+    def limits(self) -> tuple[float, int]:
+        """(CPUs, memory in bytes) each container may use; 0 where there is no limit."""
+        memory = 0
+        if self.mem_limit not in ("", "0"):
+            try:
+                memory = int(docker.utils.parse_bytes(self.mem_limit))
+            except docker.errors.DockerException as err:
+                raise ContainerError(f"ContainerManager.mem_limit: {err}") from err
+        return max(0.0, self.cpu_limit), memory
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         """Container name -> workspace id for every container of one store."""

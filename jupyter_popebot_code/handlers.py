@@ -15,7 +15,13 @@ from tornado import web
 from .base import CodeWorkspacesMixin
 from .owner import NoIdentity, is_admin
 from .preview_rules import preview_key
-from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
+from .service import (
+    ContainerError,
+    DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
+)
 from .validation import InvalidInput, validate_name
 
 MAX_BODY_BYTES = 16 * 1024
@@ -43,6 +49,9 @@ def translate_errors(
         async def wrapper(self: WorkspaceAPIHandler, *args: Any, **kwargs: Any) -> None:
             try:
                 await method(self, *args, **kwargs)
+            except ServerAtCapacity as err:
+                # Not the caller's quota: the server is full for now, so "too many", not 403.
+                raise WorkspaceAPIError(429, str(err)) from err
             except (NoIdentity, QuotaExceeded) as err:
                 raise WorkspaceAPIError(403, str(err)) from err
             except InvalidInput as err:

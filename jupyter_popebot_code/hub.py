@@ -10,6 +10,7 @@ through the hub's OAuth and tokens, with an authorizer that answers only this ex
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 from typing import Any
 
@@ -52,6 +53,36 @@ def service_command(config_file: str | None = None, python: str | None = None) -
     return command
 
 
+class ServiceUserError(ValueError):
+    """configure_jupyterhub was asked for a service user the hub could not start it as."""
+
+
+def check_service_user(user: str | None) -> None:
+    """Refuse, while the hub reads its configuration, a service user it could not become.
+
+    Otherwise the hub starts, fails to start the service, and stops with a traceback that does
+    not say which option to change.
+    """
+    if not user:
+        return  # the hub's own user: works as root too (see main)
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise ServiceUserError(
+            f"configure_jupyterhub(user={user!r}): there is no unix user {user!r}. Create it "
+            f"(useradd --system --create-home --groups docker {user}), or leave user= out to "
+            "run the service as the hub's own user."
+        ) from None
+    uid = os.geteuid()
+    hub_user = pwd.getpwuid(uid).pw_name
+    if uid != 0 and hub_user != user:
+        raise ServiceUserError(
+            f"configure_jupyterhub(user={user!r}): the hub runs as {hub_user!r}, not root, so it "
+            f"cannot start the service as {user!r}. Leave user= out (the service then runs as "
+            f"{hub_user!r}, which needs access to the Docker socket), or run the hub as root."
+        )
+
+
 def _materialized(section: Any, name: str, empty: Any) -> Any:
     """The current value of a config entry as a plain list or dict (lazy values applied)."""
     value = section.get(name, empty)
@@ -73,14 +104,17 @@ def configure_jupyterhub(
     """Add the code-workspaces service to a JupyterHub configuration `c`; answers its entry.
 
     - `name`: the service's name; it is served at /services/<name>/.
-    - `user`: the unix user the service runs as (the hub must run as root); only this user
-      needs Docker access. Default: the hub's own user.
+    - `user`: the unix user the service runs as (the hub must run as root to switch to it);
+      only this user needs Docker access. Default: the hub's own user, root included (the
+      service then allows itself to run as root: see main). A user that does not exist, or
+      one a hub not running as root cannot become, is refused here with what to pass instead.
     - `port`: the loopback port the service listens on.
     - `config_file`: a jupyter_server config file for the service (CodeWorkspacesApp,
       ContainerManager, ... options).
     - `python`: the interpreter that runs the service (default: the hub's).
     - `environment`: more environment variables for the service.
     """
+    check_service_user(user)
     service: dict[str, Any] = {
         "name": name,
         "url": f"http://127.0.0.1:{port}",
@@ -160,7 +194,18 @@ def main(argv: list[str] | None = None) -> None:
     from jupyterhub.singleuser import main as singleuser_main
 
     args = sys.argv[1:] if argv is None else argv
-    singleuser_main([*SERVICE_ARGS, *args])
+    singleuser_main([*SERVICE_ARGS, *_root_args(), *args])
+
+
+def _root_args() -> list[str]:
+    """--allow-root when the service runs as root: a hub running as root starts it so by default.
+
+    jupyter-server refuses root to keep notebooks and terminals from running with its rights;
+    the service runs neither (SERVICE_ARGS, CodeWorkspacesOnlyAuthorizer), and what it holds,
+    the Docker socket, is root-equivalent under any user. A separate user (configure_jupyterhub
+    user=) changes who owns its files, not what it can do.
+    """
+    return ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
 
 
 if __name__ == "__main__":

@@ -60,11 +60,7 @@ class IdleStopper:
             self._task = None
 
     async def _run(self) -> None:
-        self.log.info(
-            "Idle stop: workspaces unused for %g s are stopped (checked every %g s)",
-            self.idle_timeout,
-            self.interval,
-        )
+        # The app logs the timeout and where it comes from at start.
         while True:
             await asyncio.sleep(self.interval)
             try:

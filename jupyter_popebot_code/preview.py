@@ -67,7 +67,13 @@ from .preview_rules import (
     without_cookie,
 )
 from .relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
-from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
+from .service import (
+    ContainerError,
+    DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
+)
 from .store import Workspace
 from .ttyd import WriteBacklog
 
@@ -430,6 +436,8 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                     raise web.HTTPError(503, result.message or f"workspace is {result.status}")
                 started = result.status != "running"
             return await self.service.container_host(workspace), started
+        except ServerAtCapacity as exc:
+            raise web.HTTPError(429, str(exc)) from exc
         except QuotaExceeded as exc:
             raise web.HTTPError(403, str(exc)) from exc
         except DockerUnavailable as exc:

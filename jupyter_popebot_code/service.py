@@ -5,7 +5,8 @@ create / ensure / delete calls cannot race each other into two containers or a h
 SQLite calls run on one thread of their own: a busy database never stalls the event loop.
 
 Longer than most modules on purpose: every rule that takes a workspace's or an owner's lock
-(create, ensure, stop, delete, quotas, idle stop) is here, so the locking can be read in one place.
+(create, ensure, stop, delete, quotas, the server-wide cap, idle stop) is here, so the locking can
+be read in one place.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .container_states import ContainerState
-from .containers import TTYD_PORT, ContainerManager
+from .containers import HOLDING_STATES, TTYD_PORT, ContainerManager
 from .engine import ContainerError, ContainerMissing, ContainerNotRunning, DockerUnavailable
 from .network_policy import NetworkPolicy
 from .ports import ListeningPort
@@ -39,6 +40,7 @@ __all__ = [
     "EnsureResult",
     "Quota",
     "QuotaExceeded",
+    "ServerAtCapacity",
     "TerminalEndpoint",
     "WorkspaceNotFound",
     "WorkspaceService",
@@ -47,8 +49,8 @@ __all__ = [
 # The container is queried in one call for a listing; these mean "no answer" and "no container".
 STATUS_UNKNOWN = "unknown"
 STATUS_MISSING = "missing"
-# Container states that count against max_running: they hold memory and processes.
-_HOLDING_STATES = frozenset({"running", "paused", "restarting"})
+# The lock of the server-wide count of running workspaces; workspace ids never contain ':'.
+_CAPACITY_KEY = "server:running"
 # Confirming an unpause: attempts, and the pause before reading the state back.
 UNPAUSE_ATTEMPTS = 5
 UNPAUSE_SETTLE_SECONDS = 0.05
@@ -60,6 +62,10 @@ class WorkspaceNotFound(LookupError):
 
 class QuotaExceeded(PermissionError):
     """The owner already has as many workspaces (or running ones) as they may."""
+
+
+class ServerAtCapacity(QuotaExceeded):
+    """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class WorkspaceService:
         quota: Quota | None = None,
         activity_interval: float = 30.0,
         network_policy: NetworkPolicy | None = None,
+        running_cap: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
         self.containers = containers
@@ -107,6 +114,10 @@ class WorkspaceService:
         self.quota = quota or Quota()
         self.activity_interval = activity_interval
         self.network_policy = network_policy
+        # The most workspaces that may hold memory at once, all owners together; 0: no limit.
+        self.running_cap = running_cap
+        # Containers being created or started under the cap: they count before Docker says so.
+        self._starting: set[str] = set()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._activity_recorded: dict[str, float] = {}
         # Workspace id -> epoch seconds of its latest known activity (terminal traffic, ensure,
@@ -208,15 +219,16 @@ class WorkspaceService:
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
         async with self._quota_lock(owner, creating=True), self._lock_for(workspace.id):
             await self._check_quota(owner, workspace, creating=True)
-            try:
-                await self.containers.create(
-                    workspace, self.store.store_id, self._container_env(workspace)
-                )
-                await self._db(self.store.insert, workspace)
-                await self._container_started()
-            except BaseException:
-                await self._discard(workspace)
-                raise
+            async with self._running_slot(workspace):
+                try:
+                    await self.containers.create(
+                        workspace, self.store.store_id, self._container_env(workspace)
+                    )
+                    await self._db(self.store.insert, workspace)
+                    await self._container_started()
+                except BaseException:
+                    await self._discard(workspace)
+                    raise
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
 
@@ -249,12 +261,40 @@ class WorkspaceService:
                     f"allows ({quota.max_running}). Stop or delete one first."
                 )
 
+    @contextlib.asynccontextmanager
+    async def _running_slot(self, workspace: Workspace) -> AsyncIterator[None]:
+        """A place for the workspace's container among the server's running ones, while it starts.
+
+        Counting and reserving are one step under one lock held only for the count: starts of
+        different workspaces still overlap, and a start in flight counts as running already.
+        """
+        cap = await self.running_cap() if self.running_cap is not None else 0
+        name = workspace.container_name or ""
+        if not cap:
+            yield
+            return
+        async with self._lock_for(_CAPACITY_KEY):
+            holding = set(await self.containers.holding_names(self.store.store_id))
+            holding |= self._starting
+            holding.discard(name)  # its own (paused, restarting) container is already counted
+            if len(holding) >= cap:
+                raise ServerAtCapacity(
+                    f"This server already runs {len(holding)} workspaces, the most it allows "
+                    f"at once for all users together (max_running_workspaces = {cap}). Try "
+                    "again when one stops, or stop one of yours."
+                )
+            self._starting.add(name)
+        try:
+            yield
+        finally:
+            self._starting.discard(name)
+
     async def _running_names(self, owner: str) -> set[str]:
         """Containers of the owner's workspaces that hold memory (running, paused, restarting)."""
         workspaces = await self._db(self.store.list_for_user, owner)
         names = [ws.container_name for ws in workspaces if ws.container_name]
         statuses = await self.containers.statuses(self.store.store_id, names)
-        return {name for name, status in statuses.items() if status in _HOLDING_STATES}
+        return {name for name, status in statuses.items() if status in HOLDING_STATES}
 
     async def _discard(self, workspace: Workspace) -> None:
         """Undo a failed create; the volume is new and holds nothing of the user's yet."""
@@ -330,7 +370,8 @@ class WorkspaceService:
             return EnsureResult("running")
         async with self._quota_lock(workspace.user_id, creating=False):
             await self._check_quota(workspace.user_id, workspace, creating=False)
-            return await self._bring_up(workspace, name, state)
+            async with self._running_slot(workspace):
+                return await self._bring_up(workspace, name, state)
 
     async def _bring_up(
         self, workspace: Workspace, name: str, state: ContainerState | None

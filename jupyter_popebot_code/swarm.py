@@ -36,6 +36,7 @@ import docker
 import docker.errors
 from traitlets import Bool, Float, Int, Unicode
 
+from .capacity import HostResources
 from .container_states import ContainerState, parse_docker_time
 from .containers import (
     MANAGED_BY,
@@ -239,6 +240,23 @@ class SwarmContainerManager(ContainerManager):
     async def running_names(self, store_id: str) -> list[str]:
         found = await self._call(self._store_statuses, store_id)
         return [name for name, status in found.items() if status == "running"]
+
+    async def holding_names(self, store_id: str) -> list[str]:
+        return await self.running_names(store_id)  # no pause on Swarm
+
+    async def host_resources(self) -> HostResources:
+        """The summed CPUs and memory of the nodes that may run workspaces now."""
+
+        def ask(client: docker.DockerClient) -> HostResources:
+            nodes = self.usable_nodes(client)
+            resources = [node["Description"]["Resources"] for node in nodes]
+            return HostResources(
+                sum(r.get("NanoCPUs", 0) for r in resources) / 1e9,
+                sum(r.get("MemoryBytes", 0) for r in resources),
+                f"{len(nodes)} usable swarm node(s)",
+            )
+
+        return await self._call(ask)
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         def listed(client: docker.DockerClient) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """A real JupyterHub on loopback: configurable-http-proxy, LocalProcessSpawner, real unix users.
 
 The hub runs as root (it must, to start servers as other users); the code-workspaces service
-runs as its own unix user, the only one in the `docker` group. The environment comes from
-scripts/hub-env.sh (a virtual environment every user can run).
+runs as its own unix user, the only one in the `docker` group, or (service_user=None) as the
+hub's own user, root. The environment comes from scripts/hub-env.sh (a virtual environment every
+user can run).
 """
 
 from __future__ import annotations
@@ -155,9 +156,15 @@ class Hub:
 
 
 def _config(
-    hub_dir: Path, env_dir: Path, ports: dict[str, int], admin_token: str, password: str
+    hub_dir: Path,
+    env_dir: Path,
+    ports: dict[str, int],
+    admin_token: str,
+    password: str,
+    service_user: str | None,
 ) -> str:
     venv = env_dir / "venv"
+    user_option = f'user="{service_user}",' if service_user else ""
     return f"""
 from jupyter_popebot_code.hub import configure_jupyterhub
 
@@ -191,18 +198,19 @@ c.JupyterHub.load_roles = [{{
 
 configure_jupyterhub(
     c,
-    user="{SERVICE_USER}",
+    {user_option}
     port={ports["service"]},
     config_file="{hub_dir}/service_config.py",
 )
 """
 
 
-def _service_config(service_dir: Path, image: str) -> str:
+def _service_config(service_dir: Path, image: str, idle_timeout: float | None) -> str:
+    idle = "" if idle_timeout is None else f"c.CodeWorkspacesApp.idle_timeout = {idle_timeout}"
     return f"""
 c = get_config()
 c.CodeWorkspacesApp.db_path = "{service_dir}/workspaces.sqlite"
-c.CodeWorkspacesApp.idle_timeout = {IDLE_TIMEOUT}
+{idle}
 c.ContainerManager.image = "{image}"
 c.ContainerManager.network = "{TEST_NETWORK}"
 c.HubSync.deleted_user_check_interval = 2
@@ -211,7 +219,14 @@ c.HubSync.activity_interval = 2
 
 
 @contextmanager
-def running_hub(image: str, docker_client: docker.DockerClient) -> Iterator[Hub]:
+def running_hub(
+    image: str,
+    docker_client: docker.DockerClient,
+    service_user: str | None = SERVICE_USER,
+    idle_timeout: float | None = IDLE_TIMEOUT,
+) -> Iterator[Hub]:
+    """A hub whose service runs as `service_user` (None: the hub's user, root) with
+    `idle_timeout` (None: the service's default)."""
     env_dir = hub_environment()
     hub_dir = Path(tempfile.mkdtemp(prefix="popebot-hub-test-"))
     hub_dir.chmod(0o755)  # the service's user reads its config file here
@@ -224,10 +239,13 @@ def running_hub(image: str, docker_client: docker.DockerClient) -> Iterator[Hub]
     with unix_users():
         try:
             service_dir.mkdir(mode=0o700)
-            shutil.chown(service_dir, SERVICE_USER, SERVICE_USER)
-            (hub_dir / "service_config.py").write_text(_service_config(service_dir, image))
+            if service_user:
+                shutil.chown(service_dir, service_user, service_user)
+            (hub_dir / "service_config.py").write_text(
+                _service_config(service_dir, image, idle_timeout)
+            )
             (hub_dir / "jupyterhub_config.py").write_text(
-                _config(hub_dir, env_dir, ports, admin_token, password)
+                _config(hub_dir, env_dir, ports, admin_token, password, service_user)
             )
             log = open(hub_dir / "jupyterhub.log", "ab")  # noqa: SIM115 (closed below)
             process = subprocess.Popen(

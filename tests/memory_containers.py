@@ -18,7 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from jupyter_popebot_code.capacity import GIB, HostResources
 from jupyter_popebot_code.containers import (
+    HOLDING_STATES,
     STORE_LABEL,
     WORKSPACE_LABEL,
     ContainerError,
@@ -81,6 +83,8 @@ class InMemoryContainerManager(ContainerManager):
         self.entered: dict[str, asyncio.Event] = {}
         self.busy: set[str] = set()
         self.overlaps: list[str] = []
+        # What host_resources answers: large enough that a derived cap never gets in the way.
+        self.host = HostResources(64.0, 256 * GIB, "the in-memory host")
 
     # -- test hooks --------------------------------------------------------------------------
 
@@ -171,6 +175,18 @@ class InMemoryContainerManager(ContainerManager):
             for c in list(self.containers.values())
             if c.labels.get(STORE_LABEL) == store_id and c.status == "running"
         ]
+
+    async def holding_names(self, store_id: str) -> list[str]:
+        await self._enter("holding_names")
+        return [
+            c.name
+            for c in list(self.containers.values())
+            if c.labels.get(STORE_LABEL) == store_id and c.status in HOLDING_STATES
+        ]
+
+    async def host_resources(self) -> HostResources:
+        await self._enter("host_resources")
+        return self.host
 
     def known_running(self, container_name: str) -> ContainerState | None:
         self.calls["known_running"] += 1

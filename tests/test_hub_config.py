@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import runpy
 import sys
 from pathlib import Path
@@ -14,11 +16,14 @@ from jupyter_popebot_code.hub import (
     SERVICE_NAME_ENV,
     SERVICE_SCOPES,
     SERVICE_URL_ENV,
+    ServiceUserError,
     configure_jupyterhub,
     service_url_from_environment,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# A user the test's own process may run the service as, root or not.
+ME = pwd.getpwuid(os.geteuid()).pw_name
 
 
 def test_defaults_work_on_one_machine() -> None:
@@ -49,14 +54,14 @@ def test_options_and_existing_configuration_are_kept() -> None:
     service = configure_jupyterhub(
         c,
         name="ws",
-        user="svc",
+        user=ME,
         port=9999,
         config_file="/etc/ws.py",
         python="/opt/py/bin/python",
         environment={"DOCKER_HOST": "unix:///run/docker.sock"},
     )
     assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "ws"]
-    assert service["user"] == "svc"
+    assert service["user"] == ME
     assert service["url"] == "http://127.0.0.1:9999"
     assert service["command"] == [
         "/opt/py/bin/python", "-m", "jupyter_popebot_code.hub", "--config=/etc/ws.py",
@@ -82,8 +87,36 @@ def test_the_example_configuration_loads() -> None:
     c = Config()
     runpy.run_path(str(ROOT / "examples" / "jupyterhub_config.py"), {"get_config": lambda: c})
     (service,) = c.JupyterHub.services
-    assert service["user"] == "popebot-code"
+    assert "user" not in service  # works unchanged with the hub as root (tests/test_hub_as_root.py)
     assert c.Spawner.environment[SERVICE_NAME_ENV] == "code-workspaces"
+
+
+def test_a_service_user_that_does_not_exist_is_refused_with_what_to_pass() -> None:
+    c = Config()
+    with pytest.raises(ServiceUserError) as refused:
+        configure_jupyterhub(c, user="pbh-no-such-user")
+    message = str(refused.value)
+    assert "there is no unix user 'pbh-no-such-user'" in message
+    assert "useradd --system --create-home --groups docker pbh-no-such-user" in message
+    assert "leave user= out" in message
+    assert "services" not in c.JupyterHub  # nothing half-configured
+
+
+def test_a_hub_not_running_as_root_cannot_name_another_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nobody = pwd.getpwnam("nobody")
+    monkeypatch.setattr(os, "geteuid", lambda: nobody.pw_uid)
+    with pytest.raises(ServiceUserError) as refused:
+        configure_jupyterhub(Config(), user="root")
+    assert str(refused.value) == (
+        "configure_jupyterhub(user='root'): the hub runs as 'nobody', not root, so it cannot "
+        "start the service as 'root'. Leave user= out (the service then runs as 'nobody', which "
+        "needs access to the Docker socket), or run the hub as root."
+    )
+    # Its own user is fine, and so is none.
+    assert configure_jupyterhub(Config(), user="nobody")["user"] == "nobody"
+    assert "user" not in configure_jupyterhub(Config())
 
 
 def test_a_single_user_server_finds_the_service_under_the_hubs_base_url(

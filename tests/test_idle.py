@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -14,6 +17,7 @@ from jupyter_popebot_code.idle import check_interval
 from jupyter_popebot_code.relay import CLOSE_IDLE_STOPPED
 
 from .conftest import Api, wait_for
+from .server_process import ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
 IDLE_TIMEOUT = 5.0
@@ -130,3 +134,63 @@ async def test_zero_disables_idle_stop(
     assert status_of(docker_client, workspace) == "running"
     stopper = jp_serverapp.web_app.settings["jupyter_popebot_code"].idle_stopper
     assert stopper._task is None
+
+
+# A multi-user server as the Pope Bot runs it: Auth.js sessions (a token too, for the test).
+AUTHJS = [
+    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
+    f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
+    "--AuthJSIdentityProvider.allow_token_auth=True",
+]
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
+) -> Iterator[ServerProcess]:
+    """A real `jupyter server` process, not yet started: each test gives its options."""
+    yield from run_and_clean_up(ServerProcess(tmp_path, workspace_image), docker_client)
+
+
+@pytest.mark.parametrize(
+    ("options", "logged"),
+    [
+        pytest.param(
+            AUTHJS,
+            "Idle stop after 3600 s without activity (the default on a multi-user server), "
+            "checked every 30 s",
+            id="authjs",
+        ),
+        pytest.param(
+            [*AUTHJS, "--CodeWorkspacesApp.owner_source=server"],
+            "Idle stop after 3600 s without activity (the default on a multi-user server)",
+            id="authjs-one-owner",
+        ),
+        pytest.param(
+            [],
+            "Idle stop is off (the default on a single-user server); "
+            "CodeWorkspacesApp.idle_timeout turns it on",
+            id="token-single-user",
+        ),
+        pytest.param(
+            [*AUTHJS, "--CodeWorkspacesApp.idle_timeout=0"],
+            "Idle stop is off (CodeWorkspacesApp.idle_timeout)",
+            id="authjs-turned-off",
+        ),
+        pytest.param(
+            ["--CodeWorkspacesApp.idle_timeout=120"],
+            "Idle stop after 120 s without activity (CodeWorkspacesApp.idle_timeout), "
+            "checked every 30 s",
+            id="token-turned-on",
+        ),
+    ],
+)
+def test_the_default_follows_the_kind_of_server_and_is_logged(
+    server: ServerProcess, options: list[str], logged: str
+) -> None:
+    server.extra_args = options
+    server.start()
+    assert logged in server.log_path.read_text()
+    # The server serves workspaces with it.
+    created = server.request("POST", "api/code/workspaces", json={"name": "idle default"})
+    assert created.status_code == 201, created.text

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -13,6 +17,7 @@ from jupyter_popebot_code.handlers import CLOSE_WORKSPACE_STOPPED, STOPPED_REASO
 from jupyter_popebot_code.relay import CLOSE_POLICY_VIOLATION
 
 from .conftest import Api, HeaderIdentityProvider
+from .server_process import ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
 MULTI_USER = {"ServerApp": {"identity_provider_class": HeaderIdentityProvider}}
@@ -81,6 +86,119 @@ async def test_concurrent_creates_cannot_race_past_the_running_quota(
     answers = await asyncio.gather(*(alice.call("POST", body={"name": f"w{n}"}) for n in range(4)))
     assert sorted(code for code, _ in answers) == [201, 403, 403, 403]
     assert len(store_containers(docker_client, service)) == 1
+
+
+def server_cap(n: int) -> dict[str, Any]:
+    return {**MULTI_USER, "CodeWorkspacesApp": {"max_running_workspaces": n}}
+
+
+def refused_by_the_cap(answer: tuple[int, Any], cap: int) -> bool:
+    code, reply = answer
+    return code == 429 and f"(max_running_workspaces = {cap})" in reply["message"]
+
+
+def holding(docker_client: docker.DockerClient, service: Any) -> list[str]:
+    """The store's containers that hold memory (running, paused, restarting)."""
+    containers = store_containers(docker_client, service)
+    return [c.name for c in containers if c.status in ("running", "paused", "restarting")]
+
+
+@pytest.mark.parametrize("server_settings", [server_cap(2)])
+async def test_the_server_wide_cap_counts_every_owner_and_answers_429(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    alice, bob, carol = api.as_user("alice"), api.as_user("bob"), api.as_user("carol")
+    first = await alice.create(name="alice's")
+    await bob.create(name="bob's")
+    for who in (carol, alice):  # within their own quotas, but the server is full
+        answer = await who.call("POST", body={"name": "one too many"})
+        assert refused_by_the_cap(answer, 2), answer
+        assert answer[1]["message"].startswith("This server already runs 2 workspaces")
+    assert len(store_containers(docker_client, service)) == 2  # nothing half-made
+
+    assert (await alice.call("POST", f"{first['id']}/stop"))[0] == 200
+    await carol.create(name="carol's")
+    # Starting alice's again would make three.
+    assert refused_by_the_cap(await alice.call("POST", f"{first['id']}/ensure"), 2)
+    assert (await alice.call("GET", first["id"]))[1]["container"]["status"] == "exited"
+    assert len(holding(docker_client, service)) == 2
+
+
+@pytest.mark.parametrize("server_settings", [server_cap(2)])
+async def test_concurrent_creates_and_ensures_cannot_race_past_the_server_wide_cap(
+    api: Api, service: Any, docker_client: docker.DockerClient
+) -> None:
+    stopped = []
+    for owner in ("alice", "bob"):
+        workspace = await api.as_user(owner).create(name=f"{owner}'s")
+        assert (await api.as_user(owner).call("POST", f"{workspace['id']}/stop"))[0] == 200
+        stopped.append((owner, workspace["id"]))
+    # Five owners at once (no owner's own lock orders them): two ensures and three creates.
+    answers = await asyncio.gather(
+        *(api.as_user(owner).call("POST", f"{ws_id}/ensure") for owner, ws_id in stopped),
+        *(api.as_user(owner).call("POST", body={"name": owner}) for owner in ("c", "d", "e")),
+    )
+    admitted = [answer for answer in answers if answer[0] in (200, 201)]
+    assert len(admitted) == 2, answers
+    assert all(refused_by_the_cap(a, 2) for a in answers if a not in admitted), answers
+    assert len(holding(docker_client, service)) == 2
+
+
+class TestSizedToTheHost:
+    """Without max_running_workspaces the cap follows `docker info` and the overcommit factors."""
+
+    @pytest.fixture(params=["cpu", "memory"])
+    def server_settings(
+        self, request: pytest.FixtureRequest, docker_client: docker.DockerClient
+    ) -> dict[str, Any]:
+        info = docker_client.info()
+        if request.param == "cpu":
+            # Half the host's CPUs each, no overcommit, memory left out: 2 fit.
+            limits = {"cpu_limit": info["NCPU"] / 2, "mem_limit": "0"}
+            factors = {"cpu_overcommit": 1.0}
+        else:
+            # A quarter of its memory each, half the memory promised: 2 fit.
+            limits = {"cpu_limit": 0, "mem_limit": str(info["MemTotal"] // 4)}
+            factors = {"memory_overcommit": 0.5}
+        return {
+            **MULTI_USER,
+            "CodeWorkspacesApp": factors,
+            "ContainerManager": limits,  # merged into the suite's image and network
+        }
+
+    async def test_the_host_sized_cap_refuses_the_third(
+        self, api: Api, service: Any, docker_client: docker.DockerClient
+    ) -> None:
+        alice = api.as_user("alice")
+        await alice.create(name="one")
+        await api.as_user("bob").create(name="two")
+        assert refused_by_the_cap(await alice.call("POST", body={"name": "three"}), 2)
+        assert len(store_containers(docker_client, service)) == 2
+
+
+@pytest.fixture
+def default_server(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
+) -> Iterator[ServerProcess]:
+    yield from run_and_clean_up(ServerProcess(tmp_path, workspace_image), docker_client)
+
+
+def test_a_default_server_logs_the_cap_it_sized_to_the_host(
+    default_server: ServerProcess, docker_client: docker.DockerClient
+) -> None:
+    """Defaults: 1 CPU (4 per host CPU) and 2 GiB (1 per GiB of the host) per workspace."""
+    info = docker_client.info()
+    by_cpu, by_memory = info["NCPU"] * 4 / 1, info["MemTotal"] / 2**31
+    expected = max(1, math.floor(min(by_cpu, by_memory)))
+    reason = "CPUs * cpu_overcommit 4 / cpu_limit 1" if by_cpu <= by_memory else "mem_limit 2 GiB"
+    default_server.start()
+    logged = f"Running workspaces: at most {expected} at once, all owners together ("
+    deadline = time.monotonic() + 60  # logged once `docker info` answers, just after the start
+    while logged not in default_server.log_path.read_text():
+        assert time.monotonic() < deadline, default_server.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    line = next(x for x in default_server.log_path.read_text().splitlines() if logged in x)
+    assert reason in line, line
 
 
 @pytest.mark.parametrize("server_settings", [MULTI_USER])

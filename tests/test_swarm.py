@@ -154,6 +154,8 @@ def server(
         f"--CodeWorkspacesApp.container_manager_class={SWARM_MANAGER}",
         "--SwarmContainerManager.stop_timeout=2",
         "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
+        # The module's workspaces add up across its tests; the cap is tested on one engine.
+        "--CodeWorkspacesApp.max_running_workspaces=0",
         # Enforced on every workspace node, or no workspace starts.
         "--NetworkPolicy.firewall=iptables",
         f"--SwarmNetworkPolicy.node_firewall_image={swarm['SWARM_FIREWALL_IMAGE']}",

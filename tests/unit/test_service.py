@@ -26,7 +26,7 @@ from jupyter_popebot_code.containers import (
     DockerUnavailable,
 )
 from jupyter_popebot_code.idle import IdleStopper
-from jupyter_popebot_code.service import WorkspaceNotFound, WorkspaceService
+from jupyter_popebot_code.service import ServerAtCapacity, WorkspaceNotFound, WorkspaceService
 from jupyter_popebot_code.store import Workspace
 from jupyter_popebot_code.validation import WorkspaceSpec
 
@@ -220,6 +220,46 @@ async def test_locks_are_per_workspace(
     finally:
         gate.set()
     assert [r.status for r in await both] == ["created", "created"]
+
+
+async def test_starts_in_flight_count_against_the_server_wide_cap(
+    workspaces: WorkspaceService, memory: InMemoryContainerManager
+) -> None:
+    """Two creates held inside Docker fill a cap of 2: a third owner's create and an ensure are
+    refused at once, and the two in flight were not serialised."""
+
+    async def cap() -> int:
+        return 2
+
+    workspaces.running_cap = cap
+    stopped = await create(workspaces, "stopped")
+    assert stopped.container_name
+    memory.set_status(stopped.container_name, "exited")
+    memory.calls.clear()
+    memory.gates["create"] = gate = asyncio.Event()
+    spec = WorkspaceSpec(name="held", repo="", branch="")
+    held = asyncio.gather(*(workspaces.create(owner, spec) for owner in ("bob", "carol")))
+    try:
+        await until(lambda: memory.calls["create"] == 2)  # both inside create at once
+        # Made but not started yet, as between Docker's create and start: only the
+        # service's own reservations say that they are coming.
+        for name in list(memory.containers):
+            if name != stopped.container_name:
+                memory.set_status(name, "created")
+        with pytest.raises(ServerAtCapacity, match=r"already runs 2 workspaces"):
+            await workspaces.create("dave", spec)
+        with pytest.raises(ServerAtCapacity, match=r"max_running_workspaces = 2"):
+            await workspaces.ensure(OWNER, stopped.id)
+    finally:
+        gate.set()
+    await held
+    for name in list(memory.containers):
+        if name != stopped.container_name:
+            memory.set_status(name, "running")
+    # Stopping one frees its place.
+    first = (await workspaces.list_with_status("bob"))[0][0]
+    await workspaces.stop("bob", first.id)
+    assert (await workspaces.ensure(OWNER, stopped.id)).status == "started"
 
 
 async def test_concurrent_delete_and_ensure_leave_nothing(
