@@ -144,7 +144,7 @@ export interface paths {
     };
     /**
      * A web app running in the workspace (HTTP, any method, and WebSocket upgrades).
-     * @description Streams requests and responses both ways with backpressure. The path after the port is sent to the app without the prefix (X-Forwarded-Prefix tells the prefix; redirects to the app itself or to absolute paths are rewritten into the preview); `/code/preview-absolute/...` sends the whole path, for dev servers started with a base path (e.g. `vite --base`). Every response carries `Content-Security-Policy: sandbox ...` without allow-same-origin, so the page runs in an opaque origin: it cannot read the Jupyter server's cookies or XSRF token nor call its API as the user; the app's own Set-Cookie headers are dropped, and the browser's Cookie and Authorization headers are never sent to the app. A request with a Jupyter identity must be the owner's or an admin's; one without (the sandboxed page's own subresources, fetch and WebSockets, which carry no cookies, and links followed inside a preview frame) is admitted by the key, except a top-level page load (Sec-Fetch-Mode navigate with Sec-Fetch-Dest other than iframe/frame, or no Sec-Fetch-Mode) and a WebSocket upgrade whose Origin is not `null` (Chromium sends no Sec-Fetch-Mode on WebSocket handshakes; the sandboxed page's socket has Origin null). Responses carry frame-ancestors 'self'. Requests with `Origin: null` get `Access-Control-Allow-Origin: null` when the app sent none, and their CORS preflights are answered by the server. Refused with 401 (a page load without an identity), 403 (a wrong key, someone else's workspace, a cross-site Origin, the running-workspace quota), 502 (nothing listens on the port), 503 (the workspace cannot be started, or PreviewProxy.max_connections_per_workspace is reached; a WebSocket over it closes with 1008). Opening a preview of a stopped workspace starts it; counts as activity for idle_timeout.
+     * @description Streams requests and responses both ways with backpressure. The path after the port is sent to the app without the prefix (X-Forwarded-Prefix tells the prefix; redirects to the app itself or to absolute paths are rewritten into the preview); `/code/preview-absolute/...` sends the whole path, for dev servers started with a base path (e.g. `vite --base`). Every response carries `Content-Security-Policy: sandbox ...` without allow-same-origin, so the page runs in an opaque origin: it cannot read the Jupyter server's cookies or XSRF token nor call its API as the user; the app's own Set-Cookie headers are dropped, and the browser's Cookie and Authorization headers are never sent to the app. A request with a Jupyter identity must be the owner's or an admin's; one without (the sandboxed page's own subresources, fetch and WebSockets, which carry no cookies, and links followed inside a preview frame) is admitted by the key, except a top-level page load (Sec-Fetch-Mode navigate with Sec-Fetch-Dest other than iframe/frame, or no Sec-Fetch-Mode) and a WebSocket upgrade whose Origin is not `null` (Chromium sends no Sec-Fetch-Mode on WebSocket handshakes; the sandboxed page's socket has Origin null). Responses carry frame-ancestors 'self'. Requests with `Origin: null` get `Access-Control-Allow-Origin: null` when the app sent none, and their CORS preflights are answered by the server. Refused with 401 (a page load without an identity), 403 (a wrong key, someone else's workspace, a cross-site Origin, the running-workspace quota), 429 (the server-wide cap on running workspaces, CodeWorkspacesApp.max_running_workspaces), 502 (nothing listens on the port), 503 (the workspace cannot be started, or PreviewProxy.max_connections_per_workspace is reached; a WebSocket over it closes with 1008). Opening a preview of a stopped workspace starts it; counts as activity for idle_timeout.
      */
     get: operations['openPreview'];
     put?: never;
@@ -308,6 +308,15 @@ export interface components {
         'application/json': components['schemas']['Error'];
       };
     };
+    /** @description The server already runs as many workspaces as it allows, all users together (CodeWorkspacesApp.max_running_workspaces); the message says so. Retry when one stops. */
+    ServerFull: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
     /** @description No such workspace, or not the caller's. */
     NotFound: {
       headers: {
@@ -404,6 +413,7 @@ export interface operations {
       };
       400: components['responses']['BadInput'];
       403: components['responses']['ForbiddenOrOverQuota'];
+      429: components['responses']['ServerFull'];
       500: components['responses']['DockerRefused'];
       503: components['responses']['EngineUnreachable'];
     };
@@ -538,6 +548,7 @@ export interface operations {
       };
       403: components['responses']['ForbiddenOrOverQuota'];
       404: components['responses']['NotFound'];
+      429: components['responses']['ServerFull'];
       /** @description Docker refused; nothing else changed. */
       500: {
         headers: {
@@ -659,6 +670,7 @@ export interface operations {
         };
         content?: never;
       };
+      429: components['responses']['ServerFull'];
       /** @description Nothing in the workspace answers on that port. */
       502: {
         headers: {
