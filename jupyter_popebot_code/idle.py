@@ -4,7 +4,8 @@ Activity is what the service already knows (terminal traffic through the relay i
 direction, ensure) plus output in the container's tmux session, which tmux stamps on its windows
 whether a browser is attached or not: a coding agent writing output unattended keeps its
 workspace running, a shell sitting at its prompt does not. A container is never removed here;
-the next ensure starts it again with its volume (files and tmux history) intact.
+the next ensure starts it again with its volume (the files) intact; its processes, tmux session
+and scrollback end with the stop.
 """
 
 from __future__ import annotations
