@@ -29,7 +29,8 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
-from tornado.routing import HostMatches, Rule
+from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
+from tornado.routing import HostMatches, Rule, RuleRouter
 
 from .base import CodeWorkspacesMixin
 from .owner import AUTH_RESOURCE, NoIdentity, is_admin
@@ -198,6 +199,29 @@ def login_url(jupyter_url: str, workspace_id: str, port: int, next_path: str) ->
     return f"{base}{LOGIN_PATH}/{workspace_id}/{port}?next={quote(next_path, safe='')}"
 
 
+class HandlerRouter(RuleRouter):
+    """Rules whose targets are handler classes of one application (public APIs only).
+
+    What tornado's private `_ApplicationRouter` does for an application's own rules: a
+    RequestHandler target is dispatched through `Application.get_handler_delegate`.
+    """
+
+    def __init__(
+        self,
+        application: web.Application,
+        handlers: Sequence[tuple[str, type, dict[str, Any]]],
+    ) -> None:
+        self.application = application
+        super().__init__(list(handlers))
+
+    def get_target_delegate(
+        self, target: Any, request: HTTPServerRequest, **target_params: Any
+    ) -> HTTPMessageDelegate | None:
+        if isinstance(target, type) and issubclass(target, web.RequestHandler):
+            return self.application.get_handler_delegate(request, target, **target_params)
+        return super().get_target_delegate(target, request, **target_params)
+
+
 def install_host_routes(
     web_app: web.Application,
     pattern: HostPattern,
@@ -207,12 +231,17 @@ def install_host_routes(
 
     Not `add_handlers`: it inserts before tornado's catch-all but after the `.*$` rules that
     jupyter-server and extensions added, whose paths (`/api/...`, `/lab`) would then shadow the
-    app's own on a preview host.
+    app's own on a preview host. Tornado has no public "insert first"; `default_router` (set by
+    `Application.__init__`) is a public RuleRouter whose `rules` list is documented, and
+    tests/unit/test_framework_hooks.py fails with a clear message if that ever changes.
     """
-    from tornado.web import _ApplicationRouter  # tornado's per-host router
-
-    rule = Rule(HostMatches(pattern.name_regex), _ApplicationRouter(web_app, list(handlers)))
-    web_app.default_router.rules.insert(0, rule)
+    router = web_app.default_router
+    if not isinstance(router, RuleRouter) or not isinstance(router.rules, list):
+        raise RuntimeError(
+            "tornado's Application.default_router is no longer a RuleRouter with a rules list: "
+            "preview host mode cannot put its routes first."
+        )
+    router.rules.insert(0, Rule(HostMatches(pattern.name_regex), HandlerRouter(web_app, handlers)))
 
 
 def login_handlers() -> list[tuple[str, type[PreviewLoginHandler]]]:

@@ -10,9 +10,7 @@ import asyncio
 import struct
 from collections.abc import Callable
 
-from tornado.util import _websocket_mask
-
-from jupyter_popebot_code.ttyd import CLOSE_MESSAGE_TOO_BIG, _TtydProtocol
+from jupyter_popebot_code.ttyd import CLOSE_MESSAGE_TOO_BIG, _TtydProtocol, mask_payload
 
 
 def server_frame(opcode: int, payload: bytes) -> bytes:
@@ -33,7 +31,7 @@ def client_payload(frame: bytes) -> tuple[int, bytes]:
     if length == 126:
         (length,), offset = struct.unpack_from("!H", frame, 2), 4
     mask = frame[offset : offset + 4]
-    return frame[0] & 0x0F, _websocket_mask(mask, frame[offset + 4 : offset + 4 + length])
+    return frame[0] & 0x0F, mask_payload(mask, frame[offset + 4 : offset + 4 + length])
 
 
 class Transport:

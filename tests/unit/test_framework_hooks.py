@@ -1,0 +1,85 @@
+"""The framework hooks this package relies on, checked so that an upgrade fails here, loudly.
+
+Where tornado or jupyter-server offer no public hook for what the package needs, the code uses
+the nearest documented attribute; each test names what broke and which feature it breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.routing import RuleRouter
+
+from jupyter_popebot_code.preview_host import HostPattern, install_host_routes
+from jupyter_popebot_code.ttyd import mask_payload
+
+
+def naive_mask(mask: bytes, payload: bytes) -> bytes:
+    return bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+def test_mask_payload_matches_rfc_6455_example() -> None:
+    # RFC 6455 §5.7: "Hello" masked with 37 fa 21 3d.
+    assert mask_payload(bytes.fromhex("37fa213d"), b"Hello") == bytes.fromhex("7f9f4d5158")
+
+
+def test_mask_payload_of_every_length_round_trips() -> None:
+    for size in [0, 1, 2, 3, 4, 5, 7, 8, 125, 126, 65535, 65536, 100_003]:
+        mask, payload = os.urandom(4), os.urandom(size)
+        masked = mask_payload(mask, payload)
+        assert masked == naive_mask(mask, payload), size
+        assert mask_payload(mask, masked) == payload, size
+
+
+def test_tornado_default_router_is_a_rule_router_with_a_rules_list() -> None:
+    app = web.Application([])
+    broken = (
+        "tornado changed Application.default_router: preview host mode "
+        "(preview_host.install_host_routes) can no longer route its hosts first"
+    )
+    assert isinstance(app.default_router, RuleRouter), broken
+    assert isinstance(app.default_router.rules, list), broken
+
+
+def test_tornado_get_handler_delegate_keeps_its_signature() -> None:
+    parameters = list(inspect.signature(web.Application.get_handler_delegate).parameters)
+    assert parameters[:3] == ["self", "request", "target_class"], (
+        "tornado changed Application.get_handler_delegate: the authorizer's guard "
+        "(authorizer.guard_handlers) and preview host routes dispatch through it"
+    )
+
+
+class Answer(web.RequestHandler):
+    def initialize(self, text: str) -> None:
+        self.text = text
+
+    def get(self) -> None:
+        self.write(self.text)
+
+
+async def test_preview_host_routes_come_before_the_applications_own() -> None:
+    """On a preview host the app's `/api/x` wins over the server's; elsewhere the server's."""
+    app = web.Application([(r"/api/x", Answer, {"text": "jupyter"})])
+    pattern = HostPattern("{port}-{workspace}.preview.test")
+    install_host_routes(app, pattern, [(r"/api/x", Answer, {"text": "preview"})])
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    client = AsyncHTTPClient()
+    try:
+        preview_host = pattern.host(3000, "a" * 16)
+        on_preview = await asyncio.wait_for(
+            client.fetch(f"http://127.0.0.1:{port}/api/x", headers={"Host": preview_host}), 10
+        )
+        elsewhere = await asyncio.wait_for(client.fetch(f"http://127.0.0.1:{port}/api/x"), 10)
+    finally:
+        server.stop()
+    assert on_preview.body == b"preview"
+    assert elsewhere.body == b"jupyter"
