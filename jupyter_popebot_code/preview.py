@@ -633,8 +633,6 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
             )
             self._abort_browser()
             return
-        if self._closed:
-            return
         try:
             self.finish()
         except (StreamClosedError, httputil.HTTPOutputError):
@@ -643,13 +641,17 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
 
     def _broken_off(self, exc: BaseException) -> str:
         """The 502 message of an app that failed before its head was complete."""
-        real = exc.real_error if isinstance(exc, StreamClosedError) else None
+        real = exc.real_error if isinstance(exc, StreamClosedError) else exc
         if isinstance(real, UnsatisfiableReadError):
             return (
                 f"The app on port {self.port} sent response headers over "
                 f"{_MAX_HEADER_SIZE // 1024} KiB."
             )
-        return f"The app on port {self.port} closed the connection before its answer: {exc}"
+        detail = f" ({real})" if real else ""
+        return (
+            f"The app on port {self.port} closed the connection before its response head was "
+            f"complete{detail}."
+        )
 
     def _abort_browser(self) -> None:
         """Close the browser's connection now, without ending the response properly."""

@@ -318,7 +318,8 @@ def response_framing(code: int, headers: Iterable[tuple[str, str]]) -> str | Non
         if lower == "content-length":
             for piece in value.split(","):
                 piece = piece.strip()
-                if not piece.isascii() or not piece.isdigit():
+                # Beyond 18 digits tornado refuses it (over sys.maxsize), after the head went out.
+                if not piece.isascii() or not piece.isdigit() or len(piece) > 18:
                     return f"an invalid Content-Length ({value!r})"
                 lengths.add(str(int(piece)))
         elif lower == "transfer-encoding":

@@ -358,6 +358,7 @@ MALFORMED = {
     "length-list": "conflicting Content-Length headers (5, 6)",
     "bad-length": "an invalid Content-Length",
     "negative-length": "an invalid Content-Length",
+    "huge-length": "an invalid Content-Length",
     "length-and-chunked": "both Transfer-Encoding and Content-Length",
     "gzip-encoded": "an unsupported Transfer-Encoding (gzip)",
     "no-content-body": "a body with 204 No Content",
@@ -366,7 +367,7 @@ MALFORMED = {
     "bad-status": "a malformed answer",
     "http2": "a malformed answer",
     "bad-header-line": "a malformed answer",
-    "mid-headers": "closed the connection before its answer",
+    "mid-headers": "closed the connection before its response head",
 }
 
 

@@ -51,6 +51,7 @@ const ANSWERS = {
   "/length-list": head("Content-Length: 5, 6") + "hello!",
   "/bad-length": head("Content-Length: five") + "hello",
   "/negative-length": head("Content-Length: -5") + "hello",
+  "/huge-length": head("Content-Length: 99999999999999999999") + "hello",
   "/length-and-chunked": head("Content-Length: 5", "Transfer-Encoding: chunked") + "5\r\nhello\r\n0\r\n\r\n",
   "/gzip-encoded": head("Transfer-Encoding: gzip") + "hello",
   "/no-content-body": "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",
