@@ -30,7 +30,7 @@ from jupyter_server.utils import url_path_join
 from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.iostream import IOStream, StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 from tornado.tcpclient import TCPClient
 from tornado.websocket import (
     WebSocketClientConnection,
@@ -38,7 +38,7 @@ from tornado.websocket import (
     WebSocketHandler,
     websocket_connect,
 )
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .base import CodeWorkspacesMixin
@@ -62,6 +62,7 @@ from .preview_rules import (
     page_load,
     preflight_answer,
     preview_url,
+    response_framing,
     rewrite_location,
     upstream_request_headers,
     without_cookie,
@@ -160,8 +161,24 @@ class PreviewProxy(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    allow_response_headers = List(
+        Unicode(),
+        default_value=[],
+        help=(
+            "Sandbox mode: response headers of apps that reach the browser besides the built-in "
+            "allow-list (content, caching, CORS, per-page policies, any X- header), e.g. "
+            "['HX-Trigger', 'HX-Redirect'] or ['hx-*'] (a trailing * is a prefix); case does not "
+            "matter. Headers that act on the whole Jupyter origin (Set-Cookie, "
+            "Clear-Site-Data, Strict-Transport-Security, Alt-Svc, Accept-CH, Report-To, ...) "
+            "never pass. Host mode passes all but hop-by-hop headers."
+        ),
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.extra_response_headers = frozenset(
+            h.strip().lower() for h in self.allow_response_headers
+        )
         self.host_pattern_parsed: HostPattern | None = None
         if self.mode == "host":
             if not self.jupyter_url:
@@ -217,6 +234,7 @@ class _UpstreamResponse(httputil.HTTPMessageDelegate):
     def __init__(self, handler: PreviewHandler) -> None:
         self.handler = handler
         self.started = False
+        self.problem: str | None = None  # why the head was refused (a 502)
 
     def headers_received(
         self,
@@ -226,6 +244,10 @@ class _UpstreamResponse(httputil.HTTPMessageDelegate):
         assert isinstance(start_line, httputil.ResponseStartLine)
         if start_line.code < 200:
             return None  # 100 Continue: tornado already told the browser to go on
+        self.problem = response_framing(start_line.code, headers.get_all())
+        if self.problem is not None:
+            # tornado stops reading and logs one line (no traceback); the handler answers 502.
+            raise httputil.HTTPInputError(self.problem)
         self.started = True
         return self.handler.start_response(start_line, headers)
 
@@ -594,29 +616,50 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         response = _UpstreamResponse(self)
         try:
             connection.finish()
-            await connection.read_response(response)
+            # False: tornado found the answer malformed (and logged one line) and stopped.
+            whole = await connection.read_response(response)
         except (StreamClosedError, httputil.HTTPInputError, OSError) as exc:
             if not response.started:
-                raise web.HTTPError(
-                    502, f"The app on port {self.port} closed the connection: {exc}"
-                ) from exc
+                raise web.HTTPError(502, self._broken_off(exc)) from exc
             # Cut off mid-body: the browser must not take what it got for the whole answer
             # (a chunked response would otherwise end with a proper last chunk).
             self.log.info("Preview of workspace %s: the app broke off: %s", self._workspace_id, exc)
             self._abort_browser()
+            return
         finally:
             connection.close()
-        if not response.started:
-            if self._closed:
-                return
-            raise web.HTTPError(502, f"The app on port {self.port} sent no answer.")
         if self._closed:
+            return
+        if not response.started:
+            problem = response.problem or "a malformed answer (not an HTTP/1.x response head)"
+            raise web.HTTPError(502, f"The app on port {self.port} sent {problem}.")
+        if not whole:
+            # The head went out, the body was malformed (bad chunked encoding): the status
+            # cannot change any more, so the browser sees a broken connection, not a whole body.
+            self.log.info(
+                "Preview of workspace %s: malformed body from the app", self._workspace_id
+            )
+            self._abort_browser()
             return
         try:
             self.finish()
         except (StreamClosedError, httputil.HTTPOutputError):
             # The app ended short of its Content-Length (tornado closed the browser's socket).
             self._closed = True
+
+    def _broken_off(self, exc: BaseException) -> str:
+        """The 502 message of an app that failed before its head was complete."""
+        real = exc.real_error if isinstance(exc, StreamClosedError) else exc
+        if isinstance(real, UnsatisfiableReadError):
+            return (
+                f"The app on port {self.port} sent response headers over "
+                f"{_MAX_HEADER_SIZE // 1024} KiB."
+            )
+        detail = f" ({real})" if real else ""
+        return (
+            f"The app on port {self.port} closed the connection before its response head was "
+            f"complete{detail}."
+        )
 
     def _abort_browser(self) -> None:
         """Close the browser's connection now, without ending the response properly."""
@@ -654,7 +697,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         return self._quietly(self.flush())
 
     def _app_response_headers(self, headers: httputil.HTTPHeaders) -> list[tuple[str, str]]:
-        return browser_response_headers(headers.get_all())
+        return browser_response_headers(headers.get_all(), extra=self.proxy.extra_response_headers)
 
     def write_chunk(self, chunk: bytes) -> Awaitable[None] | None:
         if self._closed:

@@ -65,15 +65,79 @@ WEBSOCKET_HANDSHAKE = frozenset(
     }
 )
 # Response headers that act on the whole origin, which in sandbox mode is the Jupyter server's:
-# cookies (tossing), wiping its cookies and storage, HSTS and reporting for every path.
+# cookies (tossing) and wiping them, HSTS, reporting, client hints, alternative services, login
+# status, speculation, service workers. Never passed in sandbox mode, whatever is configured.
 ORIGIN_WIDE = frozenset(
     {
         "set-cookie",
         "set-cookie2",
         "clear-site-data",
         "strict-transport-security",
+        "expect-ct",
+        "public-key-pins",
+        "public-key-pins-report-only",
         "nel",
         "report-to",
+        "reporting-endpoints",
+        "accept-ch",
+        "accept-ch-lifetime",
+        "critical-ch",
+        "alt-svc",
+        "set-login",
+        "origin-agent-cluster",
+        "speculation-rules",
+        "supports-loading-mode",
+        "service-worker-allowed",
+        "observe-browsing-topics",
+        "www-authenticate",  # a login prompt on the Jupyter origin, its answer cached there
+    }
+)
+# Sandbox mode: the app's response headers the browser gets, everything a page, its subresources
+# and its fetches need. Each acts on this one response (or document) only.
+SANDBOX_RESPONSE_HEADERS = frozenset(
+    {
+        # the representation
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-language",
+        "content-disposition",
+        "content-range",
+        "accept-ranges",
+        # caching and validators
+        "cache-control",
+        "expires",
+        "pragma",
+        "age",
+        "etag",
+        "last-modified",
+        "vary",
+        # where to go, what is allowed, when to come back
+        "location",  # rewritten by the caller
+        "allow",
+        "retry-after",
+        "link",  # preload hints, as <link> in the page could say
+        # CORS (the proxy adds its own for the opaque origin when the app sends none)
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-expose-headers",
+        "access-control-max-age",
+        "timing-allow-origin",
+        # policies of this document (the proxy's sandbox CSP is added on top)
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "permissions-policy",  # can only take features away from the frame
+        "referrer-policy",
+        "cross-origin-opener-policy",
+        "cross-origin-embedder-policy",
+        "cross-origin-resource-policy",
+        # dev tools and proxies in front of Jupyter (nginx buffering an event stream)
+        "server-timing",
+        "sourcemap",
+        "x-sourcemap",
+        "x-accel-buffering",
     }
 )
 # Addresses under which an app names itself in redirects (besides the container's own address).
@@ -189,27 +253,86 @@ def upstream_request_headers(
     return out
 
 
+def response_header_allowed(name: str, extra: Collection[str] = ()) -> bool:
+    """Sandbox mode: whether an app's response header may reach the browser.
+
+    The allow-list, any `X-` header (an app's own, which its scripts read; no browser acts on
+    one beyond its response) and the operator's `extra` names (lower case; `hx-*` is a prefix).
+    Origin-wide and hop-by-hop headers never pass.
+    """
+    lower = name.lower()
+    if lower in ORIGIN_WIDE or lower in HOP_BY_HOP:
+        return False
+    if lower in SANDBOX_RESPONSE_HEADERS or lower.startswith("x-"):
+        return True
+    return any(
+        lower.startswith(entry[:-1]) if entry.endswith("*") else lower == entry for entry in extra
+    )
+
+
 def browser_response_headers(
-    headers: Iterable[tuple[str, str]], own_cookie: str | None = None
+    headers: Iterable[tuple[str, str]],
+    own_cookie: str | None = None,
+    extra: Collection[str] = (),
 ) -> list[tuple[str, str]]:
     """The app's response headers as the browser receives them.
 
-    Hop-by-hop headers are dropped, and in sandbox mode (`own_cookie` None) the origin-wide ones;
-    in host mode (the app's own origin) only a Set-Cookie of the proxy's own cookie. Location is
+    Sandbox mode (`own_cookie` None): only the allowed ones (`response_header_allowed`). Host
+    mode (the app's own origin): all but hop-by-hop ones and a Set-Cookie of the proxy's own
+    cookie. One Content-Length either way (`response_framing` checked they agree). Location is
     rewritten by the caller.
     """
     pairs = list(headers)
     drop = HOP_BY_HOP | _connection_tokens(pairs)
-    if own_cookie is None:
-        drop |= ORIGIN_WIDE
-    kept = [(name, value) for name, value in pairs if name.lower() not in drop]
-    if own_cookie is not None:
-        kept = [
-            (name, value)
-            for name, value in kept
-            if name.lower() != "set-cookie" or value.split("=", 1)[0].strip() != own_cookie
-        ]
+    kept: list[tuple[str, str]] = []
+    length_sent = False
+    for name, value in pairs:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if own_cookie is None:
+            if not response_header_allowed(name, extra):
+                continue
+        elif lower == "set-cookie" and value.split("=", 1)[0].strip() == own_cookie:
+            continue
+        if lower == "content-length":
+            if length_sent:
+                continue
+            length_sent = True
+            value = value.split(",", 1)[0].strip()
+        kept.append((name, value))
     return kept
+
+
+def response_framing(code: int, headers: Iterable[tuple[str, str]]) -> str | None:
+    """Why the app's response head cannot be relayed (the browser gets a 502), or None.
+
+    As strict as tornado, which reads the body after the head has gone to the browser: the
+    length must be clear before then (RFC 9112 §6.3), or the browser waits for bytes that never
+    come, or takes a cut-off body for a whole one.
+    """
+    lengths: set[str] = set()
+    encodings: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "content-length":
+            for piece in value.split(","):
+                piece = piece.strip()
+                # Beyond 18 digits tornado refuses it (over sys.maxsize), after the head went out.
+                if not piece.isascii() or not piece.isdigit() or len(piece) > 18:
+                    return f"an invalid Content-Length ({value!r})"
+                lengths.add(str(int(piece)))
+        elif lower == "transfer-encoding":
+            encodings += [t.strip().lower() for t in value.split(",")]
+    if len(lengths) > 1:
+        return f"conflicting Content-Length headers ({', '.join(sorted(lengths, key=int))})"
+    if encodings and encodings != ["chunked"]:
+        return f"an unsupported Transfer-Encoding ({', '.join(encodings)})"
+    if encodings and lengths:
+        return "both Transfer-Encoding and Content-Length"
+    if code == 204 and (encodings or lengths - {"0"}):
+        return "a body with 204 No Content"
+    return None
 
 
 def without_cookie(headers: Iterable[tuple[str, str]], name: str) -> list[tuple[str, str]]:

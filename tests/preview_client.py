@@ -11,22 +11,29 @@ from typing import Any
 import docker
 
 APP_SOURCE = Path(__file__).resolve().parent / "preview_app" / "app.js"
+# Malformed HTTP on a raw socket (node raw.js PORT).
+RAW_APP_SOURCE = APP_SOURCE.with_name("raw.js")
 
 
 def start_app(
-    docker_client: docker.DockerClient, container_name: str, port: int, host: str = "0.0.0.0"
+    docker_client: docker.DockerClient,
+    container_name: str,
+    port: int,
+    host: str = "0.0.0.0",
+    source: Path = APP_SOURCE,
 ) -> None:
-    """Copy app.js into the container and run it with node, listening on host:port."""
+    """Copy the app (app.js) into the container and run it with node, listening on host:port."""
     container = docker_client.containers.get(container_name)
-    data = APP_SOURCE.read_bytes()
+    data = source.read_bytes()
+    script = f"preview-{source.stem}.js"
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo("preview-app.js")
+        info = tarfile.TarInfo(script)
         info.size = len(data)
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
     container.put_archive("/tmp", archive.getvalue())
-    container.exec_run(["node", "/tmp/preview-app.js", str(port), host], detach=True)
+    container.exec_run(["node", f"/tmp/{script}", str(port), host], detach=True)
     probe = (
         "require('net').connect({{port: {port}, host: '{host}'}})"
         ".on('connect', () => process.exit(0)).on('error', () => process.exit(1))"

@@ -18,10 +18,11 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from jupyter_popebot_code.preview import PreviewProxy
 
 from .conftest import USER_HEADER, Api, HeaderIdentityProvider, wait_for
-from .preview_client import start_app
+from .preview_client import RAW_APP_SOURCE, start_app
 
 APP_PORT = 8080
 LOOPBACK_PORT = 8081
+RAW_PORT = 8082  # tests/preview_app/raw.js: malformed answers
 SETTINGS = {
     "ServerApp": {"identity_provider_class": HeaderIdentityProvider},
     "CodeWorkspacesApp": {"admin_users": ["boss"]},
@@ -269,6 +270,133 @@ async def test_bodies_stream_both_ways_with_every_method(new_preview: NewPreview
             await preview.fetch(path)
         assert broken.value.code == 599, path  # the connection broke off
     assert (await preview.fetch("headers")).code == 200
+
+
+# -- what the app may send ------------------------------------------------------------------------
+
+
+async def raw_preview(new_preview: NewPreview, docker_client: docker.DockerClient) -> Preview:
+    """A preview whose url is the raw app's (RAW_PORT) rather than app.js's."""
+    preview = await new_preview()
+    name = preview.workspace["container_name"]
+    await asyncio.to_thread(start_app, docker_client, name, RAW_PORT, source=RAW_APP_SOURCE)
+    preview.url = preview.url.replace(f"/{APP_PORT}/", f"/{RAW_PORT}/")
+    return preview
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing went wrong in the server: a 502 is logged as a request line, nothing more."""
+    failed = [r for r in caplog.records if r.exc_info or "Uncaught exception" in r.getMessage()]
+    assert not failed, [r.getMessage() for r in failed]
+    assert "Traceback" not in caplog.text
+
+
+ORIGIN_WIDE_SENT = (
+    "Set-Cookie",
+    "Set-Cookie2",
+    "Clear-Site-Data",
+    "Strict-Transport-Security",
+    "Alt-Svc",
+    "Accept-CH",
+    "Critical-CH",
+    "Set-Login",
+    "Reporting-Endpoints",
+    "Report-To",
+    "NEL",
+    "Origin-Agent-Cluster",
+    "Supports-Loading-Mode",
+    "Speculation-Rules",
+    "Service-Worker-Allowed",
+    "WWW-Authenticate",
+    "Keep-Alive",
+    "Unknown-Header",
+)
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{**SETTINGS, "PreviewProxy": {"allow_response_headers": ["hx-*"]}}]
+)
+async def test_only_the_headers_a_page_needs_reach_the_browser(
+    new_preview: NewPreview, docker_client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    preview = await raw_preview(new_preview, docker_client)
+    answer = await preview.fetch("headers")
+    assert answer.code == 200
+    assert answer.body == b"ok"
+    for name in ORIGIN_WIDE_SENT:
+        assert name not in answer.headers, name
+    assert answer.headers["Server"] != "raw-app"  # the Jupyter server's own
+    expected = {
+        "Content-Type": "text/plain",
+        "Content-Length": "2",
+        "Cache-Control": "no-cache",
+        "Etag": '"v1"',
+        "Last-Modified": "Tue, 01 Dec 2026 00:00:00 GMT",
+        "Content-Disposition": 'inline; filename="a.txt"',
+        "Accept-Ranges": "bytes",
+        "Content-Language": "en",
+        "Link": "</main.js>; rel=preload; as=script",
+        "Referrer-Policy": "no-referrer",
+        "Permissions-Policy": "camera=()",
+        "X-Total-Count": "42",
+        "X-Accel-Buffering": "no",
+        "Hx-Trigger": "refreshed",  # allowed by PreviewProxy.allow_response_headers
+    }
+    for name, value in expected.items():
+        assert answer.headers.get_list(name) == [value], name
+    assert answer.headers.get_list("Vary") == ["Accept-Encoding"]
+    # The sandbox and the opaque origin's CORS are the proxy's, on top.
+    assert "sandbox" in answer.headers["Content-Security-Policy"]
+    cors = await preview.fetch("headers", user=None, mode="cors", headers={"Origin": "null"})
+    assert cors.headers["Access-Control-Allow-Origin"] == "null"
+    assert "Set-Cookie" not in cors.headers
+    no_traceback(caplog)
+
+
+MALFORMED = {
+    "two-lengths": "conflicting Content-Length headers (5, 6)",
+    "length-list": "conflicting Content-Length headers (5, 6)",
+    "bad-length": "an invalid Content-Length",
+    "negative-length": "an invalid Content-Length",
+    "huge-length": "an invalid Content-Length",
+    "length-and-chunked": "both Transfer-Encoding and Content-Length",
+    "gzip-encoded": "an unsupported Transfer-Encoding (gzip)",
+    "no-content-body": "a body with 204 No Content",
+    "huge-headers": "response headers over 64 KiB",
+    "not-http": "a malformed answer",
+    "bad-status": "a malformed answer",
+    "http2": "a malformed answer",
+    "bad-header-line": "a malformed answer",
+    "mid-headers": "closed the connection before its response head",
+}
+
+
+async def test_a_malformed_answer_is_a_502_at_once(
+    new_preview: NewPreview, docker_client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    preview = await raw_preview(new_preview, docker_client)
+    # Several of these keep their socket open: the answer comes now, not when the app gives up.
+    for path, message in MALFORMED.items():
+        answer = await preview.fetch(path)
+        assert answer.code == 502, path
+        body = json_of(answer)
+        assert body["message"].startswith(f"The app on port {RAW_PORT} "), path
+        assert message in body["message"], (path, body["message"])
+        assert "Content-Length" not in answer.headers or answer.headers["Content-Length"] == str(
+            len(answer.body)
+        )
+    # Agreeing duplicates are one length.
+    same = await preview.fetch("equal-lengths")
+    assert same.code == 200
+    assert same.body == b"hello"
+    assert same.headers.get_list("Content-Length") == ["5"]
+    # Bad chunks after the head went out: the connection is cut, never a whole-looking body.
+    for path in ("bad-chunk", "bad-chunk-end"):
+        with pytest.raises(HTTPClientError) as broken:
+            await preview.fetch(path)
+        assert broken.value.code == 599, path
+    assert (await preview.fetch("headers")).code == 200
+    no_traceback(caplog)
 
 
 # -- who may use it -------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from jupyter_popebot_code.preview_host import (
 )
 from jupyter_popebot_code.preview_rules import (
     KEY_LENGTH,
+    ORIGIN_WIDE,
     SANDBOX_CSP,
+    SANDBOX_RESPONSE_HEADERS,
     browser_response_headers,
     cors_for_sandbox,
     key_matches,
@@ -25,6 +27,8 @@ from jupyter_popebot_code.preview_rules import (
     preflight_answer,
     preview_key,
     preview_url,
+    response_framing,
+    response_header_allowed,
     rewrite_location,
     upstream_request_headers,
     without_cookie,
@@ -196,6 +200,103 @@ def test_responses_lose_what_would_act_on_the_jupyter_origin() -> None:
     ]
     assert "allow-same-origin" not in SANDBOX_CSP
     assert "allow-top-navigation" not in SANDBOX_CSP
+
+
+def test_sandboxed_responses_pass_only_an_allow_list() -> None:
+    origin_wide = [
+        "Alt-Svc",
+        "Accept-CH",
+        "Critical-CH",
+        "Set-Login",
+        "Reporting-Endpoints",
+        "Report-To",
+        "NEL",
+        "Origin-Agent-Cluster",
+        "Supports-Loading-Mode",
+        "Speculation-Rules",
+        "Service-Worker-Allowed",
+        "Clear-Site-Data",
+        "Strict-Transport-Security",
+        "Set-Cookie",
+        "WWW-Authenticate",
+    ]
+    for name in origin_wide:
+        assert not response_header_allowed(name), name
+        # An operator cannot let one through.
+        assert not response_header_allowed(name, extra={name.lower(), "*"}), name
+    for name in ("Server", "Date", "Keep-Alive", "Upgrade", "Refresh", "Some-Future-Header"):
+        assert not response_header_allowed(name), name
+    needed = [
+        "Content-Type",
+        "content-length",
+        "Content-Encoding",
+        "Content-Disposition",
+        "Content-Range",
+        "Accept-Ranges",
+        "Cache-Control",
+        "ETag",
+        "Last-Modified",
+        "Vary",
+        "Location",
+        "Access-Control-Allow-Origin",
+        "Access-Control-Expose-Headers",
+        "Content-Security-Policy",
+        "X-Total-Count",  # an app's own, read by its scripts
+        "X-Accel-Buffering",
+    ]
+    for name in needed:
+        assert response_header_allowed(name), name
+    assert not ORIGIN_WIDE & SANDBOX_RESPONSE_HEADERS
+    assert response_header_allowed("HX-Trigger", extra={"hx-trigger"})
+    assert response_header_allowed("HX-Redirect", extra={"hx-*"})
+    assert not response_header_allowed("HX-Redirect", extra={"hx-trigger"})
+    app = [
+        ("Content-Type", "text/plain"),
+        ("Alt-Svc", 'h3=":443"'),
+        ("Server", "app"),
+        ("X-Custom", "1"),
+        ("HX-Trigger", "go"),
+    ]
+    assert browser_response_headers(app) == [("Content-Type", "text/plain"), ("X-Custom", "1")]
+    assert browser_response_headers(app, extra={"hx-*"})[-1] == ("HX-Trigger", "go")
+    # Host mode: the app's own origin, all but hop-by-hop headers.
+    assert browser_response_headers(app, own_cookie="popebot-preview") == app
+
+
+def test_one_content_length_reaches_the_browser() -> None:
+    assert browser_response_headers([("Content-Length", "5"), ("Content-Length", "5")]) == [
+        ("Content-Length", "5")
+    ]
+    assert browser_response_headers([("Content-Length", "5, 5")]) == [("Content-Length", "5")]
+
+
+def test_response_heads_whose_length_is_unclear_are_refused() -> None:
+    def framing(*headers: tuple[str, str], code: int = 200) -> str | None:
+        return response_framing(code, headers)
+
+    assert framing() is None  # read until the app closes
+    assert framing(("Content-Length", "5")) is None
+    assert framing(("Content-Length", "5"), ("content-length", "05")) is None
+    assert framing(("Content-Length", "5, 5")) is None
+    assert framing(("Transfer-Encoding", "chunked")) is None
+    assert framing(("Transfer-Encoding", "Chunked")) is None
+    assert framing(("Content-Length", "0"), code=204) is None
+    assert framing(("Content-Length", "5"), code=304) is None  # the representation's length
+    conflicting = "conflicting Content-Length headers (5, 6)"
+    assert framing(("Content-Length", "5"), ("Content-Length", "6")) == conflicting
+    assert framing(("Content-Length", "6, 5")) == conflicting
+    assert framing(("Content-Length", "9" * 18)) is None
+    for bad in ("five", "-5", "+5", "5.0", "", "0x10", "\u0665", "9" * 19):
+        assert (framing(("Content-Length", bad)) or "").startswith("an invalid Content-Length"), bad
+    assert framing(("Content-Length", "5"), ("Transfer-Encoding", "chunked")) == (
+        "both Transfer-Encoding and Content-Length"
+    )
+    for encoding in ("gzip", "gzip, chunked", "chunked, chunked", "identity"):
+        assert (framing(("Transfer-Encoding", encoding)) or "").startswith(
+            "an unsupported Transfer-Encoding"
+        ), encoding
+    assert framing(("Content-Length", "5"), code=204) == "a body with 204 No Content"
+    assert framing(("Transfer-Encoding", "chunked"), code=204) == "a body with 204 No Content"
 
 
 def test_who_needs_an_identity_and_which_origins_pass() -> None:
