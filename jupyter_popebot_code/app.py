@@ -136,9 +136,9 @@ class CodeWorkspacesApp(ExtensionApp):
             "extension management) when WorkspaceAuthorizer is in force: names as the identity "
             "gives them, i.e. the Auth.js `sub` or the session's email, or the JupyterHub user "
             "name (JupyterHub admins and the server's owner are admins anyway); emails match in "
-            "any case. Everyone else gets code workspaces and a read-only JupyterLab. Listed "
-            "usernames may also list every owner's workspaces (?all=true) and stop or delete "
-            "any of them."
+            "any case. Everyone else gets code workspaces and a read-only JupyterLab. Admins "
+            "(listed by name or email, and JupyterHub admins) may also list every owner's "
+            "workspaces (?all=true) and stop or delete any of them."
         ),
     ).tag(config=True)
 

@@ -31,7 +31,7 @@ from tornado import web
 from traitlets import List, Unicode
 from traitlets.config import Config
 
-from .owner import AUTH_RESOURCE
+from .owner import AUTH_RESOURCE, is_listed_admin
 
 ALL_ACTIONS = frozenset({"read", "write", "execute"})
 READ = frozenset({"read"})
@@ -121,23 +121,12 @@ class WorkspaceAuthorizer(Authorizer):
 
     def is_admin(self, user: User) -> bool:
         """True for a listed username or email, a JupyterHub admin and the hub server's owner."""
-        admins = set(self.admin_users)
-        if user.username in admins:
-            return True
-        email = getattr(user, "email", None)
-        # Email addresses are matched without regard to case, as mail systems do.
-        admin_emails = {name.casefold() for name in admins if "@" in name}
-        if isinstance(email, str) and email and email.casefold() in admin_emails:
+        if is_listed_admin(user, self.admin_users):
             return True
         hub_user = getattr(user, "hub_user", None)
-        if isinstance(hub_user, dict):
-            if hub_user.get("admin") is True:
-                return True
-            # A JupyterHub server belongs to JUPYTERHUB_USER; others reach it only by sharing.
-            owner = os.environ.get("JUPYTERHUB_USER")
-            if owner and hub_user.get("name") == owner:
-                return True
-        return False
+        # A JupyterHub server belongs to JUPYTERHUB_USER; others reach it only by sharing.
+        owner = os.environ.get("JUPYTERHUB_USER")
+        return bool(owner) and isinstance(hub_user, dict) and hub_user.get("name") == owner
 
     def is_authorized(
         self, handler: JupyterHandler, user: User, action: str, resource: str

@@ -41,6 +41,12 @@ def test_admins_are_admin_users_and_hub_admins() -> None:
     app = SimpleNamespace(admin_users=["boss"])
     assert is_admin(User(username="boss"), app)
     assert not is_admin(User(username="alice"), app)
+    # Listed by email, as Auth.js identities carry one; emails match in any case.
+    by_email = SimpleNamespace(admin_users=["Boss@Example.COM"])
+    boss = User(username="9d41a7c0-boss")
+    boss.email = "boss@example.com"  # type: ignore[attr-defined]
+    assert is_admin(boss, by_email)
+    assert not is_admin(User(username="9d41a7c0-boss"), by_email)
     assert is_admin(HubUser("carol", admin=True), app)
     assert not is_admin(HubUser("dave", admin=False), app)
     # A handler is asked for its current user.

@@ -62,8 +62,10 @@ def _as(token: str) -> dict[str, str]:
 async def _call(
     jp_fetch: Callable[..., Any], token: str, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
+    path, _, query = path.partition("?")
     response: HTTPResponse = await jp_fetch(
         *path.split("/"),
+        params=dict(pair.split("=", 1) for pair in query.split("&")) if query else None,
         method=method,
         headers=_as(token),
         body=None if method in ("GET", "DELETE") else json.dumps(body or {}),
@@ -230,6 +232,30 @@ async def test_non_admins_see_no_saved_jupyterlab_layouts(
     assert code == 403
     code, one = await _call(jp_fetch, sessions["carol"], "GET", "lab/api/workspaces/carol-layout")
     assert (code, one["data"]) == (200, layout["data"]), one
+
+
+async def test_admins_by_sub_and_by_email_get_the_workspace_admin_view(
+    jp_fetch: Callable[..., Any], sessions: dict[str, str], service: Any
+) -> None:
+    code, created = await _call(
+        jp_fetch, sessions["alice"], "POST", "api/code/workspaces", {"name": "alice-ws"}
+    )
+    assert code == 201, created
+    alices = f"api/code/workspaces/{created['id']}"
+    try:
+        for admin in ("carol", "bob"):  # bob is listed by his email, in another case
+            code, body = await _call(
+                jp_fetch, sessions[admin], "GET", "api/code/workspaces?all=true"
+            )
+            assert code == 200, (admin, body)
+            assert [ws["owner"] for ws in body["workspaces"]] == [ALICE["sub"]], body
+            code, body = await _call(jp_fetch, sessions[admin], "GET", f"{alices}/ports")
+            assert (code, body["ports"]) == (200, []), (admin, body)
+        code, body = await _call(jp_fetch, sessions["alice"], "GET", "api/code/workspaces?all=true")
+        assert code == 403, body
+    finally:
+        code, _ = await _call(jp_fetch, sessions["alice"], "DELETE", alices)
+        assert code == 204
 
 
 class _ThirdPartyHandler(APIHandler):
