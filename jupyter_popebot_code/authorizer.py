@@ -28,9 +28,10 @@ from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import ensure_async
 from tornado import web
-from traitlets import List, Unicode
+from traitlets import Unicode
 from traitlets.config import Config
 
+from .config_traits import List
 from .owner import AUTH_RESOURCE, is_listed_admin
 
 ALL_ACTIONS = frozenset({"read", "write", "execute"})
