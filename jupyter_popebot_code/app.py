@@ -10,10 +10,11 @@ from typing import Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Enum, Float, Int, List, TraitError, Type, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default, validate
 
 from .authorizer import WorkspaceAuthorizer, choose_authorizer
 from .capacity import RunningCap
+from .config_traits import List
 from .containers import ContainerManager
 from .engine import ContainerError, DockerUnavailable
 from .handlers import workspace_handlers
@@ -136,9 +137,9 @@ class CodeWorkspacesApp(ExtensionApp):
             "extension management) when WorkspaceAuthorizer is in force: names as the identity "
             "gives them, i.e. the Auth.js `sub` or the session's email, or the JupyterHub user "
             "name (JupyterHub admins and the server's owner are admins anyway); emails match in "
-            "any case. Everyone else gets code workspaces and a read-only JupyterLab. Listed "
-            "usernames may also list every owner's workspaces (?all=true) and stop or delete "
-            "any of them."
+            "any case. Everyone else gets code workspaces and a read-only JupyterLab. Admins "
+            "(listed by name or email, and JupyterHub admins) may also list every owner's "
+            "workspaces (?all=true) and stop or delete any of them."
         ),
     ).tag(config=True)
 
@@ -272,7 +273,13 @@ class CodeWorkspacesApp(ExtensionApp):
     ]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
-        super()._link_jupyter_server_extension(serverapp)
+        try:
+            super()._link_jupyter_server_extension(serverapp)
+        except TraitError as exc:
+            # jupyter-server would only log this and run on without the extension, and so
+            # without WorkspaceAuthorizer: every signed-in person would get kernels and files.
+            self.log.critical("Not starting: %s", exc)
+            raise SystemExit(1) from exc
         # Before ServerApp.init_configurables makes the authorizer, so the choice takes effect.
         choose_authorizer(serverapp, self.restrict_users, list(self.admin_users), self.log)
 

@@ -16,7 +16,7 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.httputil import url_concat
-from traitlets import Bool, List, TraitError, Unicode, default, validate
+from traitlets import Bool, TraitError, Unicode, default, validate
 
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
@@ -27,6 +27,7 @@ from .authjs_session import (
     secrets_from_environment,
     session_identity,
 )
+from .config_traits import List
 
 
 class AuthJSConfigError(RuntimeError):

@@ -10,6 +10,7 @@ else answers 403.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -27,10 +28,11 @@ from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import ensure_async
 from tornado import web
-from traitlets import List, Unicode
+from traitlets import Unicode
 from traitlets.config import Config
 
-from .owner import AUTH_RESOURCE
+from .config_traits import List
+from .owner import AUTH_RESOURCE, is_listed_admin
 
 ALL_ACTIONS = frozenset({"read", "write", "execute"})
 READ = frozenset({"read"})
@@ -49,7 +51,13 @@ NON_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "lab_translations": READ,
     "lab_listings": READ,
     "lab_licenses": READ,
-    "lab_workspaces": READ,  # the saved layout (JupyterLab's "workspace", not ours)
+}
+
+# Handlers whose declared resource is broader than what they give away: api/resolvePath says
+# "api" but tells which files (hidden ones too) exist under the server's root and which kernel
+# ids exist.
+RESOURCE_OVERRIDES: dict[str, str] = {
+    "jupyter_server.services.api.handlers.PathResolverHandler": "api_resolve_path",
 }
 
 # Resources of handlers that never call the authorizer themselves (JupyterLab's own APIs and
@@ -79,6 +87,23 @@ HANDLER_RESOURCES: dict[str, str] = {
     "jupyterlab.handlers.announcements.NewsHandler": "lab_announcements",
 }
 
+
+def _no_saved_layouts(handler: JupyterHandler) -> dict[str, Any]:
+    """JupyterLab's answer when no layout was ever saved: the list empty, each layout blank."""
+    name = handler.path_kwargs.get("space_name")
+    if not name:
+        return {"workspaces": {"ids": [], "values": []}}
+    return {"data": {}, "metadata": {"id": name if name.startswith("/") else f"/{name}"}}
+
+
+# Reads refused to non-admins that answer as if there were nothing to read, rather than 403: the
+# saved JupyterLab layouts ("workspaces", not ours) are one server-wide store that only admins
+# can write, so a non-admin has none of their own, and JupyterLab starts cleanly from a blank one
+# (a 403 would show in the console at every page load).
+BLANK_WHEN_REFUSED: dict[str, Callable[[JupyterHandler], dict[str, Any]]] = {
+    "lab_workspaces": _no_saved_layouts,
+}
+
 # With these the server has one person (its owner) behind every login: nothing to restrict.
 OWNER_IDENTITY_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
 
@@ -97,23 +122,12 @@ class WorkspaceAuthorizer(Authorizer):
 
     def is_admin(self, user: User) -> bool:
         """True for a listed username or email, a JupyterHub admin and the hub server's owner."""
-        admins = set(self.admin_users)
-        if user.username in admins:
-            return True
-        email = getattr(user, "email", None)
-        # Email addresses are matched without regard to case, as mail systems do.
-        admin_emails = {name.casefold() for name in admins if "@" in name}
-        if isinstance(email, str) and email and email.casefold() in admin_emails:
+        if is_listed_admin(user, self.admin_users):
             return True
         hub_user = getattr(user, "hub_user", None)
-        if isinstance(hub_user, dict):
-            if hub_user.get("admin") is True:
-                return True
-            # A JupyterHub server belongs to JUPYTERHUB_USER; others reach it only by sharing.
-            owner = os.environ.get("JUPYTERHUB_USER")
-            if owner and hub_user.get("name") == owner:
-                return True
-        return False
+        # A JupyterHub server belongs to JUPYTERHUB_USER; others reach it only by sharing.
+        owner = os.environ.get("JUPYTERHUB_USER")
+        return bool(owner) and isinstance(hub_user, dict) and hub_user.get("name") == owner
 
     def is_authorized(
         self, handler: JupyterHandler, user: User, action: str, resource: str
@@ -156,11 +170,13 @@ class WorkspaceAuthorizer(Authorizer):
 
 
 def handler_resource(handler_class: type) -> str:
-    """The authorizer resource of a handler class: its own `auth_resource`, else a known name."""
+    """A handler class's authorizer resource: an override, its `auth_resource`, a known name."""
+    path = f"{handler_class.__module__}.{handler_class.__qualname__}"
+    if path in RESOURCE_OVERRIDES:
+        return RESOURCE_OVERRIDES[path]
     declared = getattr(handler_class, "auth_resource", None)
     if isinstance(declared, str) and declared:
         return declared
-    path = f"{handler_class.__module__}.{handler_class.__qualname__}"
     return HANDLER_RESOURCES.get(path, path)
 
 
@@ -185,6 +201,11 @@ def guarded_handler_class(handler_class: type) -> type:
             return result
         action = HTTP_METHOD_TO_AUTH_ACTION.get(self.request.method or "", "write")
         if not await ensure_async(self.authorizer.is_authorized(self, user, action, resource)):
+            blank = BLANK_WHEN_REFUSED.get(resource)
+            if blank is not None and action == "read":
+                self.set_header("Content-Type", "application/json")
+                self.finish(json.dumps(blank(self)))
+                return result  # finished: tornado runs no verb
             raise web.HTTPError(403, f"User is not authorized to {action} on resource: {resource}.")
         return result
 

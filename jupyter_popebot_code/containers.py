@@ -21,10 +21,11 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from jupyter_core.utils import ensure_async
-from traitlets import Bool, Dict, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 
 from .capacity import HostResources
+from .config_traits import Dict
 from .container_states import ContainerState, ContainerStates, state_from_inspect
 from .engine import (
     ContainerError,
@@ -145,7 +146,7 @@ class ContainerManager(DockerEngine):
         512, help="Most processes a container may run (fork-bomb guard); 0 for no limit."
     ).tag(config=True)
 
-    extra_env = Dict(
+    extra_env: Dict[str, str] = Dict(
         value_trait=Unicode(),
         help=(
             "Environment variables for EVERY workspace container. Every user can read them in "
@@ -153,7 +154,7 @@ class ContainerManager(DockerEngine):
         ),
     ).tag(config=True)
 
-    owner_env = Dict(
+    owner_env: Dict[str, dict[str, str]] = Dict(
         key_trait=Unicode(),
         value_trait=Dict(value_trait=Unicode()),
         help=(

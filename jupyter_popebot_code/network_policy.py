@@ -24,9 +24,10 @@ import threading
 from typing import Any
 
 import docker
-from traitlets import Bool, Enum, List, Unicode, validate
+from traitlets import Bool, Enum, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from .config_traits import List
 from .containers import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
 from .engine import ContainerError
 from .firewall import (

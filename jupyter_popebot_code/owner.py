@@ -50,18 +50,29 @@ class HasAdminUsers(Protocol):
 
 
 def is_admin(handler_or_user: Any, app: HasAdminUsers) -> bool:
-    """Whether the caller may see and manage every owner's workspaces.
-
-    Admins are the usernames in CodeWorkspacesApp.admin_users, and JupyterHub admins: under
-    jupyterhub-singleuser (a user's server or the hub service) the identity is a JupyterHubUser
-    whose `hub_user` is the hub's model of the user, with `admin` (the hub includes it with the
-    `read:users:name` scope every OAuth and API token carries for its own user).
-    """
+    """Whether the caller may see and manage every owner's workspaces (see `is_listed_admin`)."""
     user = getattr(handler_or_user, "current_user", handler_or_user)
+    return is_listed_admin(user, app.admin_users)
+
+
+def is_listed_admin(user: Any, admin_users: Collection[str]) -> bool:
+    """Whether `user` is named in `admin_users` by username or email, or is a JupyterHub admin.
+
+    The one rule for "admin", used for the workspace admin view and by WorkspaceAuthorizer.
+    Emails match without regard to case, as mail systems do (Auth.js identities carry one).
+    Under jupyterhub-singleuser the identity is a JupyterHubUser whose `hub_user` is the hub's
+    model of the user, with `admin` (the hub includes it with the `read:users:name` scope every
+    OAuth and API token carries for its own user).
+    """
     username = getattr(user, "username", None)
     if not isinstance(username, str) or not username:
         return False
-    if username in app.admin_users:
+    if username in admin_users:
         return True
+    email = getattr(user, "email", None)
+    if isinstance(email, str) and email:
+        admin_emails = {name.casefold() for name in admin_users if "@" in name}
+        if email.casefold() in admin_emails:
+            return True
     hub_user = getattr(user, "hub_user", None)
     return isinstance(hub_user, dict) and hub_user.get("admin") is True

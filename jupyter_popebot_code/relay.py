@@ -38,6 +38,7 @@ from .ttyd import (
     TerminalUnavailable,
     TtydConnection,
     WriteBacklog,
+    read_handshake,
 )
 
 # RFC 6455: a close frame's reason is at most 123 bytes (125 minus the 2-byte code).
@@ -213,6 +214,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         self._backend: TtydConnection | None = None
         self._pending: list[str | bytes] = []
         self._pending_bytes = 0
+        self._handshake_read = False
         self._backend_ready: asyncio.Future[None] | None = None
         self.relay_task: asyncio.Task[None] | None = None
         self._client_closed = False
@@ -326,6 +328,14 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward a browser frame to ttyd, or queue it in order until ttyd is connected."""
         self._record_activity()
+        if not self._handshake_read:
+            # Checked on arrival, not when ttyd is reached: a bad one closes at once.
+            self._handshake_read = True
+            try:
+                read_handshake(message)
+            except InvalidHandshake as exc:
+                self._refuse(str(exc))
+                return None
         backend = self._backend
         if backend is None:
             if self.ws_connection is None:
@@ -495,8 +505,13 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
         try:
             return backend.send(message)
         except InvalidHandshake as exc:
-            self.close(CLOSE_INVALID_PAYLOAD, str(exc))
+            self._refuse(str(exc))
             return None
+
+    def _refuse(self, reason: str) -> None:
+        """Close with 1007: the browser sent a message ttyd must not be given."""
+        self.log.warning("Terminal relay for workspace %s: %s", self.workspace_id, reason)
+        self.close(CLOSE_INVALID_PAYLOAD, close_reason(reason))
 
     async def _backend_closed(self, backend: TtydConnection) -> None:
         """ttyd closed: pass its code and reason on, or explain an abrupt end."""

@@ -47,6 +47,10 @@ _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_PROTOCOL_ERROR = 1002
+# The handshake and resize messages are a few dozen bytes of flat JSON: anything much larger or
+# deeper is refused before parsing (a deep one would exhaust the parser's recursion).
+MAX_CONTROL_MESSAGE_BYTES = 4096
+MAX_CONTROL_MESSAGE_DEPTH = 2
 
 
 class TerminalUnavailable(Exception):
@@ -80,6 +84,11 @@ class TerminalSizeLimit:
 
 
 def _json_object(data: str | bytes, what: str) -> dict[str, Any]:
+    """`data` as a JSON object, its size and nesting bounded before the parser sees it."""
+    if len(data) > MAX_CONTROL_MESSAGE_BYTES:
+        raise InvalidHandshake(f"{what} is longer than {MAX_CONTROL_MESSAGE_BYTES} bytes")
+    if _nesting_depth(data) > MAX_CONTROL_MESSAGE_DEPTH:
+        raise InvalidHandshake(f"{what} is nested too deeply")
     try:
         value = json.loads(data)
     except ValueError as exc:
@@ -87,6 +96,50 @@ def _json_object(data: str | bytes, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidHandshake(f"{what} is not a JSON object")
     return value
+
+
+def _nesting_depth(data: str | bytes) -> int:
+    """How deep JSON arrays and objects nest in `data` (brackets inside strings not counted)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_handshake(message: str | bytes) -> dict[str, Any]:
+    """The browser's first message as ttyd's handshake object, or InvalidHandshake saying why.
+
+    Its shape: {"AuthToken": string, "columns": integer, "rows": integer}; other keys are
+    dropped so ttyd only ever sees those.
+    """
+    if message[:1] not in ("{", b"{"):
+        raise InvalidHandshake("the first message must be the terminal handshake (a JSON object)")
+    received = _json_object(message, "terminal handshake")
+    token = received.get("AuthToken", "")
+    if not isinstance(token, str):
+        raise InvalidHandshake("terminal handshake AuthToken is not a string")
+    handshake: dict[str, Any] = {"AuthToken": token}
+    for key in ("columns", "rows"):
+        value = received.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidHandshake(f"terminal handshake {key} is not an integer")
+        handshake[key] = value
+    return handshake
 
 
 @dataclass(frozen=True)
@@ -513,13 +566,13 @@ class TtydConnection:
     def send(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward one browser message; an awaitable means "read no more until it resolves".
 
-        Raises InvalidHandshake for a handshake or resize that is not a JSON object.
+        Raises InvalidHandshake for a first message that is not the handshake, or a resize
+        that is not a JSON object.
         """
-        kind = message[:1]
-        if not self._handshake_sent and kind in ("{", b"{"):
+        if not self._handshake_sent:
             message = self._authenticated_handshake(message)
             self._handshake_sent = True
-        elif kind in (RESIZE, RESIZE.encode()):
+        elif message[:1] in (RESIZE, RESIZE.encode()):
             message = self._clamped_resize(message)
         if isinstance(message, str):
             self._protocol.write(_OP_TEXT, message.encode("utf-8"))
@@ -529,7 +582,7 @@ class TtydConnection:
 
     def _authenticated_handshake(self, message: str | bytes) -> str | bytes:
         """The browser's handshake with ttyd's token put in and its size clamped."""
-        handshake = _json_object(message, "terminal handshake")
+        handshake = read_handshake(message)
         self._size_limit.clamp(handshake)
         handshake["AuthToken"] = self._auth_token
         return _same_type(json.dumps(handshake, separators=(",", ":")), message)

@@ -47,6 +47,22 @@ class ServerProcess:
         return self.tmp_path / "server.log"
 
     def start(self) -> None:
+        """Launch the server and wait until it answers."""
+        self.launch()
+        assert self.process is not None
+        log = self.log_path
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, log.read_text()
+            try:
+                if self.request("GET", "api/status").status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise AssertionError("jupyter server did not start within 60 s")
+
+    def launch(self) -> None:
+        """Run the server process, without waiting for it to answer."""
         (self.tmp_path / "root").mkdir(exist_ok=True)
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.tmp_path / "runtime")}
         log = self.log_path
@@ -68,15 +84,6 @@ class ServerProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
             )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text()
-            try:
-                if self.request("GET", "api/status").status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise AssertionError("jupyter server did not start within 60 s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -92,7 +99,7 @@ class ServerProcess:
         return requests.request(
             method,
             f"{self.url}{path}",
-            headers={"Authorization": f"token {self.token}"},
+            headers={"Authorization": f"token {self.token}", **kwargs.pop("headers", {})},
             timeout=60,
             **kwargs,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +15,7 @@ from jupyter_server.auth.identity import User
 from jupyter_popebot_code.owner import is_admin
 
 from .conftest import USER_HEADER, Api, HeaderIdentityProvider
+from .server_process import ServerProcess, run_and_clean_up
 
 ADMIN_SETUP = {
     "ServerApp": {"identity_provider_class": HeaderIdentityProvider},
@@ -41,6 +44,12 @@ def test_admins_are_admin_users_and_hub_admins() -> None:
     app = SimpleNamespace(admin_users=["boss"])
     assert is_admin(User(username="boss"), app)
     assert not is_admin(User(username="alice"), app)
+    # Listed by email, as Auth.js identities carry one; emails match in any case.
+    by_email = SimpleNamespace(admin_users=["Boss@Example.COM"])
+    boss = User(username="9d41a7c0-boss")
+    boss.email = "boss@example.com"  # type: ignore[attr-defined]
+    assert is_admin(boss, by_email)
+    assert not is_admin(User(username="9d41a7c0-boss"), by_email)
     assert is_admin(HubUser("carol", admin=True), app)
     assert not is_admin(HubUser("dave", admin=False), app)
     # A handler is asked for its current user.
@@ -89,3 +98,42 @@ async def test_admins_list_stop_and_delete_every_owners_workspaces(
     # Nothing of alice's was touched.
     code, body = await alice.call("GET", mine["id"])
     assert (code, body["container"]["status"]) == (200, "running")
+
+
+@pytest.fixture
+def server_process(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path, workspace_image)
+    server.extra_args = [
+        f"--ServerApp.identity_provider_class={HeaderIdentityProvider.__module__}."
+        f"{HeaderIdentityProvider.__qualname__}"
+    ]
+    yield from run_and_clean_up(server, docker_client)
+
+
+def test_admin_users_as_a_list_literal_on_the_command_line(server_process: ServerProcess) -> None:
+    server_process.extra_args.append('--CodeWorkspacesApp.admin_users=["boss", "Ops@Example.com"]')
+    server_process.start()
+
+    def get(user: str, path: str) -> int:
+        response = server_process.request("GET", path, headers={USER_HEADER: user})
+        return response.status_code
+
+    assert get("boss", "api/code/workspaces?all=true") == 200
+    assert get("boss", "api/kernels") == 200
+    assert get("alice", "api/code/workspaces?all=true") == 403
+    assert get("alice", "api/kernels") == 403
+    assert "(2 listed)" in server_process.log_path.read_text()
+
+
+def test_a_malformed_list_on_the_command_line_stops_the_server_saying_how_to_write_it(
+    server_process: ServerProcess,
+) -> None:
+    server_process.extra_args.append('--CodeWorkspacesApp.admin_users=["boss"')
+    server_process.launch()
+    assert server_process.process is not None
+    assert server_process.process.wait(timeout=60) == 1
+    log = server_process.log_path.read_text()
+    assert "CodeWorkspacesApp.admin_users: cannot read" in log, log
+    assert """--CodeWorkspacesApp.admin_users='["a", "b"]'""" in log, log

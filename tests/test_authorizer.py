@@ -62,8 +62,10 @@ def _as(token: str) -> dict[str, str]:
 async def _call(
     jp_fetch: Callable[..., Any], token: str, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
+    path, _, query = path.partition("?")
     response: HTTPResponse = await jp_fetch(
         *path.split("/"),
+        params=dict(pair.split("=", 1) for pair in query.split("&")) if query else None,
         method=method,
         headers=_as(token),
         body=None if method in ("GET", "DELETE") else json.dumps(body or {}),
@@ -87,6 +89,7 @@ REFUSED = [
     ("GET", "api/sessions"),
     ("GET", "api/kernelspecs"),
     ("GET", "api/config/notebook"),
+    ("GET", "api/resolvePath"),
     ("POST", "api/shutdown"),
     ("GET", "lab/api/extensions"),
     ("POST", "lab/api/extensions"),
@@ -181,6 +184,78 @@ async def test_admins_get_everything(
     assert code == 200, term
     code, _ = await _call(jp_fetch, token, "DELETE", f"api/terminals/{term['name']}")
     assert code == 204
+
+
+async def test_only_admins_learn_which_files_exist_under_the_root(
+    jp_fetch: Callable[..., Any], jp_root_dir: Path, sessions: dict[str, str]
+) -> None:
+    (jp_root_dir / ".secret-notes").write_text("")
+
+    async def resolve(user: str) -> tuple[int, Any]:
+        response = await jp_fetch(
+            "api",
+            "resolvePath",
+            params={"path": ".secret-notes", "kernel": "no-such-kernel"},
+            headers=_as(sessions[user]),
+            raise_error=False,
+        )
+        return response.code, json.loads(response.body)
+
+    code, body = await resolve("carol")
+    assert code == 200, body
+    assert body["resolved"] == [{"scope": "server", "path": ".secret-notes"}], body
+    code, body = await resolve("alice")
+    assert code == 403, body
+    assert "not authorized" in body["message"], body
+
+
+async def test_non_admins_see_no_saved_jupyterlab_layouts(
+    jp_fetch: Callable[..., Any], sessions: dict[str, str]
+) -> None:
+    layout = {
+        "data": {"layout-restorer:data": {"main": {"current": "notebook:carol-private.ipynb"}}},
+        "metadata": {"id": "/carol-layout"},
+    }
+    code, body = await _call(
+        jp_fetch, sessions["carol"], "PUT", "lab/api/workspaces/carol-layout", layout
+    )
+    assert code == 204, body
+    code, listed = await _call(jp_fetch, sessions["carol"], "GET", "lab/api/workspaces")
+    assert code == 200, listed
+    assert "/carol-layout" in listed["workspaces"]["ids"], listed
+    # The non-admin's JupyterLab loads as on a server where no layout was ever saved.
+    code, listed = await _call(jp_fetch, sessions["alice"], "GET", "lab/api/workspaces")
+    assert (code, listed) == (200, {"workspaces": {"ids": [], "values": []}})
+    code, one = await _call(jp_fetch, sessions["alice"], "GET", "lab/api/workspaces/carol-layout")
+    assert (code, one) == (200, {"data": {}, "metadata": {"id": "/carol-layout"}})
+    code, _ = await _call(jp_fetch, sessions["alice"], "DELETE", "lab/api/workspaces/carol-layout")
+    assert code == 403
+    code, one = await _call(jp_fetch, sessions["carol"], "GET", "lab/api/workspaces/carol-layout")
+    assert (code, one["data"]) == (200, layout["data"]), one
+
+
+async def test_admins_by_sub_and_by_email_get_the_workspace_admin_view(
+    jp_fetch: Callable[..., Any], sessions: dict[str, str], service: Any
+) -> None:
+    code, created = await _call(
+        jp_fetch, sessions["alice"], "POST", "api/code/workspaces", {"name": "alice-ws"}
+    )
+    assert code == 201, created
+    alices = f"api/code/workspaces/{created['id']}"
+    try:
+        for admin in ("carol", "bob"):  # bob is listed by his email, in another case
+            code, body = await _call(
+                jp_fetch, sessions[admin], "GET", "api/code/workspaces?all=true"
+            )
+            assert code == 200, (admin, body)
+            assert [ws["owner"] for ws in body["workspaces"]] == [ALICE["sub"]], body
+            code, body = await _call(jp_fetch, sessions[admin], "GET", f"{alices}/ports")
+            assert (code, body["ports"]) == (200, []), (admin, body)
+        code, body = await _call(jp_fetch, sessions["alice"], "GET", "api/code/workspaces?all=true")
+        assert code == 403, body
+    finally:
+        code, _ = await _call(jp_fetch, sessions["alice"], "DELETE", alices)
+        assert code == 204
 
 
 class _ThirdPartyHandler(APIHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -359,6 +360,33 @@ async def test_an_invalid_handshake_is_refused(api: Api, jp_ws_fetch: WsFetch) -
     async with terminal(jp_ws_fetch, workspace["id"], handshake=False) as term:
         term.ws.write_message(b"{not json", binary=True)
         assert (await term.wait_closed())[0] == CLOSE_INVALID_PAYLOAD
+
+
+# First messages that are not ttyd's handshake {"AuthToken": string, "columns": int, "rows": int}.
+BAD_FIRST_MESSAGES = {
+    "nested too deeply to parse": b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "a JSON array": b"[80, 24]",
+    "a JSON string": b'"hello"',
+    "input before the handshake": b"0echo hi\r",
+    "too large": json.dumps({"AuthToken": "x" * 10_000, "columns": 80, "rows": 24}).encode(),
+    "without a size": b'{"AuthToken": ""}',
+    "a token that is no string": b'{"AuthToken": 1, "columns": 80, "rows": 24}',
+}
+
+
+async def test_a_first_message_that_is_not_the_handshake_closes_with_1007(
+    api: Api, jp_ws_fetch: WsFetch
+) -> None:
+    workspace = await api.create()
+    for what, message in BAD_FIRST_MESSAGES.items():
+        for binary in (True, False):
+            async with terminal(jp_ws_fetch, workspace["id"], handshake=False) as term:
+                term.ws.write_message(message if binary else message.decode(), binary=binary)
+                code, reason = await term.wait_closed()
+                assert (code, bool(reason)) == (CLOSE_INVALID_PAYLOAD, True), (what, code, reason)
+    async with terminal(jp_ws_fetch, workspace["id"]) as term:
+        term.type("echo $((6*7))-still-works\r")
+        await term.read_until("42-still-works")
 
 
 async def test_server_shutdown_closes_terminals_and_leaves_containers(
