@@ -11,6 +11,7 @@ from typing import Any
 import docker
 
 APP_SOURCE = Path(__file__).resolve().parent / "preview_app" / "app.js"
+WORKSPACE_DIR = "/home/coder/workspace"
 
 
 def start_app(
@@ -25,8 +26,12 @@ def start_app(
         info.size = len(data)
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
-    container.put_archive("/tmp", archive.getvalue())
-    container.exec_run(["node", "/tmp/preview-app.js", str(port), host], detach=True)
+    # The root file system is read-only and /tmp a tmpfs the engine cannot copy into: the
+    # workspace volume is the one place `docker cp` reaches.
+    container.put_archive(WORKSPACE_DIR, archive.getvalue())
+    container.exec_run(
+        ["node", f"{WORKSPACE_DIR}/preview-app.js", str(port), host], detach=True, user="coder"
+    )
     probe = (
         "require('net').connect({{port: {port}, host: '{host}'}})"
         ".on('connect', () => process.exit(0)).on('error', () => process.exit(1))"
