@@ -55,6 +55,16 @@ STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
 # tmux stamps a window's activity whenever its panes write output, attached or not.
 TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
+# The image's unprivileged user, who owns the tmux server; `docker exec` runs as root otherwise.
+WORKSPACE_USER = "coder"
+# Every `docker exec` gets the container's environment: blank the terminal's credential there, or
+# a process of the user's uid would hold it for the user to read.
+EXEC_ENVIRONMENT = {"TTYD_CREDENTIAL": ""}
+# Capabilities the image's entrypoint keeps (as root, before it drops to the user): chown for the
+# tmpfs home folder, setuid/setgid to become the user. The user's processes get none.
+WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
+# Home folder of the image's user; the workspace volume is mounted inside it.
+WORKSPACE_HOME = "/home/coder"
 # Every listening TCP socket of the container's network namespace (tcp6 may be absent).
 LISTENING_PORTS_COMMAND = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
 # Docker's DNS resolver on user-defined networks listens in every container on a random port.
@@ -180,6 +190,27 @@ class ContainerManager(DockerEngine):
             "the server's own CLAUDE_CODE_OAUTH_TOKEN environment variable on a single-user "
             "server (its owner is the operator), nothing on a multi-user one (give each user "
             "their own with owner_env or owner_env_hook)."
+        ),
+    ).tag(config=True)
+
+    tmp_size = Unicode(
+        "512m",
+        help=(
+            "Size of the tmpfs mounted on /tmp in every workspace container, in Docker's notation "
+            "(e.g. '1g'). The container's root file system is read-only, so this and home_size "
+            "bound what a user can write outside the workspace volume; a write past the size "
+            "fails with 'No space left on device'. tmpfs pages count against the container's "
+            "memory limit (mem_limit) while they hold data."
+        ),
+    ).tag(config=True)
+
+    home_size = Unicode(
+        "256m",
+        help=(
+            "Size of the tmpfs holding the home folder (/home/coder: dotfiles, caches such as "
+            "~/.npm and ~/.claude) outside the workspace volume, in Docker's notation. It starts "
+            "from the image's skeleton dotfiles on every container start: only the workspace "
+            "folder persists. Counts against the container's memory limit like tmp_size."
         ),
     ).tag(config=True)
 
@@ -345,7 +376,12 @@ class ContainerManager(DockerEngine):
 
         def ask(client: docker.DockerClient) -> float | None:
             exec_id = client.api.exec_create(
-                container_name, TMUX_ACTIVITY_COMMAND, stdout=True, stderr=False
+                container_name,
+                TMUX_ACTIVITY_COMMAND,
+                stdout=True,
+                stderr=False,
+                user=WORKSPACE_USER,
+                environment=EXEC_ENVIRONMENT,
             )["Id"]
             output = client.api.exec_start(exec_id)
             if client.api.exec_inspect(exec_id).get("ExitCode") != 0:
@@ -360,7 +396,12 @@ class ContainerManager(DockerEngine):
 
         def ask(client: docker.DockerClient) -> list[ListeningPort]:
             exec_id = client.api.exec_create(
-                container_name, LISTENING_PORTS_COMMAND, stdout=True, stderr=False
+                container_name,
+                LISTENING_PORTS_COMMAND,
+                stdout=True,
+                stderr=False,
+                user=WORKSPACE_USER,
+                environment=EXEC_ENVIRONMENT,
             )["Id"]
             # cat's exit code is 1 without IPv6 (no tcp6): what it printed still counts.
             output = client.api.exec_start(exec_id)
@@ -448,6 +489,8 @@ class ContainerManager(DockerEngine):
             options["nano_cpus"] = int(self.cpu_limit * 1e9)
         if self.pids_limit:
             options["pids_limit"] = self.pids_limit
+        # Least privilege and a bounded writable layer (issue 17): see confinement_options.
+        options.update(self.confinement_options())
         container: Container = client.containers.create(
             self.image,
             name=ws.container_name,
@@ -467,6 +510,36 @@ class ContainerManager(DockerEngine):
         except BaseException:
             container.remove(force=True)
             raise
+
+    def confinement_options(self) -> dict[str, Any]:
+        """Container options that keep a user inside their container and its sizes.
+
+        Read-only root file system with size-limited tmpfs where the image writes (/tmp, the home
+        folder), and only the capabilities the entrypoint needs before it drops to the user.
+        """
+        tmp, home = self.tmpfs_bytes()
+        return {
+            "read_only": True,
+            "tmpfs": {
+                "/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777",  # noqa: S108 (inside the container)
+                WORKSPACE_HOME: f"rw,exec,nosuid,nodev,size={home},mode=0755",
+            },
+            "cap_drop": ["ALL"],
+            "cap_add": WORKSPACE_CAPABILITIES,
+        }
+
+    def tmpfs_bytes(self) -> tuple[int, int]:
+        """tmp_size and home_size in bytes (a bad value is a configuration error)."""
+        sizes = []
+        for name in ("tmp_size", "home_size"):
+            try:
+                size = int(docker.utils.parse_bytes(getattr(self, name)))
+            except docker.errors.DockerException as error:
+                raise ContainerError(f"ContainerManager.{name}: {error}") from error
+            if size <= 0:
+                raise ContainerError(f"ContainerManager.{name} must be a positive size.")
+            sizes.append(size)
+        return sizes[0], sizes[1]
 
     async def _owner_environment(self, workspace: Workspace) -> dict[str, str]:
         """What this owner's containers get beyond every container's (see owner_env)."""

@@ -42,6 +42,8 @@ from .containers import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     STORE_LABEL,
+    WORKSPACE_CAPABILITIES,
+    WORKSPACE_HOME,
     WORKSPACE_LABEL,
     ContainerManager,
     workspace_labels,
@@ -421,8 +423,13 @@ class SwarmContainerManager(ContainerManager):
                         "Target": self.workspace_dir,
                         # The volume is made on the node by its first task, with these labels.
                         "VolumeOptions": {"Labels": workspace_labels(ws, store_id)},
-                    }
+                    },
+                    *self._tmpfs_mounts(),
                 ],
+                # As ContainerManager.confinement_options: read-only root, few capabilities.
+                "ReadOnly": True,
+                "CapabilityDrop": ["ALL"],
+                "CapabilityAdd": WORKSPACE_CAPABILITIES,
                 "StopGracePeriod": int(self.stop_timeout * 1e9),
             },
             "Resources": {"Limits": limits},
@@ -440,6 +447,22 @@ class SwarmContainerManager(ContainerManager):
             # The name resolves to the task's own address (no virtual IP in between).
             endpoint_spec={"Mode": "dnsrr"},
         )
+
+    def _tmpfs_mounts(self) -> list[dict[str, Any]]:
+        """Size-limited tmpfs on /tmp and the home folder (tmp_size, home_size)."""
+        tmp, home = self.tmpfs_bytes()
+        return [
+            {
+                "Type": "tmpfs",
+                "Target": "/tmp",  # noqa: S108 (inside the container)
+                "TmpfsOptions": {"SizeBytes": tmp, "Mode": 0o1777},
+            },
+            {
+                "Type": "tmpfs",
+                "Target": WORKSPACE_HOME,
+                "TmpfsOptions": {"SizeBytes": home, "Mode": 0o755},
+            },
+        ]
 
     async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
         await super().create(workspace, store_id, env)

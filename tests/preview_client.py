@@ -13,6 +13,7 @@ import docker
 APP_SOURCE = Path(__file__).resolve().parent / "preview_app" / "app.js"
 # Malformed HTTP on a raw socket (node raw.js PORT).
 RAW_APP_SOURCE = APP_SOURCE.with_name("raw.js")
+WORKSPACE_DIR = "/home/coder/workspace"
 
 
 def start_app(
@@ -32,8 +33,12 @@ def start_app(
         info.size = len(data)
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
-    container.put_archive("/tmp", archive.getvalue())
-    container.exec_run(["node", f"/tmp/{script}", str(port), host], detach=True)
+    # The root file system is read-only and /tmp a tmpfs the engine cannot copy into: the
+    # workspace volume is the one place `docker cp` reaches.
+    container.put_archive(WORKSPACE_DIR, archive.getvalue())
+    container.exec_run(
+        ["node", f"{WORKSPACE_DIR}/{script}", str(port), host], detach=True, user="coder"
+    )
     probe = (
         "require('net').connect({{port: {port}, host: '{host}'}})"
         ".on('connect', () => process.exit(0)).on('error', () => process.exit(1))"

@@ -209,7 +209,7 @@ async def test_stop_is_only_for_the_owner_and_keeps_the_files(
     workspace = await alice.create()
     stop = f"{workspace['id']}/stop"
     container = docker_client.containers.get(workspace["container_name"])
-    container.exec_run(["bash", "-c", "echo kept > /home/coder/workspace/notes.txt"])
+    container.exec_run(["bash", "-c", "echo kept > /home/coder/workspace/notes.txt"], user="coder")
     assert (await api.as_user("mallory").call("POST", stop))[0] == 404
     assert (await alice.call("GET", workspace["id"]))[1]["container"]["status"] == "running"
     assert await alice.call("POST", stop) == (200, {"status": "stopped"})

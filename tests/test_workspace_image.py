@@ -20,6 +20,8 @@ from docker.models.networks import Network
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
+from jupyter_popebot_code.containers import ContainerManager
+
 from .conftest import IMAGE_TEST_NETWORK, GitServer, serve_git_repository
 
 # Everything these tests create carries this prefix (per checkout, like the test network), so
@@ -100,7 +102,7 @@ class Workspace:
 
     def exec(self, *command: str) -> str:
         """Run a command in the container as its user; fail on a non-zero exit."""
-        code, output = self.container.exec_run(list(command))
+        code, output = self.container.exec_run(list(command), user="coder")
         text = output.decode(errors="replace")
         assert code == 0, f"{command} exited {code}: {text}"
         return text
@@ -109,7 +111,9 @@ class Workspace:
         """The outcome recorded by the image's clone job (ok, present, failed N, ...)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            code, output = self.container.exec_run(["cat", "/tmp/workspace-clone/status"])
+            code, output = self.container.exec_run(
+                ["cat", "/tmp/workspace-clone/status"], user="coder"
+            )
             if code == 0:
                 return output.decode().strip()
             time.sleep(0.2)
@@ -120,7 +124,8 @@ class Workspace:
 def run_workspace(
     docker_client: docker.DockerClient, workspace_image: str, image_network: Network
 ) -> Iterator[Callable[..., Workspace]]:
-    """Start workspace containers the way the server does (init, env, named volume)."""
+    """Start workspace containers the way the server does (init, env, named volume, read-only
+    root file system with tmpfs, capabilities)."""
     started: list[Workspace] = []
 
     def run(
@@ -142,6 +147,8 @@ def run_workspace(
             network=image_network.name,
             labels={TEST_LABEL: "image"},
             volumes={name: {"bind": WORKSPACE_DIR, "mode": "rw"}} if volume else None,
+            security_opt=["no-new-privileges:true"],
+            **ContainerManager().confinement_options(),
         )
         workspace = Workspace(container, credential, name if volume else None)
         started.append(workspace)
@@ -317,11 +324,14 @@ def test_terminal_echo_unicode_and_unprivileged_user(
     )
     text = terminal.read_until("été-ok")
     assert "sum-42 uid-1000" in text
-    # Every process of the container, as the engine sees it from the host.
-    processes = workspace.container.top(ps_args="-o pid,uid,args")["Processes"]
-    assert {row[1] for row in processes} == {"1000"}, processes
-    assert any("ttyd" in row[2] for row in processes)
-    assert any("tmux" in row[2] for row in processes)
+    # Every process of the container, as the engine sees it from the host: only docker-init and
+    # ttyd (which holds the credential) run as root, everything of the terminal as the user.
+    processes = workspace.container.top(ps_args="-o pid,uid,comm")["Processes"]
+    by_command = {row[2]: row[1] for row in processes}
+    assert {by_command["docker-init"], by_command["ttyd"]} == {"0"}, processes
+    users = {row[1] for row in processes if row[2] not in ("docker-init", "ttyd")}
+    assert users == {"1000"}, processes
+    assert "tmux: server" in by_command or "tmux" in by_command, processes
 
 
 def test_reconnect_reattaches_the_tmux_session(
