@@ -33,6 +33,7 @@ const portList = (id: string, status: string, ports: number[]) => ({
     reachable: port !== 5000,
     url: `/base/code/preview/${id}/k3y/${port}/`
   })),
+  truncated: false,
   url_template: TEMPLATE(id)
 });
 
