@@ -202,6 +202,7 @@ class ContainerManager(DockerEngine):
 
     max_listed_ports = Int(
         200,
+        min=1,
         help=(
             "Most ports a workspace's ports listing (REST and sidebar) shows, lowest first; "
             "the answer says `truncated` when there were more."
@@ -210,6 +211,7 @@ class ContainerManager(DockerEngine):
 
     ports_read_bytes = Int(
         256 * 1024,
+        min=4096,  # room for both headers and a few sockets
         help=(
             "Most bytes read of each of a container's /proc/net/tcp and /proc/net/tcp6 per "
             "ports listing (about 150 bytes a socket, listening ones first), so that a "
@@ -219,6 +221,7 @@ class ContainerManager(DockerEngine):
 
     ports_cache_seconds = Float(
         1.0,
+        min=0.0,
         help=(
             "Seconds a workspace's ports listing is reused: concurrent and repeated listings "
             "of one workspace within it share one `docker exec`. 0 shares only concurrent ones."
