@@ -25,6 +25,7 @@ from . import (
     api_bench,
     docker_env,
     events_bench,
+    ports_bench,
     preview_bench,
     report,
     soak,
@@ -37,10 +38,10 @@ from .server import OWNER, BenchServer
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak", "preview", "events", "swarm")
+PARTS = ("ensure", "list", "relay", "soak", "preview", "ports", "events", "swarm")
 # "events" restarts dockerd, which every container on the machine depends on, and "swarm" makes
 # the engine a swarm manager for a while: opt-in only.
-DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview")
+DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview", "ports")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
@@ -60,6 +61,10 @@ PARAMETERS = (
     "preview_mib",
     "preview_rounds",
     "preview_requests",
+    "ports_sockets",
+    "ports_clients",
+    "ports_seconds",
+    "ports_rounds",
     "swarm_creates",
     "swarm_ensures",
     "swarm_overlays",
@@ -109,6 +114,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--preview-rounds", type=int, default=5, help="downloads per path")
     parser.add_argument(
         "--preview-requests", type=int, default=500, help="small GETs per path (latency)"
+    )
+    parser.add_argument(
+        "--ports-sockets", type=int, default=15_000, help="listening sockets (ports part)"
+    )
+    parser.add_argument(
+        "--ports-clients", type=int, default=3, help="clients polling the ports listing"
+    )
+    parser.add_argument(
+        "--ports-seconds", type=float, default=5.0, help="seconds per phase (ports part)"
+    )
+    parser.add_argument(
+        "--ports-rounds", type=int, default=3, help="baseline/flood phase pairs (ports part)"
     )
     parser.add_argument(
         "--cpu-limit",
@@ -178,9 +195,9 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
     }
 
 
-def create_workspace(server: BenchServer) -> dict[str, Any]:
+def create_workspace(server: BenchServer, name: str = "bench") -> dict[str, Any]:
     """One real workspace through the API: the server creates and starts its container."""
-    response = server.api("POST", "api/code/workspaces", json={"name": "bench", "repo": ""})
+    response = server.api("POST", "api/code/workspaces", json={"name": name, "repo": ""})
     if response.status_code != 201:
         raise RuntimeError(f"create answered {response.status_code}: {response.text}")
     workspace: dict[str, Any] = response.json()
@@ -308,9 +325,27 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 budget_s=args.budget,
             )
 
+        if "ports" in args.parts:
+            print(
+                f"ports: {args.ports_sockets} sockets, {args.ports_clients} clients polling ...",
+                flush=True,
+            )
+            victim = create_workspace(server, "bench victim")
+            results["ports"] = ports_bench.bench_ports(
+                server,
+                client,
+                workspace,
+                victim,
+                sockets=args.ports_sockets,
+                clients=args.ports_clients,
+                seconds=args.ports_seconds,
+                rounds=args.ports_rounds,
+            )
+
         if "list" in args.parts:
-            expected = args.list_per_owner + len(plain) + 1
-            total = len(seeded) + len(plain) + 1
+            made = 2 if "ports" in args.parts else 1  # the bench's workspace(s) by the API
+            expected = args.list_per_owner + len(plain) + made
+            total = len(seeded) + len(plain) + made
             print(f"list: {expected} of {total} workspaces, records only ...", flush=True)
             results["list_records_only"] = api_bench.bench_list(
                 server, expected, total, 0, args.list_iterations, args.budget
@@ -388,6 +423,9 @@ def print_report(results: dict[str, Any]) -> None:
     if "preview" in results:
         print()
         print(report.preview_table(results["preview"]))
+    if "ports" in results:
+        print()
+        print(report.ports_table(results["ports"]))
     if "swarm" in results:
         print()
         print(swarm_bench.swarm_table(results["swarm"]))

@@ -290,3 +290,33 @@ def preview_table(preview: dict[str, Any]) -> str:
     )
     headers = ["path", "MB/s", "GET p50", "GET p90", "GETs"]
     return title + "\n" + table(headers, rows)
+
+
+def ports_table(ports: dict[str, Any]) -> str:
+    """Another workspace's GET alone and while clients flood one workspace's ports listing."""
+    rows = []
+    for name, label in (("baseline", "alone (baseline)"), ("flooded", "during the flood")):
+        row = ports[name]
+        rows.append(
+            [label, _ms(row["p50_ms"]), _ms(row["p90_ms"]), _ms(row["p99_ms"]), str(row["n"])]
+        )
+    listing = ports["listing"]
+    if listing:
+        rows.append(
+            [
+                "the flood's listings",
+                _ms(listing["p50_ms"]),
+                _ms(listing["p90_ms"]),
+                _ms(listing["p99_ms"]),
+                str(listing["n"]),
+            ]
+        )
+    title = (
+        f"ports: {ports['clients']} clients polling the listing of a workspace with "
+        f"{ports['sockets']} listening sockets ({ports['listed_ports']} listed, truncated: "
+        f"{ports['truncated']}, {ports['listing_bytes']} bytes), {ports['rounds']} x "
+        f"{ports['seconds_per_phase']:.0f} s per phase; execs in it: "
+        f"{ports['execs_in_flooded_container']} ({ports['execs_per_second'] or 0:.1f}/s)"
+    )
+    headers = ["another workspace's GET", "p50 ms", "p90 ms", "p99 ms", "n"]
+    return title + "\n" + table(headers, rows)

@@ -34,7 +34,8 @@ from .engine import (
     DockerEngine,
     DockerUnavailable,
 )
-from .ports import ListeningPort, parse_listening
+from .ports import ListingUnreadable, PortListing, listing_command, parse_listing
+from .single_flight import SingleFlight
 from .store import Workspace
 
 __all__ = [
@@ -53,8 +54,15 @@ WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 STORE_LABEL = f"{LABEL_PREFIX}.store"
 TTYD_PORT = 7681
-# tmux stamps a window's activity whenever its panes write output, attached or not.
-TMUX_ACTIVITY_COMMAND = ["tmux", "list-windows", "-a", "-F", "#{window_activity}"]
+# tmux stamps a window's activity whenever its panes write output, attached or not. Only the
+# latest stamp comes back (one line, however many windows a user opened); none without tmux.
+TMUX_ACTIVITY_COMMAND = [
+    "sh",
+    "-c",
+    "tmux list-windows -a -F '#{window_activity}' 2>/dev/null | sort -rn | head -n 1",
+]
+# Reads of a ports listing whose output Docker lost, before the request fails.
+LISTING_ATTEMPTS = 3
 # The image's unprivileged user, who owns the tmux server; `docker exec` runs as root otherwise.
 WORKSPACE_USER = "coder"
 # Every `docker exec` gets the container's environment: blank the terminal's credential there, or
@@ -65,8 +73,6 @@ EXEC_ENVIRONMENT = {"TTYD_CREDENTIAL": ""}
 WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
 # Home folder of the image's user; the workspace volume is mounted inside it.
 WORKSPACE_HOME = "/home/coder"
-# Every listening TCP socket of the container's network namespace (tcp6 may be absent).
-LISTENING_PORTS_COMMAND = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
 # Docker's DNS resolver on user-defined networks listens in every container on a random port.
 DOCKER_DNS_ADDRESS = "127.0.0.11"
 # Container states that hold memory and processes: they count against running-workspace limits.
@@ -229,9 +235,40 @@ class ContainerManager(DockerEngine):
         help="Seconds ensure waits for a container in Docker's 'restarting' state to settle.",
     ).tag(config=True)
 
+    max_listed_ports = Int(
+        200,
+        min=1,
+        help=(
+            "Most ports a workspace's ports listing (REST and sidebar) shows, lowest first; "
+            "the answer says `truncated` when there were more."
+        ),
+    ).tag(config=True)
+
+    ports_read_bytes = Int(
+        256 * 1024,
+        min=4096,  # room for both headers and a few sockets
+        help=(
+            "Most bytes read of each of a container's /proc/net/tcp and /proc/net/tcp6 per "
+            "ports listing (about 150 bytes a socket, listening ones first), so that a "
+            "workspace with very many sockets costs every listing the same bounded work."
+        ),
+    ).tag(config=True)
+
+    ports_cache_seconds = Float(
+        1.0,
+        min=0.0,
+        help=(
+            "Seconds a workspace's ports listing is reused: concurrent and repeated listings "
+            "of one workspace within it share one `docker exec`. 0 shares only concurrent ones."
+        ),
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._resolved_connect_via: str | None = None
+        self._port_listings: SingleFlight[PortListing] = SingleFlight(
+            lambda: self.ports_cache_seconds
+        )
         self._states: ContainerStates | None = None
         # Set by NetworkPolicy: driver options of a new network, and a hook that checks an
         # existing network and installs the firewall rules for a new one.
@@ -384,34 +421,50 @@ class ContainerManager(DockerEngine):
                 environment=EXEC_ENVIRONMENT,
             )["Id"]
             output = client.api.exec_start(exec_id)
-            if client.api.exec_inspect(exec_id).get("ExitCode") != 0:
-                return None
             stamps = [int(word) for word in output.split() if word.isdigit()]
             return float(max(stamps)) if stamps else None
 
         return await self._call(ask)
 
-    async def listening_ports(self, container_name: str) -> list[ListeningPort]:
-        """The TCP ports the running container listens on (ttyd's left out), in one exec."""
+    async def listening_ports(self, container_name: str) -> PortListing:
+        """The TCP ports the running container listens on (ttyd's left out), capped.
 
-        def ask(client: docker.DockerClient) -> list[ListeningPort]:
+        Concurrent callers for one container share one exec, and its answer for
+        ports_cache_seconds: polling clients cost the engine one exec a second, not one each.
+        """
+        return await self._port_listings.get(
+            container_name, lambda: self._call(self._read_listening_ports, container_name)
+        )
+
+    def _read_listening_ports(self, client: docker.DockerClient, name: str) -> PortListing:
+        """One bounded exec, parsed here on the Docker thread pool, never on the event loop.
+
+        Docker can lose a short exec's output (moby/moby#27289): a listing without its end
+        lines is read again, then reported as an error, never as "nothing listens".
+        """
+        command = listing_command(self.ports_read_bytes)
+        for _ in range(LISTING_ATTEMPTS):
             exec_id = client.api.exec_create(
-                container_name,
-                LISTENING_PORTS_COMMAND,
+                name,
+                command,
                 stdout=True,
                 stderr=False,
                 user=WORKSPACE_USER,
                 environment=EXEC_ENVIRONMENT,
             )["Id"]
-            # cat's exit code is 1 without IPv6 (no tcp6): what it printed still counts.
             output = client.api.exec_start(exec_id)
-            return parse_listening(
-                output.decode("ascii", "replace"),
-                exclude=(TTYD_PORT,),
-                hidden_addresses=(DOCKER_DNS_ADDRESS,),
-            )
-
-        return await self._call(ask)
+            try:
+                return parse_listing(
+                    output.decode("ascii", "replace"),
+                    max_bytes=self.ports_read_bytes,
+                    max_ports=self.max_listed_ports,
+                    exclude=(TTYD_PORT,),
+                    hidden_addresses=(DOCKER_DNS_ADDRESS,),
+                )
+            except ListingUnreadable as err:
+                self.log.warning("Ports of %s: %s (%d bytes of output)", name, err, len(output))
+                failure = err
+        raise ContainerError(str(failure))
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         """Where the relay dials this container's ttyd."""

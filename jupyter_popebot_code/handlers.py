@@ -228,7 +228,7 @@ class WorkspacePortsHandler(WorkspaceAPIHandler):
     @authorized
     @translate_errors()
     async def get(self, workspace_id: str) -> None:
-        workspace, status, ports = await self.service.listening_ports(
+        workspace, status, listing = await self.service.listening_ports(
             self.owner_or_admin(), workspace_id
         )
         key = preview_key(self.settings["cookie_secret"], workspace.user_id, workspace.id)
@@ -244,8 +244,9 @@ class WorkspacePortsHandler(WorkspaceAPIHandler):
                         "reachable": p.reachable,
                         "url": template.replace("{port}", str(p.port)),
                     }
-                    for p in ports
+                    for p in listing.ports
                 ],
+                "truncated": listing.truncated,
                 "url_template": template,
             }
         )

@@ -27,7 +27,7 @@ from .container_states import ContainerState
 from .containers import HOLDING_STATES, TTYD_PORT, ContainerManager
 from .engine import ContainerError, ContainerMissing, ContainerNotRunning, DockerUnavailable
 from .network_policy import NetworkPolicy
-from .ports import ListeningPort
+from .ports import PortListing
 from .store import Workspace, WorkspaceStore, volume_name
 from .ttyd import TerminalEndpoint
 from .validation import WorkspaceSpec, WorkspaceValidator
@@ -520,14 +520,15 @@ class WorkspaceService:
 
     async def listening_ports(
         self, owner: str | None, workspace_id: str
-    ) -> tuple[Workspace, str, list[ListeningPort]]:
+    ) -> tuple[Workspace, str, PortListing]:
         """The workspace, its container's status and, while it runs, the ports it listens on.
 
-        Starts nothing. Owner None is an admin.
+        Starts nothing. Owner None is an admin. The ports may be up to
+        ContainerManager.ports_cache_seconds old.
         """
         workspace, status = await self.describe(owner, workspace_id)
         if status != "running" or not workspace.container_name:
-            return workspace, status, []
+            return workspace, status, PortListing(())
         try:
             ports = await self.containers.listening_ports(workspace.container_name)
         except DockerUnavailable:
@@ -535,7 +536,9 @@ class WorkspaceService:
         except ContainerError:
             # Stopped between the two calls (exec refused): what it says now is the answer.
             workspace, status = await self.describe(owner, workspace_id)
-            return workspace, status, []
+            if status == "running":
+                raise  # still running: an error, never a silently empty listing
+            return workspace, status, PortListing(())
         return workspace, status, ports
 
     def mark_active(self, workspace_id: str, when: float | None = None) -> None:

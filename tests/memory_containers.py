@@ -30,7 +30,7 @@ from jupyter_popebot_code.containers import (
     DockerUnavailable,
     workspace_labels,
 )
-from jupyter_popebot_code.ports import ListeningPort
+from jupyter_popebot_code.ports import ListeningPort, PortListing
 from jupyter_popebot_code.store import Workspace
 
 T = TypeVar("T")
@@ -205,14 +205,14 @@ class InMemoryContainerManager(ContainerManager):
             if c.labels.get(STORE_LABEL) == store_id
         }
 
-    async def listening_ports(self, container_name: str) -> list[ListeningPort]:
+    async def listening_ports(self, container_name: str) -> PortListing:
         await self._enter("listening_ports")
         container = self.containers.get(container_name)
         if container is None:
             raise ContainerMissing(f"No such container: {container_name}")
         if container.status != "running":
             raise ContainerError(f"Container {container_name} is not running.")
-        return sorted(container.listening, key=lambda p: p.port)
+        return PortListing(tuple(sorted(container.listening, key=lambda p: p.port)))
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         await self._enter("connect_host")

@@ -294,6 +294,8 @@ export interface IWorkspacePorts {
   readonly status: PortList['status'];
   /** Listening ports, lowest first (none unless running). */
   readonly ports: readonly Port[];
+  /** Whether more ports listen than were listed (the server caps the list). */
+  readonly truncated: boolean;
   /** Preview URL of any port (replace `{port}`). */
   readonly urlTemplate: string;
   /** Why the last reading failed (the ports shown are the last known), or null. */
@@ -486,6 +488,7 @@ export class PortsModel implements IDisposable {
         this._states.set(id, {
           status: list.status,
           ports: list.ports,
+          truncated: list.truncated,
           urlTemplate: list.url_template,
           error: null
         });
@@ -498,6 +501,7 @@ export class PortsModel implements IDisposable {
       this._states.set(id, {
         status: last?.status ?? 'unknown',
         ports: last?.ports ?? [],
+        truncated: last?.truncated ?? false,
         urlTemplate: last?.urlTemplate ?? '',
         error: why
       });

@@ -478,6 +478,11 @@ function PortList(props: IPortListProps): JSX.Element | null {
           ))}
         </ul>
       )}
+      {ports.truncated && (
+        <div className="jp-CodeWorkspaces-portsTruncated">
+          {words.portsTruncated(ports.ports.length)}
+        </div>
+      )}
     </div>
   );
 }

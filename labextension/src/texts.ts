@@ -23,6 +23,8 @@ export interface IPreviewTexts {
   noPorts: string;
   /** The ports could not be read (shown quietly; `why` as a tooltip). */
   portsUnavailable: string;
+  /** More ports listen than the server lists: only the lowest `count` are shown. */
+  portsTruncated(count: number): string;
   /** A port row's button. */
   openPort(port: number, workspace: string): string;
   /** A port bound to the container's loopback, which the preview cannot reach. */
@@ -114,6 +116,8 @@ export class Texts {
       portsOf: workspace => t.__('Ports of %1', workspace),
       noPorts: t.__('No port is listening.'),
       portsUnavailable: t.__('Ports unavailable'),
+      portsTruncated: count =>
+        t.__('More ports listen: only the lowest %1 are shown.', count),
       openPort: (port, workspace) =>
         t.__('Preview port %1 of %2', port, workspace),
       loopbackOnly: (port, address) =>

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.ports import ListeningPort, parse_listening
+from jupyter_popebot_code.ports import (
+    ListeningPort,
+    ListingUnreadable,
+    parse_listening,
+    parse_listing,
+)
 from jupyter_popebot_code.preview_host import (
     HostPattern,
     TicketBook,
@@ -74,6 +79,34 @@ def test_listening_ports_are_read_from_proc_net_tcp() -> None:
     # Docker's DNS on 127.0.0.11 is hidden.
     assert parse_listening("garbage\n  0: zz:zz 0 0A\n") == []
     assert [p.port for p in parse_listening(PROC_NET_TCP)] == [3000, 7681, 8080, 8081, 45919]
+
+
+def listing_output(tcp: str, tcp6: str = "") -> str:
+    """What `listing_command` prints: each file, a newline, its end line."""
+    return f"{tcp}\n@@popebot-end /proc/net/tcp\n{tcp6}\n@@popebot-end /proc/net/tcp6\n"
+
+
+def test_a_listing_whose_output_was_lost_is_an_error_never_an_empty_list() -> None:
+    read = parse_listing(listing_output(PROC_NET_TCP), max_bytes=10**6, max_ports=100)
+    assert [p.port for p in read.ports] == [3000, 7681, 8080, 8081, 45919]
+    assert not read.truncated
+    cut_short = listing_output(PROC_NET_TCP, PROC_NET_TCP6).rsplit("@@", 1)[0]
+    for lost in ("", "OCI runtime exec failed\n", cut_short, listing_output("")):
+        with pytest.raises(ListingUnreadable):
+            parse_listing(lost, max_bytes=10**6, max_ports=100)
+
+
+def test_a_listing_says_when_a_cap_left_ports_out() -> None:
+    both = listing_output(PROC_NET_TCP, PROC_NET_TCP6)
+    capped = parse_listing(both, max_bytes=10**6, max_ports=2)
+    assert ([p.port for p in capped.ports], capped.truncated) == ([3000, 5000], True)
+    # Cut in a listener's line (line 2): listeners may be missing.
+    cut = parse_listing(listing_output(PROC_NET_TCP[:300]), max_bytes=300, max_ports=100)
+    assert ([p.port for p in cut.ports], cut.truncated) == ([7681, 8081], True)
+    # Cut after a connected socket's line: the kernel lists listeners first, none was lost.
+    after = PROC_NET_TCP.index("   5:") + 10
+    cut = parse_listing(listing_output(PROC_NET_TCP[:after]), max_bytes=after, max_ports=100)
+    assert ([p.port for p in cut.ports], cut.truncated) == ([7681, 8080, 8081, 45919], False)
 
 
 def test_the_preview_key_is_stable_and_different_per_owner_and_workspace() -> None:
@@ -354,6 +387,7 @@ async def test_ports_listing_over_the_in_memory_manager(
     assert body == {
         "status": "running",
         "url_template": template,
+        "truncated": False,
         "ports": [
             {
                 "port": 5173,

@@ -33,6 +33,7 @@ const portList = (id: string, status: string, ports: number[]) => ({
     reachable: port !== 5000,
     url: `/base/code/preview/${id}/k3y/${port}/`
   })),
+  truncated: false,
   url_template: TEMPLATE(id)
 });
 
@@ -217,6 +218,7 @@ describe('PortsModel', () => {
     expect(ports.get('run')).toEqual({
       status: 'running',
       ports: portList('run', 'running', [5000, 8000]).ports,
+      truncated: false,
       urlTemplate: TEMPLATE('run'),
       error: null
     });
@@ -289,6 +291,19 @@ describe('PortsModel', () => {
     expect(ports.get('off')!.ports.map(p => p.port)).toEqual([3000]);
   });
 
+  it('says when the server listed only some of the ports', async () => {
+    ports.visible = true;
+    override = id => ({
+      status: 200,
+      body: { ...portList(id, 'running', [5000]), truncated: true }
+    });
+    await until(() => ports.get('run') !== null);
+    expect(ports.get('run')!.truncated).toBe(true);
+    expect(ports.get('run')!.ports.map(p => p.port)).toEqual([5000]);
+    override = null;
+    await until(() => ports.get('run')!.truncated === false);
+  });
+
   it('keeps the last ports and records the error quietly when a reading fails', async () => {
     ports.visible = true;
     await until(() => ports.get('run') !== null);
@@ -300,6 +315,7 @@ describe('PortsModel', () => {
     expect(ports.get('run')).toEqual({
       status: 'running',
       ports: portList('run', 'running', [5000, 8000]).ports,
+      truncated: false,
       urlTemplate: TEMPLATE('run'),
       error: 'The Docker engine is not reachable.'
     });

@@ -118,7 +118,7 @@ export interface paths {
     };
     /**
      * The TCP ports the workspace listens on, each with the URL of its preview.
-     * @description Read from the container's /proc/net/tcp and tcp6 (listening sockets), so it shows what really listens; ttyd's own port is left out. Never starts anything: a workspace that is not running answers with its status and no ports. A port bound only to the container's loopback (127.0.0.1, ::1) cannot be reached by the preview and is listed with `reachable: false` (start the server on 0.0.0.0). `url_template` is the preview URL of any port (replace `{port}`); opening a preview of a stopped workspace starts it first. The owner, or an administrator.
+     * @description Read from the container's /proc/net/tcp and tcp6 (listening sockets), so it shows what really listens; ttyd's own port is left out. Never starts anything: a workspace that is not running answers with its status and no ports. A port bound only to the container's loopback (127.0.0.1, ::1) cannot be reached by the preview and is listed with `reachable: false` (start the server on 0.0.0.0). `url_template` is the preview URL of any port (replace `{port}`); opening a preview of a stopped workspace starts it first. At most ContainerManager.max_listed_ports ports are listed (`truncated` says when more listen), and the listing may be up to ContainerManager.ports_cache_seconds old. The owner, or an administrator.
      */
     get: operations['listPorts'];
     put?: never;
@@ -266,6 +266,8 @@ export interface components {
         | 'missing'
         | 'unknown';
       ports: components['schemas']['Port'][];
+      /** @description True when more ports listen than are listed (a cap: ContainerManager.max_listed_ports, ports_read_bytes): the lowest ones are listed. */
+      truncated: boolean;
       /** @description Preview URL of any port: replace {port}. */
       url_template: string;
     };
@@ -637,6 +639,7 @@ export interface operations {
       };
       403: components['responses']['Unauthenticated'];
       404: components['responses']['NotFound'];
+      500: components['responses']['DockerRefused'];
       503: components['responses']['EngineUnreachable'];
     };
   };
