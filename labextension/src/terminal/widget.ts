@@ -22,12 +22,12 @@ import type {
   ITerminalOptions as IXtermOptions,
   Terminal as Xterm
 } from '@xterm/xterm';
-import type { Workspace, WorkspacesClient } from './api';
+import type { Workspace, WorkspacesClient } from '../api';
 import type { IConnectionStatus } from './connection';
 import { TerminalConnection } from './connection';
-import { workspaceIcon } from './icons';
-import type { Texts } from './texts';
-import { texts, TRANSLATION_DOMAIN } from './texts';
+import { workspaceIcon } from '../icons';
+import type { Texts } from '../texts';
+import { texts, TRANSLATION_DOMAIN } from '../texts';
 import type { TerminalTheme } from './theme';
 import { codeFontFamily, xtermTheme } from './theme';
 

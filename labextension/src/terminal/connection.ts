@@ -6,26 +6,18 @@
  * open the relay's WebSocket, speak ttyd's protocol, and come back by itself
  * (ensuring again) when the connection drops.
  *
- * Over 400 lines for one reason: it is one state machine (check, ensure,
- * connect, confirm an exit, back off), whose steps read best side by side.
+ * This module is the state machine (check, ensure, connect, confirm an exit,
+ * back off); the socket itself is `TtydSocket`, the frames are `protocol`,
+ * the backoff is `ReconnectPolicy`.
  */
 
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 import { Signal } from '@lumino/signaling';
-import type { Workspace, WorkspacesClient } from './api';
-import { WorkspaceRequestError } from './api';
-import {
-  encodeHandshake,
-  encodeInput,
-  encodePause,
-  encodeResize,
-  encodeResume,
-  FlowControl,
-  type ITerminalSize,
-  TTYD_SUBPROTOCOL,
-  TtydDecoder
-} from './protocol';
+import type { Workspace, WorkspacesClient } from '../api';
+import { WorkspaceRequestError } from '../api';
+import { texts } from '../texts';
+import type { ITerminalSize } from './protocol';
 import {
   closeAction,
   describeClose,
@@ -33,13 +25,10 @@ import {
   ReconnectPolicy,
   SERVER_ERROR_ATTEMPTS
 } from './reconnect';
-import { texts } from './texts';
+import type { ITerminalSink } from './socket';
+import { TtydSocket } from './socket';
 
-/**
- * WebSocket ready states (the `WebSocket` global is not there in every
- * runtime the settings may bring their own implementation for).
- */
-const SocketState = { CONNECTING: 0, OPEN: 1 } as const;
+export type { ITerminalSink } from './socket';
 
 /**
  * Where a connection stands.
@@ -73,19 +62,6 @@ export interface IConnectionStatus {
   message: string;
   /** Whether a retry / reconnect button makes sense. */
   canRetry: boolean;
-}
-
-/**
- * Where terminal output goes: the xterm.js terminal, behind an interface so
- * the connection does not depend on xterm.js.
- */
-export interface ITerminalSink {
-  /** Write output; call `rendered` once the terminal has processed it. */
-  write(text: string, rendered: () => void): void;
-  /** Clear the terminal's state before a new connection repaints it. */
-  reset(): void;
-  /** The terminal's size in cells. */
-  size(): ITerminalSize;
 }
 
 /**
@@ -175,26 +151,14 @@ export class TerminalConnection implements IDisposable {
       void this.connect();
       return;
     }
-    if (this._isOpen()) {
-      this._socket!.send(encodeInput(data));
-    }
+    this._socket?.sendInput(data);
   }
 
   /**
    * Tell ttyd the terminal's new size.
    */
   resize(size: ITerminalSize): void {
-    if (
-      this._lastSize &&
-      this._lastSize.columns === size.columns &&
-      this._lastSize.rows === size.rows
-    ) {
-      return;
-    }
-    if (this._isOpen()) {
-      this._lastSize = { ...size };
-      this._socket!.send(encodeResize(size));
-    }
+    this._socket?.resize(size);
   }
 
   /**
@@ -288,93 +252,43 @@ export class TerminalConnection implements IDisposable {
   }
 
   private _openSocket(generation: number): void {
-    const settings = this._client.serverSettings;
-    const socket = new settings.WebSocket(
-      this._client.terminalUrl(this.workspaceId),
-      TTYD_SUBPROTOCOL
-    );
-    socket.binaryType = 'arraybuffer';
-    // Errors are followed by a close event, which is where they are handled.
-    socket.onerror = () => undefined;
-    this._socket = socket;
-    this._lastSize = null;
-    this._handshakeSent = false;
-
-    const decoder = new TtydDecoder();
-    const flow = new FlowControl();
     const isReconnect = this._hadConnection;
-    let receivedOutput = false;
-
-    socket.onopen = () => {
-      if (generation !== this._generation) {
-        return;
-      }
-      // ttyd spawns the shell only once the handshake arrives, with its size.
-      const size = this._sink.size();
-      socket.send(encodeHandshake(size));
-      this._lastSize = { ...size };
-      this._handshakeSent = true;
-      // The relay accepts before it reaches ttyd (it may still be waiting for
-      // the container): the terminal is live only once ttyd speaks.
-      this._setStatus('connecting', this._texts.waitingForShell);
-    };
-
-    socket.onmessage = (event: MessageEvent) => {
-      if (generation !== this._generation) {
-        return;
-      }
-      const frame =
-        typeof event.data === 'string'
-          ? new TextEncoder().encode(event.data)
-          : new Uint8Array(event.data as ArrayBuffer);
-      const message = decoder.decode(frame);
-      if (this._status.phase !== 'connected') {
-        this._hadConnection = true;
-        this._setStatus('connected', '');
-      }
-      switch (message.type) {
-        case 'output': {
-          if (!receivedOutput) {
-            receivedOutput = true;
-            // Output proves the path works end to end: back off from zero again.
-            this._policy.reset();
-            if (isReconnect) {
-              // tmux repaints the whole screen on attach; stale modes must go.
-              this._sink.reset();
-            }
+    const socket: TtydSocket = new TtydSocket({
+      url: this._client.terminalUrl(this.workspaceId),
+      WebSocket: this._client.serverSettings.WebSocket,
+      sink: this._sink,
+      handlers: {
+        isCurrent: () => generation === this._generation,
+        opened: () => {
+          // The relay accepts before it reaches ttyd (it may still be waiting
+          // for the container): the terminal is live only once ttyd speaks.
+          this._setStatus('connecting', this._texts.waitingForShell);
+        },
+        received: () => {
+          if (this._status.phase !== 'connected') {
+            this._hadConnection = true;
+            this._setStatus('connected', '');
           }
-          const size = frame.byteLength;
-          if (flow.written(size)) {
-            socket.send(encodePause());
+        },
+        firstOutput: () => {
+          // Output proves the path works end to end: back off from zero again.
+          this._policy.reset();
+          if (isReconnect) {
+            // tmux repaints the whole screen on attach; stale modes must go.
+            this._sink.reset();
           }
-          this._sink.write(message.text, () => {
-            if (flow.rendered(size) && socket.readyState === SocketState.OPEN) {
-              socket.send(encodeResume());
-            }
-          });
-          break;
+        },
+        title: title => this._titleChanged.emit(title),
+        closed: (code, reason) => {
+          if (socket !== this._socket || generation !== this._generation) {
+            return;
+          }
+          this._socket = null;
+          this._onClose(code, reason);
         }
-        case 'title':
-          this._titleChanged.emit(message.title);
-          break;
-        default:
-          // Preferences are ttyd's own client options (`-t`); ours come from
-          // JupyterLab's settings instead.
-          break;
       }
-    };
-
-    socket.onclose = (event: CloseEvent) => {
-      const tail = decoder.flush();
-      if (tail) {
-        this._sink.write(tail, () => undefined);
-      }
-      if (socket !== this._socket || generation !== this._generation) {
-        return;
-      }
-      this._socket = null;
-      this._onClose(event.code, event.reason);
-    };
+    });
+    this._socket = socket;
   }
 
   private _onClose(code: number, reason: string): void {
@@ -471,14 +385,6 @@ export class TerminalConnection implements IDisposable {
     this._statusChanged.emit(this._status);
   }
 
-  private _isOpen(): boolean {
-    return (
-      this._socket !== null &&
-      this._handshakeSent &&
-      this._socket.readyState === SocketState.OPEN
-    );
-  }
-
   private _cancelTimer(): void {
     if (this._timer !== null) {
       clearTimeout(this._timer);
@@ -489,18 +395,7 @@ export class TerminalConnection implements IDisposable {
   private _closeSocket(): void {
     const socket = this._socket;
     this._socket = null;
-    if (socket) {
-      socket.onopen = null;
-      socket.onmessage = null;
-      socket.onclose = null;
-      socket.onerror = () => undefined;
-      if (
-        socket.readyState === SocketState.CONNECTING ||
-        socket.readyState === SocketState.OPEN
-      ) {
-        socket.close(1000);
-      }
-    }
+    socket?.close();
   }
 
   private _client: WorkspacesClient;
@@ -508,12 +403,10 @@ export class TerminalConnection implements IDisposable {
   private _policy: ReconnectPolicy;
   private _texts: IConnectionTexts;
   private _exitCheckDelay: number;
-  private _socket: WebSocket | null = null;
+  private _socket: TtydSocket | null = null;
   private _timer: ReturnType<typeof setTimeout> | null = null;
   private _generation = 0;
   private _hadConnection = false;
-  private _handshakeSent = false;
-  private _lastSize: ITerminalSize | null = null;
   private _isDisposed = false;
   private _status: IConnectionStatus = {
     phase: 'idle',
