@@ -23,65 +23,23 @@ import {
   describeClose,
   isRetryableStatus,
   ReconnectPolicy,
+  ReconnectTimer,
   SERVER_ERROR_ATTEMPTS
 } from './reconnect';
 import type { ITerminalSink } from './socket';
+import type {
+  ConnectionPhase,
+  IConnectionStatus,
+  IConnectionTexts
+} from './status';
 import { TtydSocket } from './socket';
 
 export type { ITerminalSink } from './socket';
-
-/**
- * Where a connection stands.
- *
- * - `idle`: not started yet
- * - `checking`: asking the server about the workspace
- * - `starting` / `creating`: ensuring a stopped / missing container
- * - `connecting`: opening the relay's WebSocket
- * - `connected`: the terminal is live
- * - `waiting`: the connection dropped; a reconnect is scheduled
- * - `closed`: ended on purpose (e.g. the shell exited); the user decides
- * - `failed`: could not connect; the user can retry
- */
-export type ConnectionPhase =
-  | 'idle'
-  | 'checking'
-  | 'starting'
-  | 'creating'
-  | 'connecting'
-  | 'connected'
-  | 'waiting'
-  | 'closed'
-  | 'failed';
-
-/**
- * What the user is told about the connection.
- */
-export interface IConnectionStatus {
-  phase: ConnectionPhase;
-  /** Text for the user; empty when there is nothing to say. */
-  message: string;
-  /** Whether a retry / reconnect button makes sense. */
-  canRetry: boolean;
-}
-
-/**
- * Texts shown to the user, overridable for translation.
- */
-export interface IConnectionTexts {
-  checking: string;
-  starting: string;
-  creating: string;
-  connecting: string;
-  waitingForShell: string;
-  shellExited: string;
-  disconnected: (why: string) => string;
-  connectionLost: (why: string) => string;
-  reconnectingIn: (seconds: number, attempt: number, max: number) => string;
-  gaveUp: (attempts: number) => string;
-  notFound: string;
-  noContainer: string;
-  failed: (why: string) => string;
-}
+export type {
+  ConnectionPhase,
+  IConnectionStatus,
+  IConnectionTexts
+} from './status';
 
 /**
  * One workspace terminal's connection to the relay.
@@ -171,7 +129,7 @@ export class TerminalConnection implements IDisposable {
       return;
     }
     this._generation++;
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     this._setStatus('closed', message, canRetry);
   }
@@ -182,7 +140,7 @@ export class TerminalConnection implements IDisposable {
     }
     this._isDisposed = true;
     this._generation++;
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     Signal.clearData(this);
   }
@@ -197,7 +155,7 @@ export class TerminalConnection implements IDisposable {
     if (this._isDisposed) {
       return;
     }
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     const generation = ++this._generation;
     const stale = () => this._isDisposed || generation !== this._generation;
@@ -370,10 +328,7 @@ export class TerminalConnection implements IDisposable {
       )}`,
       true
     );
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      void this._connect(true);
-    }, delay);
+    this._timer.start(delay, () => void this._connect(true));
   }
 
   private _setStatus(
@@ -383,13 +338,6 @@ export class TerminalConnection implements IDisposable {
   ): void {
     this._status = { phase, message, canRetry };
     this._statusChanged.emit(this._status);
-  }
-
-  private _cancelTimer(): void {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
   }
 
   private _closeSocket(): void {
@@ -404,7 +352,7 @@ export class TerminalConnection implements IDisposable {
   private _texts: IConnectionTexts;
   private _exitCheckDelay: number;
   private _socket: TtydSocket | null = null;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _timer = new ReconnectTimer();
   private _generation = 0;
   private _hadConnection = false;
   private _isDisposed = false;
