@@ -17,6 +17,7 @@ import { Signal } from '@lumino/signaling';
 import type { Workspace, WorkspacesClient } from '../api';
 import { WorkspaceRequestError } from '../api';
 import { texts } from '../texts';
+import { ensureWorkspace } from './ensure';
 import type { ITerminalSize } from './protocol';
 import {
   closeAction,
@@ -160,32 +161,21 @@ export class TerminalConnection implements IDisposable {
     const generation = ++this._generation;
     const stale = () => this._isDisposed || generation !== this._generation;
     try {
-      this._setStatus('checking', this._texts.checking);
-      const workspace = await this._client.get(this.workspaceId);
-      if (stale()) {
-        return;
+      const ready = await ensureWorkspace(
+        this._client,
+        this.workspaceId,
+        this._texts,
+        {
+          stale,
+          status: (phase, message, canRetry) =>
+            this._setStatus(phase, message, canRetry),
+          workspace: workspace => this._workspaceChanged.emit(workspace)
+        }
+      );
+      if (ready) {
+        this._setStatus('connecting', this._texts.connecting);
+        this._openSocket(generation);
       }
-      this._workspaceChanged.emit(workspace);
-      const state = workspace.container?.status;
-      if (state === 'missing' || state === 'dead') {
-        this._setStatus('creating', this._texts.creating);
-      } else if (state !== 'running') {
-        this._setStatus('starting', this._texts.starting);
-      }
-      const ensured = await this._client.ensure(this.workspaceId);
-      if (stale()) {
-        return;
-      }
-      if (ensured.status === 'no_container') {
-        this._setStatus(
-          'failed',
-          this._texts.failed(ensured.message || this._texts.noContainer),
-          true
-        );
-        return;
-      }
-      this._setStatus('connecting', this._texts.connecting);
-      this._openSocket(generation);
     } catch (reason) {
       if (stale()) {
         return;
