@@ -16,7 +16,7 @@ export default defineConfig([
       'coverage',
       '**/*.js',
       '**/*.d.ts',
-      'src/generated',
+      'src/api/generated',
       '**/__tests__',
       'ui-tests'
     ]

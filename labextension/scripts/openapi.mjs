@@ -2,7 +2,7 @@
 // Distributed under the terms of the Modified BSD License.
 
 /**
- * The wire contract written once: generate src/generated/openapi.ts from
+ * The wire contract written once: generate src/api/generated/openapi.ts from
  * docs/openapi.yaml (types by openapi-typescript, plus the few values code
  * needs at run time: limits and field names). With --check, write nothing and
  * fail when the committed file differs from what the YAML gives.
@@ -18,7 +18,7 @@ import { parse } from 'yaml';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const extension = path.resolve(here, '..');
 const specPath = path.resolve(extension, '..', 'docs', 'openapi.yaml');
-const outPath = path.join(extension, 'src', 'generated', 'openapi.ts');
+const outPath = path.join(extension, 'src', 'api', 'generated', 'openapi.ts');
 
 const HEADER = `// Generated from docs/openapi.yaml by labextension/scripts/openapi.mjs.
 // Do not edit: change the YAML and run \`jlpm build:openapi\` in labextension/.

@@ -23,16 +23,22 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces at start
 import { clientFromPageConfig, WorkspacesClient } from './api';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
-import { addCommands } from './commands';
-// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces and ports at start
-import { PortsModel, WorkspaceListModel } from './model';
-import type { WorkspacePreview } from './preview';
-// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar shows at start
-import { WorkspaceSidebar } from './sidebar';
-import type { ITerminalOptions, WorkspaceTerminal } from './terminal';
+import { addPreviewCommands } from './preview/commands';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists ports at start
+import { PortsModel } from './preview/ports';
+import type { WorkspacePreview } from './preview/widget';
+import { addTerminalCommands } from './terminal/commands';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
+import { terminalOpener } from './terminal/panel';
+import type { ITerminalOptions, WorkspaceTerminal } from './terminal/widget';
 import type { Texts } from './texts';
 import { texts, TRANSLATION_DOMAIN } from './texts';
 import { CommandIDs, ICodeWorkspaceTracker } from './tokens';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
+import { addWorkspaceCommands } from './workspaces/commands';
+import { WorkspaceListModel } from './workspaces/model';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar shows at start
+import { WorkspaceSidebar } from './workspaces/sidebar';
 
 export { CommandIDs, ICodeWorkspaceTracker } from './tokens';
 
@@ -96,14 +102,19 @@ function activate(
   });
   let options: Partial<ITerminalOptions> = {};
 
-  addCommands(app, tracker, {
+  // Each feature registers its own commands.
+  addWorkspaceCommands(app, {
     model,
-    ports,
-    previews,
     texts: words,
-    translator,
-    terminalOptions: () => options
+    tracker,
+    openTerminal: terminalOpener(app, tracker, {
+      client,
+      translator,
+      terminalOptions: () => options
+    })
   });
+  addTerminalCommands(app, tracker, words);
+  addPreviewCommands(app, { model, ports, previews, texts: words });
 
   // Open panels come back after a reload, reconnecting to the same tmux session.
   void restorer?.restore(tracker, {

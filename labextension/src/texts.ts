@@ -9,8 +9,9 @@
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { nullTranslator } from '@jupyterlab/translation';
-import type { ConnectionPhase, IConnectionTexts } from './connection';
-import type { DisplayStatus, PortInputProblem } from './model';
+import type { ConnectionPhase, IConnectionTexts } from './terminal/connection';
+import type { PortInputProblem } from './preview/ports';
+import type { DisplayStatus } from './workspaces/model';
 
 /**
  * The texts of previews: the sidebar's port rows, the preview panel and its

@@ -8,7 +8,7 @@
 
 import type { IWidgetTracker, MainAreaWidget } from '@jupyterlab/apputils';
 import { Token } from '@lumino/coreutils';
-import type { WorkspaceTerminal } from './terminal';
+import type { WorkspaceTerminal } from './terminal/widget';
 
 /**
  * Tracks the terminal panels of code workspaces.

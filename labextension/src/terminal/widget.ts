@@ -6,46 +6,37 @@
  * terminal does) on top of a `TerminalConnection`, with a status bar that
  * says what the connection is doing.
  *
- * Over 400 lines because the widget's lifecycle (attach, show, resize,
- * activate, options, theme) has to handle xterm.js not being loaded or open
- * yet at each step, and those cases read best in one place.
+ * The widget's lifecycle (attach, show, resize, activate, options, theme)
+ * handles xterm.js not being loaded or open yet at each step; loading and
+ * configuring xterm.js is in `xterm`, the status bar in `status`.
  */
 
 import type { ITranslator } from '@jupyterlab/translation';
 import { nullTranslator } from '@jupyterlab/translation';
-import { Platform } from '@lumino/domutils';
 import type { Message } from '@lumino/messaging';
 import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import type { FitAddon } from '@xterm/addon-fit';
-import type {
-  ITerminalOptions as IXtermOptions,
-  Terminal as Xterm
-} from '@xterm/xterm';
-import type { Workspace, WorkspacesClient } from './api';
+import type { Terminal as Xterm } from '@xterm/xterm';
+import type { Workspace, WorkspacesClient } from '../api';
 import type { IConnectionStatus } from './connection';
 import { TerminalConnection } from './connection';
-import { workspaceIcon } from './icons';
-import type { Texts } from './texts';
-import { texts, TRANSLATION_DOMAIN } from './texts';
-import type { TerminalTheme } from './theme';
-import { codeFontFamily, xtermTheme } from './theme';
+import { workspaceIcon } from '../icons';
+import type { Texts } from '../texts';
+import { texts, TRANSLATION_DOMAIN } from '../texts';
+import { StatusBar } from './status';
+import type { ITerminalOptions } from './xterm';
+import {
+  attachKeyHandler,
+  createTerminal,
+  DEFAULT_OPTIONS,
+  xtermOptions
+} from './xterm';
+
+export type { ITerminalOptions } from './xterm';
 
 const TERMINAL_CLASS = 'jp-CodeWorkspaceTerminal';
 const BODY_CLASS = 'jp-CodeWorkspaceTerminal-body';
-const STATUS_CLASS = 'jp-CodeWorkspaceTerminal-status';
-const STATUS_TEXT_CLASS = 'jp-CodeWorkspaceTerminal-statusText';
-const RETRY_CLASS = 'jp-CodeWorkspaceTerminal-retry';
-
-/**
- * The terminal settings users can change (schema/plugin.json).
- */
-export interface ITerminalOptions {
-  fontSize: number;
-  scrollback: number;
-  theme: TerminalTheme;
-  pasteWithCtrlV: boolean;
-}
 
 /**
  * A workspace's terminal, the content of its main-area panel.
@@ -66,20 +57,12 @@ export class WorkspaceTerminal extends Widget {
     this.title.icon = workspaceIcon;
     this.node.tabIndex = -1;
 
-    this._statusNode = document.createElement('div');
-    this._statusNode.className = STATUS_CLASS;
-    this._statusNode.setAttribute('role', 'status');
-    this._statusText = document.createElement('span');
-    this._statusText.className = STATUS_TEXT_CLASS;
-    this._retryButton = document.createElement('button');
-    this._retryButton.className = `jp-mod-styled jp-mod-accept ${RETRY_CLASS}`;
-    this._retryButton.addEventListener('click', () => {
+    this._statusBar = new StatusBar(() => {
       void this.reconnect();
     });
-    this._statusNode.append(this._statusText, this._retryButton);
     this._body = document.createElement('div');
     this._body.className = BODY_CLASS;
-    this.node.append(this._statusNode, this._body);
+    this.node.append(this._statusBar.node, this._body);
 
     this.connection = new TerminalConnection({
       workspaceId: this.workspaceId,
@@ -102,7 +85,7 @@ export class WorkspaceTerminal extends Widget {
     });
     this._onStatus(this.connection, this.connection.status);
 
-    Private.createTerminal(this._xtermOptions())
+    createTerminal(this._xtermOptions())
       .then(([term, fit]) => {
         if (this.isDisposed) {
           term.dispose();
@@ -294,36 +277,16 @@ export class WorkspaceTerminal extends Widget {
   }
 
   private _xtermOptions() {
-    const { fontSize, scrollback, theme } = this._options;
-    return {
-      fontSize,
-      scrollback,
-      theme: xtermTheme(theme),
-      fontFamily: codeFontFamily(
-        this.node.isConnected ? this.node : document.body
-      ),
-      cursorBlink: true
-    };
+    return xtermOptions(
+      this._options,
+      this.node.isConnected ? this.node : document.body
+    );
   }
 
   private _initializeTerm(): void {
     const term = this._term!;
     term.onData(data => this.connection.send(data));
-    term.attachCustomKeyEventHandler(event => {
-      // As in JupyterLab's terminal: Cmd+C/V work natively on macOS.
-      if (Platform.IS_MAC) {
-        return true;
-      }
-      if (event.ctrlKey && event.key === 'c' && term.hasSelection()) {
-        // Let the browser copy the selection instead of sending an interrupt.
-        return false;
-      }
-      if (event.ctrlKey && event.key === 'v' && this._options.pasteWithCtrlV) {
-        // Let the browser paste (xterm.js handles the paste event).
-        return false;
-      }
-      return true;
-    });
+    attachKeyHandler(term, () => this._options.pasteWithCtrlV);
   }
 
   private _onWorkspace(_: TerminalConnection, workspace: Workspace): void {
@@ -352,15 +315,12 @@ export class WorkspaceTerminal extends Widget {
   }
 
   private _showStatus(status: IConnectionStatus): void {
-    const visible = status.message !== '';
-    const wasVisible = !this._statusNode.hidden;
-    this._statusNode.hidden = !visible;
-    this._statusNode.dataset.phase = status.phase;
-    this._statusText.textContent = status.message;
-    this._retryButton.hidden = !status.canRetry;
-    this._retryButton.textContent = this._texts.retry(status.phase);
+    const resized = this._statusBar.show(
+      status,
+      this._texts.retry(status.phase)
+    );
     this.node.dataset.phase = status.phase;
-    if (visible !== wasVisible) {
+    if (resized) {
       // The status bar takes room from the terminal: fit again.
       this._needsResize = true;
       this.update();
@@ -380,9 +340,7 @@ export class WorkspaceTerminal extends Widget {
   private _needsResize = true;
   private _workspace: Workspace | null = null;
   private _shellTitle = '';
-  private _statusNode: HTMLDivElement;
-  private _statusText: HTMLSpanElement;
-  private _retryButton: HTMLButtonElement;
+  private _statusBar: StatusBar;
   private _body: HTMLDivElement;
 }
 
@@ -402,12 +360,7 @@ export namespace WorkspaceTerminal {
   /**
    * Defaults, kept equal to schema/plugin.json.
    */
-  export const defaultOptions: ITerminalOptions = {
-    fontSize: 13,
-    scrollback: 1000,
-    theme: 'inherit',
-    pasteWithCtrlV: true
-  };
+  export const defaultOptions: ITerminalOptions = DEFAULT_OPTIONS;
 }
 
 namespace Private {
@@ -418,39 +371,5 @@ namespace Private {
    */
   export function nextId(): number {
     return counter++;
-  }
-
-  let modules: Promise<
-    [
-      typeof import('@xterm/xterm'),
-      typeof import('@xterm/addon-fit'),
-      typeof import('@xterm/addon-web-links')
-    ]
-  > | null = null;
-
-  /**
-   * Create an xterm.js terminal, loading xterm.js on first use so JupyterLab
-   * starts without it.
-   */
-  export async function createTerminal(
-    options: IXtermOptions
-  ): Promise<[Xterm, FitAddon]> {
-    if (!modules) {
-      modules = Promise.all([
-        import('@xterm/xterm'),
-        import('@xterm/addon-fit'),
-        import('@xterm/addon-web-links')
-      ]);
-      // A failed load (e.g. the server restarted mid-upgrade) may work later.
-      modules.catch(() => {
-        modules = null;
-      });
-    }
-    const [xterm, fit, links] = await modules;
-    const term = new xterm.Terminal(options);
-    const fitAddon = new fit.FitAddon();
-    term.loadAddon(fitAddon);
-    term.loadAddon(new links.WebLinksAddon());
-    return [term, fitAddon];
   }
 }

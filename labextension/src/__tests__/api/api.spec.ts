@@ -10,8 +10,8 @@ import {
   serviceSettings,
   WorkspaceRequestError,
   WorkspacesClient
-} from '../api';
-import { WireServer } from './wireserver';
+} from '../../api';
+import { WireServer } from '../wireserver';
 
 const workspace = {
   id: 'w1',

@@ -8,7 +8,7 @@ import {
   isRetryableStatus,
   ReconnectPolicy,
   SERVER_ERROR_ATTEMPTS
-} from '../reconnect';
+} from '../../terminal/reconnect';
 
 describe('ReconnectPolicy', () => {
   it('doubles the delay up to the cap (no jitter)', () => {

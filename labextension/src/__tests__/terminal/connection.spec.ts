@@ -1,16 +1,19 @@
 // Copyright (c) jupyter-popebot-code contributors.
 // Distributed under the terms of the Modified BSD License.
 
-import { WorkspacesClient } from '../api';
+import { WorkspacesClient } from '../../api';
 import type {
   ConnectionPhase,
   IConnectionStatus,
   ITerminalSink
-} from '../connection';
-import { TerminalConnection } from '../connection';
-import { ReconnectPolicy, SERVER_ERROR_ATTEMPTS } from '../reconnect';
-import type { IAnswer, IRecordedRequest, ITtydSession } from './wireserver';
-import { outputFrame, until, WireServer } from './wireserver';
+} from '../../terminal/connection';
+import { TerminalConnection } from '../../terminal/connection';
+import {
+  ReconnectPolicy,
+  SERVER_ERROR_ATTEMPTS
+} from '../../terminal/reconnect';
+import type { IAnswer, IRecordedRequest, ITtydSession } from '../wireserver';
+import { outputFrame, until, WireServer } from '../wireserver';
 
 const workspace = (status: string) => ({
   id: 'w1',

@@ -6,11 +6,11 @@
 
 // The DOM shims JupyterLab's widgets need (this file only: the others run in node).
 import '@jupyterlab/testing/lib/jest-shim.js';
-import type { WorkspaceSpec } from '../api';
-import { WorkspaceRequestError } from '../api';
-import { CreateWorkspaceDialog } from '../dialog';
-import { texts } from '../texts';
-import { until } from './wireserver';
+import type { WorkspaceSpec } from '../../api';
+import { WorkspaceRequestError } from '../../api';
+import { CreateWorkspaceDialog } from '../../workspaces/dialog';
+import { texts } from '../../texts';
+import { until } from '../wireserver';
 
 const QUOTA =
   'You already have 5 running workspaces, the most this server allows (5). Stop or delete one first.';

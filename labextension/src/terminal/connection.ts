@@ -6,106 +6,41 @@
  * open the relay's WebSocket, speak ttyd's protocol, and come back by itself
  * (ensuring again) when the connection drops.
  *
- * Over 400 lines for one reason: it is one state machine (check, ensure,
- * connect, confirm an exit, back off), whose steps read best side by side.
+ * This module is the state machine (check, ensure, connect, confirm an exit,
+ * back off); the socket itself is `TtydSocket`, the frames are `protocol`,
+ * the backoff is `ReconnectPolicy`.
  */
 
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 import { Signal } from '@lumino/signaling';
-import type { Workspace, WorkspacesClient } from './api';
-import { WorkspaceRequestError } from './api';
-import {
-  encodeHandshake,
-  encodeInput,
-  encodePause,
-  encodeResize,
-  encodeResume,
-  FlowControl,
-  type ITerminalSize,
-  TTYD_SUBPROTOCOL,
-  TtydDecoder
-} from './protocol';
+import type { Workspace, WorkspacesClient } from '../api';
+import { WorkspaceRequestError } from '../api';
+import { texts } from '../texts';
+import { ensureWorkspace } from './ensure';
+import type { ITerminalSize } from './protocol';
 import {
   closeAction,
   describeClose,
   isRetryableStatus,
   ReconnectPolicy,
+  ReconnectTimer,
   SERVER_ERROR_ATTEMPTS
 } from './reconnect';
-import { texts } from './texts';
+import type { ITerminalSink } from './socket';
+import type {
+  ConnectionPhase,
+  IConnectionStatus,
+  IConnectionTexts
+} from './status';
+import { TtydSocket } from './socket';
 
-/**
- * WebSocket ready states (the `WebSocket` global is not there in every
- * runtime the settings may bring their own implementation for).
- */
-const SocketState = { CONNECTING: 0, OPEN: 1 } as const;
-
-/**
- * Where a connection stands.
- *
- * - `idle`: not started yet
- * - `checking`: asking the server about the workspace
- * - `starting` / `creating`: ensuring a stopped / missing container
- * - `connecting`: opening the relay's WebSocket
- * - `connected`: the terminal is live
- * - `waiting`: the connection dropped; a reconnect is scheduled
- * - `closed`: ended on purpose (e.g. the shell exited); the user decides
- * - `failed`: could not connect; the user can retry
- */
-export type ConnectionPhase =
-  | 'idle'
-  | 'checking'
-  | 'starting'
-  | 'creating'
-  | 'connecting'
-  | 'connected'
-  | 'waiting'
-  | 'closed'
-  | 'failed';
-
-/**
- * What the user is told about the connection.
- */
-export interface IConnectionStatus {
-  phase: ConnectionPhase;
-  /** Text for the user; empty when there is nothing to say. */
-  message: string;
-  /** Whether a retry / reconnect button makes sense. */
-  canRetry: boolean;
-}
-
-/**
- * Where terminal output goes: the xterm.js terminal, behind an interface so
- * the connection does not depend on xterm.js.
- */
-export interface ITerminalSink {
-  /** Write output; call `rendered` once the terminal has processed it. */
-  write(text: string, rendered: () => void): void;
-  /** Clear the terminal's state before a new connection repaints it. */
-  reset(): void;
-  /** The terminal's size in cells. */
-  size(): ITerminalSize;
-}
-
-/**
- * Texts shown to the user, overridable for translation.
- */
-export interface IConnectionTexts {
-  checking: string;
-  starting: string;
-  creating: string;
-  connecting: string;
-  waitingForShell: string;
-  shellExited: string;
-  disconnected: (why: string) => string;
-  connectionLost: (why: string) => string;
-  reconnectingIn: (seconds: number, attempt: number, max: number) => string;
-  gaveUp: (attempts: number) => string;
-  notFound: string;
-  noContainer: string;
-  failed: (why: string) => string;
-}
+export type { ITerminalSink } from './socket';
+export type {
+  ConnectionPhase,
+  IConnectionStatus,
+  IConnectionTexts
+} from './status';
 
 /**
  * One workspace terminal's connection to the relay.
@@ -175,26 +110,14 @@ export class TerminalConnection implements IDisposable {
       void this.connect();
       return;
     }
-    if (this._isOpen()) {
-      this._socket!.send(encodeInput(data));
-    }
+    this._socket?.sendInput(data);
   }
 
   /**
    * Tell ttyd the terminal's new size.
    */
   resize(size: ITerminalSize): void {
-    if (
-      this._lastSize &&
-      this._lastSize.columns === size.columns &&
-      this._lastSize.rows === size.rows
-    ) {
-      return;
-    }
-    if (this._isOpen()) {
-      this._lastSize = { ...size };
-      this._socket!.send(encodeResize(size));
-    }
+    this._socket?.resize(size);
   }
 
   /**
@@ -207,7 +130,7 @@ export class TerminalConnection implements IDisposable {
       return;
     }
     this._generation++;
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     this._setStatus('closed', message, canRetry);
   }
@@ -218,7 +141,7 @@ export class TerminalConnection implements IDisposable {
     }
     this._isDisposed = true;
     this._generation++;
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     Signal.clearData(this);
   }
@@ -233,37 +156,26 @@ export class TerminalConnection implements IDisposable {
     if (this._isDisposed) {
       return;
     }
-    this._cancelTimer();
+    this._timer.cancel();
     this._closeSocket();
     const generation = ++this._generation;
     const stale = () => this._isDisposed || generation !== this._generation;
     try {
-      this._setStatus('checking', this._texts.checking);
-      const workspace = await this._client.get(this.workspaceId);
-      if (stale()) {
-        return;
+      const ready = await ensureWorkspace(
+        this._client,
+        this.workspaceId,
+        this._texts,
+        {
+          stale,
+          status: (phase, message, canRetry) =>
+            this._setStatus(phase, message, canRetry),
+          workspace: workspace => this._workspaceChanged.emit(workspace)
+        }
+      );
+      if (ready) {
+        this._setStatus('connecting', this._texts.connecting);
+        this._openSocket(generation);
       }
-      this._workspaceChanged.emit(workspace);
-      const state = workspace.container?.status;
-      if (state === 'missing' || state === 'dead') {
-        this._setStatus('creating', this._texts.creating);
-      } else if (state !== 'running') {
-        this._setStatus('starting', this._texts.starting);
-      }
-      const ensured = await this._client.ensure(this.workspaceId);
-      if (stale()) {
-        return;
-      }
-      if (ensured.status === 'no_container') {
-        this._setStatus(
-          'failed',
-          this._texts.failed(ensured.message || this._texts.noContainer),
-          true
-        );
-        return;
-      }
-      this._setStatus('connecting', this._texts.connecting);
-      this._openSocket(generation);
     } catch (reason) {
       if (stale()) {
         return;
@@ -288,93 +200,43 @@ export class TerminalConnection implements IDisposable {
   }
 
   private _openSocket(generation: number): void {
-    const settings = this._client.serverSettings;
-    const socket = new settings.WebSocket(
-      this._client.terminalUrl(this.workspaceId),
-      TTYD_SUBPROTOCOL
-    );
-    socket.binaryType = 'arraybuffer';
-    // Errors are followed by a close event, which is where they are handled.
-    socket.onerror = () => undefined;
-    this._socket = socket;
-    this._lastSize = null;
-    this._handshakeSent = false;
-
-    const decoder = new TtydDecoder();
-    const flow = new FlowControl();
     const isReconnect = this._hadConnection;
-    let receivedOutput = false;
-
-    socket.onopen = () => {
-      if (generation !== this._generation) {
-        return;
-      }
-      // ttyd spawns the shell only once the handshake arrives, with its size.
-      const size = this._sink.size();
-      socket.send(encodeHandshake(size));
-      this._lastSize = { ...size };
-      this._handshakeSent = true;
-      // The relay accepts before it reaches ttyd (it may still be waiting for
-      // the container): the terminal is live only once ttyd speaks.
-      this._setStatus('connecting', this._texts.waitingForShell);
-    };
-
-    socket.onmessage = (event: MessageEvent) => {
-      if (generation !== this._generation) {
-        return;
-      }
-      const frame =
-        typeof event.data === 'string'
-          ? new TextEncoder().encode(event.data)
-          : new Uint8Array(event.data as ArrayBuffer);
-      const message = decoder.decode(frame);
-      if (this._status.phase !== 'connected') {
-        this._hadConnection = true;
-        this._setStatus('connected', '');
-      }
-      switch (message.type) {
-        case 'output': {
-          if (!receivedOutput) {
-            receivedOutput = true;
-            // Output proves the path works end to end: back off from zero again.
-            this._policy.reset();
-            if (isReconnect) {
-              // tmux repaints the whole screen on attach; stale modes must go.
-              this._sink.reset();
-            }
+    const socket: TtydSocket = new TtydSocket({
+      url: this._client.terminalUrl(this.workspaceId),
+      WebSocket: this._client.serverSettings.WebSocket,
+      sink: this._sink,
+      handlers: {
+        isCurrent: () => generation === this._generation,
+        opened: () => {
+          // The relay accepts before it reaches ttyd (it may still be waiting
+          // for the container): the terminal is live only once ttyd speaks.
+          this._setStatus('connecting', this._texts.waitingForShell);
+        },
+        received: () => {
+          if (this._status.phase !== 'connected') {
+            this._hadConnection = true;
+            this._setStatus('connected', '');
           }
-          const size = frame.byteLength;
-          if (flow.written(size)) {
-            socket.send(encodePause());
+        },
+        firstOutput: () => {
+          // Output proves the path works end to end: back off from zero again.
+          this._policy.reset();
+          if (isReconnect) {
+            // tmux repaints the whole screen on attach; stale modes must go.
+            this._sink.reset();
           }
-          this._sink.write(message.text, () => {
-            if (flow.rendered(size) && socket.readyState === SocketState.OPEN) {
-              socket.send(encodeResume());
-            }
-          });
-          break;
+        },
+        title: title => this._titleChanged.emit(title),
+        closed: (code, reason) => {
+          if (socket !== this._socket || generation !== this._generation) {
+            return;
+          }
+          this._socket = null;
+          this._onClose(code, reason);
         }
-        case 'title':
-          this._titleChanged.emit(message.title);
-          break;
-        default:
-          // Preferences are ttyd's own client options (`-t`); ours come from
-          // JupyterLab's settings instead.
-          break;
       }
-    };
-
-    socket.onclose = (event: CloseEvent) => {
-      const tail = decoder.flush();
-      if (tail) {
-        this._sink.write(tail, () => undefined);
-      }
-      if (socket !== this._socket || generation !== this._generation) {
-        return;
-      }
-      this._socket = null;
-      this._onClose(event.code, event.reason);
-    };
+    });
+    this._socket = socket;
   }
 
   private _onClose(code: number, reason: string): void {
@@ -456,10 +318,7 @@ export class TerminalConnection implements IDisposable {
       )}`,
       true
     );
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      void this._connect(true);
-    }, delay);
+    this._timer.start(delay, () => void this._connect(true));
   }
 
   private _setStatus(
@@ -471,36 +330,10 @@ export class TerminalConnection implements IDisposable {
     this._statusChanged.emit(this._status);
   }
 
-  private _isOpen(): boolean {
-    return (
-      this._socket !== null &&
-      this._handshakeSent &&
-      this._socket.readyState === SocketState.OPEN
-    );
-  }
-
-  private _cancelTimer(): void {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-  }
-
   private _closeSocket(): void {
     const socket = this._socket;
     this._socket = null;
-    if (socket) {
-      socket.onopen = null;
-      socket.onmessage = null;
-      socket.onclose = null;
-      socket.onerror = () => undefined;
-      if (
-        socket.readyState === SocketState.CONNECTING ||
-        socket.readyState === SocketState.OPEN
-      ) {
-        socket.close(1000);
-      }
-    }
+    socket?.close();
   }
 
   private _client: WorkspacesClient;
@@ -508,12 +341,10 @@ export class TerminalConnection implements IDisposable {
   private _policy: ReconnectPolicy;
   private _texts: IConnectionTexts;
   private _exitCheckDelay: number;
-  private _socket: WebSocket | null = null;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _socket: TtydSocket | null = null;
+  private _timer = new ReconnectTimer();
   private _generation = 0;
   private _hadConnection = false;
-  private _handshakeSent = false;
-  private _lastSize: ITerminalSize | null = null;
   private _isDisposed = false;
   private _status: IConnectionStatus = {
     phase: 'idle',

@@ -221,3 +221,30 @@ export function describeClose(code: number, reason: string): string {
       return `the connection closed (code ${code})`;
   }
 }
+
+/**
+ * The one pending reconnect of a connection.
+ */
+export class ReconnectTimer {
+  /**
+   * Run `retry` after `delay` milliseconds.
+   */
+  start(delay: number, retry: () => void): void {
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      retry();
+    }, delay);
+  }
+
+  /**
+   * Drop the pending reconnect, if any.
+   */
+  cancel(): void {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+  }
+
+  private _timer: ReturnType<typeof setTimeout> | null = null;
+}

@@ -1,9 +1,9 @@
 // Copyright (c) jupyter-popebot-code contributors.
 // Distributed under the terms of the Modified BSD License.
 
-import { WorkspacesClient } from '../api';
-import { displayStatus, WorkspaceListModel } from '../model';
-import { WireServer } from './wireserver';
+import { WorkspacesClient } from '../../api';
+import { displayStatus, WorkspaceListModel } from '../../workspaces/model';
+import { WireServer } from '../wireserver';
 
 const workspace = (id: string, status: string) => ({
   id,

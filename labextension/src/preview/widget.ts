@@ -10,10 +10,10 @@
 import { IFrame } from '@jupyterlab/ui-components';
 import type { IDisposable } from '@lumino/disposable';
 import { Panel, Widget } from '@lumino/widgets';
-import { absolutePreviewUrl } from './api';
-import { workspaceIcon } from './icons';
-import type { PortsModel } from './model';
-import type { Texts } from './texts';
+import { absolutePreviewUrl } from '../api';
+import { workspaceIcon } from '../icons';
+import type { PortsModel } from './ports';
+import type { Texts } from '../texts';
 
 const PREVIEW_CLASS = 'jp-CodeWorkspacePreview';
 const NOTICE_CLASS = 'jp-CodeWorkspacePreview-notice';

@@ -7,9 +7,9 @@ import {
   encodePause,
   encodeResize,
   encodeResume,
-  FlowControl,
   TtydDecoder
-} from '../protocol';
+} from '../../terminal/protocol';
+import { FlowControl } from '../../terminal/flow';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 

@@ -8,9 +8,9 @@
 
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
-import type { Workspace, WorkspaceSpec, WorkspaceField } from './api';
-import { limits, WorkspaceRequestError } from './api';
-import type { Texts } from './texts';
+import type { Workspace, WorkspaceSpec, WorkspaceField } from '../api';
+import { limits, WorkspaceRequestError } from '../api';
+import type { Texts } from '../texts';
 
 const FORM_CLASS = 'jp-CodeWorkspaces-form';
 const FIELD_ERROR_CLASS = 'jp-CodeWorkspaces-fieldError';

@@ -6,10 +6,11 @@ import {
   isPort,
   previewUrlFromTemplate,
   WorkspacesClient
-} from '../api';
-import { parsePortInput, PortsModel, WorkspaceListModel } from '../model';
-import type { IAnswer, IRecordedRequest } from './wireserver';
-import { WireServer } from './wireserver';
+} from '../../api';
+import { parsePortInput, PortsModel } from '../../preview/ports';
+import { WorkspaceListModel } from '../../workspaces/model';
+import type { IAnswer, IRecordedRequest } from '../wireserver';
+import { WireServer } from '../wireserver';
 
 const workspace = (id: string, status: string) => ({
   id,
