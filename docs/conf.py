@@ -38,7 +38,7 @@ extensions = [
     "sphinxcontrib.openapi",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]
 root_doc = "index"
 
 # MyST: heading anchors so pages link to sections (`security.md#network-isolation`).
@@ -134,7 +134,42 @@ def _plain_help(
         lines[:] = [_MARKUP.sub(lambda m: "\\" + m.group(0), line) for line in lines]
 
 
+def module_map() -> str:
+    """A Markdown table of the package's modules, each with its docstring's first sentence.
+
+    Written at every build (docs/_generated/modules.md, included by architecture.md), so the
+    map of the code can never leave a module out or describe one that is gone.
+    """
+    import importlib
+    import pkgutil
+
+    import jupyter_popebot_code
+
+    rows = ["| module | what it is |", "| --- | --- |"]
+    package = jupyter_popebot_code.__path__
+    for info in sorted(pkgutil.walk_packages(package, "jupyter_popebot_code.")):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue  # generated (_version) or private
+        module = importlib.import_module(info.name)
+        doc = (module.__doc__ or "").strip()
+        if not doc:
+            logger.warning("module %s has no docstring", info.name)
+        summary = " ".join(doc.split("\n\n", 1)[0].split()).replace("|", "\\|")
+        rows.append(f"| `{info.name}` | {summary} |")
+    return "\n".join(rows) + "\n"
+
+
+def _write_module_map(app: Sphinx) -> None:
+    generated = Path(app.srcdir) / "_generated"
+    generated.mkdir(exist_ok=True)
+    target = generated / "modules.md"
+    text = module_map()
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _write_module_map)
     app.add_autodocumenter(OwnOptionsDocumenter, override=True)
     app.add_autodocumenter(OptionDocumenter, override=True)
     app.connect("autodoc-process-docstring", _plain_help)
