@@ -100,7 +100,8 @@ def remove_test_disks() -> None:
     folder = Path(TEST_DISK_DIR)
     if not folder.is_dir():
         return
-    for entry in sorted(folder.iterdir()):
+    # Mount points first: an image file is deleted once no loop device holds it.
+    for entry in sorted(folder.iterdir(), key=lambda path: not path.is_dir()):
         if entry.is_dir():
             if os.path.ismount(entry):
                 subprocess.run(["umount", str(entry)], check=True)
@@ -285,6 +286,7 @@ def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[A
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+    remove_test_disks()
 
 
 @dataclass
