@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import docker
 import docker.errors
+from docker.models.containers import Container
 
 from .engine import ContainerError
 
@@ -59,11 +60,14 @@ mount -o loop,nodev,nosuid "$img" "$mnt"
 if [ "$fresh" = 1 ]; then rmdir "$mnt/lost+found" 2>/dev/null || true; fi
 """
 
-# $1 folder, $2 name, $3 1 to remove the image and mount point. Unmounting frees the loop device
-# (mount -o loop sets autoclear).
+# $1 folder, $2 name, $3 1 to remove the image and mount point; leaves no loop device behind.
 UNMOUNT_SCRIPT = """set -eu
 img="$1/$2.img"; mnt="$1/$2"
 if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt"; fi
+# The kernel frees an autoclear loop device a moment after the unmount: wait, then detach any left.
+n=0
+while [ -n "$(losetup -j "$img" 2>/dev/null)" ] && [ "$n" -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+for dev in $(losetup -j "$img" 2>/dev/null | cut -d: -f1); do losetup -d "$dev" || true; done
 if [ "$3" = 1 ]; then
   if [ -d "$mnt" ]; then chattr -i "$mnt"; rmdir "$mnt"; fi
   rm -f "$img" "$img.new"
@@ -92,7 +96,37 @@ def mount_point(disk_dir: str, volume_name: str) -> str:
 
 def run_helper(client: docker.DockerClient, image: str, script: str, *args: str) -> None:
     """Run `script` with `args` as root in dockerd's mount namespace; raise with its stderr."""
-    container = client.containers.create(
+    try:
+        container = _create_helper(client, image, script, args)
+    except docker.errors.ImageNotFound as err:
+        raise ContainerError(
+            f"The disk helper's image {image!r} is not on the Docker engine "
+            "(ContainerManager.disk_helper_image)."
+        ) from err
+    try:
+        try:
+            container.start()
+        except docker.errors.APIError as err:
+            raise ContainerError(
+                "The disk helper could not start (ContainerManager.disk_limit needs an engine "
+                f"that grants SYS_ADMIN to a container): {err.explanation or err}"
+            ) from err
+        result = container.wait(timeout=HELPER_TIMEOUT)
+        if result.get("StatusCode") != 0:
+            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            raise ContainerError(
+                "The disk helper failed (ContainerManager.disk_limit needs an engine that grants "
+                "SYS_ADMIN to a container, and mkfs.ext4 and loop devices on its host): "
+                f"{output.strip()[-500:]}"
+            )
+    finally:
+        container.remove(force=True)
+
+
+def _create_helper(
+    client: docker.DockerClient, image: str, script: str, args: tuple[str, ...]
+) -> Container:
+    return client.containers.create(
         image,
         entrypoint=["sh", "-c", _ENTER, script, *args],
         user="0",
@@ -106,18 +140,6 @@ def run_helper(client: docker.DockerClient, image: str, script: str, *args: str)
         labels={HELPER_LABEL: "1"},
         detach=True,
     )
-    try:
-        container.start()
-        result = container.wait(timeout=HELPER_TIMEOUT)
-        if result.get("StatusCode") != 0:
-            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-            raise ContainerError(
-                "The disk helper failed (ContainerManager.disk_limit needs an engine that grants "
-                "SYS_ADMIN to a container, and mkfs.ext4 and loop devices on its host): "
-                f"{output.strip()[-500:]}"
-            )
-    finally:
-        container.remove(force=True)
 
 
 def mount(

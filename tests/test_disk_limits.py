@@ -18,7 +18,7 @@ import pytest
 
 from jupyter_popebot_code.store import volume_name
 
-from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider
+from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
 from .terminal_client import WsFetch, terminal
 
 MIB = 1024 * 1024
@@ -112,7 +112,8 @@ async def test_files_survive_stop_start_recreate_and_a_lost_mount(
     # As after a reboot: the mount is gone. The bare mount point refuses the user's files...
     assert (await api.call("POST", f"{path}/stop"))[0] == 200
     subprocess.run(["umount", str(mount_of(workspace))], check=True)
-    assert not loop_devices_of(image_of(workspace))
+    # The kernel frees the (autoclear) loop device a moment after the unmount.
+    await wait_for(lambda: not loop_devices_of(image_of(workspace)), timeout=30)
     with pytest.raises(PermissionError):
         (mount_of(workspace) / "stray").write_text("x")
     # ...and the next start mounts the image again.
@@ -153,6 +154,19 @@ async def test_an_invalid_limit_is_a_clear_error(api: Api) -> None:
     code, reply = await api.call("POST", body={"name": "x", "repo": "", "branch": ""})
     assert code == 500
     assert "Invalid disk limit 'lots'" in reply["message"]
+    assert (await api.call("GET"))[1] == {"workspaces": []}
+
+
+@pytest.mark.parametrize(
+    "server_settings", [settings(disk_limit="64m", disk_dir="/proc/popebot-not-a-folder")]
+)
+async def test_a_disk_that_cannot_be_made_is_a_clear_error_not_an_unlimited_volume(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    code, reply = await api.call("POST", body={"name": "x", "repo": "", "branch": ""})
+    assert code == 500
+    assert reply["message"].startswith("The disk helper failed")
+    assert "/proc/popebot-not-a-folder" in reply["message"]
     assert (await api.call("GET"))[1] == {"workspaces": []}
 
 
