@@ -24,6 +24,7 @@ from jupyter_core.utils import ensure_async
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 
+from . import disks
 from .capacity import HostResources
 from .config_traits import Dict
 from .container_states import ContainerState, ContainerStates, state_from_inspect
@@ -53,6 +54,9 @@ MANAGED_BY = "jupyter-popebot-code"
 WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 STORE_LABEL = f"{LABEL_PREFIX}.store"
+# On a volume with a disk limit: the folder of its image file and the image's size in bytes.
+DISK_DIR_LABEL = f"{LABEL_PREFIX}.disk-dir"
+DISK_SIZE_LABEL = f"{LABEL_PREFIX}.disk-size"
 TTYD_PORT = 7681
 # tmux stamps a window's activity whenever its panes write output, attached or not. Only the
 # latest stamp comes back (one line, however many windows a user opened); none without tmux.
@@ -217,6 +221,60 @@ class ContainerManager(DockerEngine):
             "~/.npm and ~/.claude) outside the workspace volume, in Docker's notation. It starts "
             "from the image's skeleton dotfiles on every container start: only the workspace "
             "folder persists. Counts against the container's memory limit like tmp_size."
+        ),
+    ).tag(config=True)
+
+    log_max_size = Unicode(
+        "10m",
+        help=(
+            "Largest size of a container's log file (its terminal's stdout/stderr, json-file "
+            "driver) before Docker rotates it, in Docker's notation; log_max_files files are "
+            "kept, so a user flooding /proc/1/fd/1 cannot fill the host's disk. '' or '0': "
+            "the engine's default (often no cap)."
+        ),
+    ).tag(config=True)
+
+    log_max_files = Int(
+        3, help="How many rotated log files of log_max_size Docker keeps per container."
+    ).tag(config=True)
+
+    disk_limit = Unicode(
+        "",
+        help=(
+            "Size of each workspace's volume in Docker's notation (e.g. '10g'), enforced by the "
+            "kernel: the volume is an ext4 image file of that size, loop-mounted on the host "
+            "(see disk_dir), and a write past it fails with 'No space left on device' for that "
+            "workspace alone. Needs an engine that grants containers SYS_ADMIN, with loop "
+            "devices and mkfs.ext4 on its host (not on Swarm). Applies to volumes created "
+            "while it is set; an existing volume keeps its size. '' or '0': no limit."
+        ),
+    ).tag(config=True)
+
+    owner_disk_limit: Dict[str, str] = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help=(
+            "disk_limit per owner, e.g. {'alice': '50g', 'bot': '0'}: overrides disk_limit for "
+            "the volumes of that owner's new workspaces."
+        ),
+    ).tag(config=True)
+
+    disk_dir = Unicode(
+        "/var/lib/jupyter-popebot-code/disks",
+        help=(
+            "Folder on the Docker host (in dockerd's mount namespace) that holds the image "
+            "files of workspaces with a disk_limit (<volume>.img) and their mount points "
+            "(<volume>). Give it room for every workspace's limit: images are sparse, so they "
+            "take only what is written."
+        ),
+    ).tag(config=True)
+
+    disk_helper_image = Unicode(
+        "",
+        help=(
+            "Image of the short-lived privileged container that makes and mounts disk images "
+            "(it needs sh and nsenter; the host's own mkfs.ext4 and mount do the work). "
+            "Empty: the workspace image."
         ),
     ).tag(config=True)
 
@@ -533,9 +591,13 @@ class ContainerManager(DockerEngine):
         assert ws.container_name
         labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
-        # Creating an existing volume returns it unchanged: a recreated container keeps the files.
-        client.volumes.create(name=ws.volume_name, labels=labels)
+        limited = self._ensure_volume(client, ws, labels)
         options: dict[str, Any] = {}
+        if self.log_max_size not in ("", "0"):
+            options["log_config"] = {
+                "type": "json-file",
+                "config": {"max-size": self.log_max_size, "max-file": str(self.log_max_files)},
+            }
         if self.mem_limit not in ("", "0"):
             options["mem_limit"] = options["memswap_limit"] = self.mem_limit
         if self.cpu_limit:
@@ -553,7 +615,8 @@ class ContainerManager(DockerEngine):
             volumes={ws.volume_name: {"bind": self.workspace_dir, "mode": "rw"}},
             network=self.network,
             init=True,
-            restart_policy={"Name": "unless-stopped"},
+            # After a reboot dockerd would start it before its disk is mounted (ensure mounts).
+            restart_policy={"Name": "no" if limited else "unless-stopped"},
             security_opt=["no-new-privileges:true"],
             detach=True,
             **options,
@@ -593,6 +656,64 @@ class ContainerManager(DockerEngine):
                 raise ContainerError(f"ContainerManager.{name} must be a positive size.")
             sizes.append(size)
         return sizes[0], sizes[1]
+
+    def disk_size(self, owner: str) -> int:
+        """Bytes of a new volume of this owner (0: no limit): owner_disk_limit, else disk_limit."""
+        return disks.parse_size(self.owner_disk_limit.get(owner, self.disk_limit))
+
+    def _ensure_volume(
+        self, client: docker.DockerClient, ws: Workspace, labels: dict[str, str]
+    ) -> bool:
+        """Create the volume (with its disk when limited) or mount an existing one's disk.
+
+        An existing volume keeps its files and its size. True when the volume has a disk limit.
+        """
+        try:
+            volume = client.api.inspect_volume(ws.volume_name)
+        except docker.errors.NotFound:
+            volume = None
+        if volume is not None:
+            return self._mount_disk(client, volume)
+        size = self.disk_size(ws.user_id)
+        if not size:
+            client.volumes.create(name=ws.volume_name, labels=labels)
+            return False
+        disks.mount(client, self._helper_image(), self.disk_dir, ws.volume_name, size)
+        client.volumes.create(
+            name=ws.volume_name,
+            driver="local",
+            driver_opts={
+                "type": "none",
+                "o": "bind",
+                "device": disks.mount_point(self.disk_dir, ws.volume_name),
+            },
+            labels={**labels, DISK_DIR_LABEL: self.disk_dir, DISK_SIZE_LABEL: str(size)},
+        )
+        return True
+
+    def _mount_disk(self, client: docker.DockerClient, volume: dict[str, Any]) -> bool:
+        """Mount a volume's disk image if it has one (after a reboot it is unmounted)."""
+        labels = volume.get("Labels") or {}
+        if DISK_DIR_LABEL not in labels:
+            return False
+        size = int(labels.get(DISK_SIZE_LABEL, "0"))
+        disks.mount(client, self._helper_image(), labels[DISK_DIR_LABEL], volume["Name"], size)
+        return True
+
+    def _helper_image(self) -> str:
+        return self.disk_helper_image or self.image
+
+    async def prepare_start(self, workspace: Workspace) -> None:
+        """What must hold before the workspace's container starts: its disk mounted."""
+
+        def prepare(client: docker.DockerClient) -> None:
+            try:
+                volume = client.api.inspect_volume(workspace.volume_name)
+            except docker.errors.NotFound:
+                return
+            self._mount_disk(client, volume)
+
+        await self._call(prepare)
 
     async def _owner_environment(self, workspace: Workspace) -> dict[str, str]:
         """What this owner's containers get beyond every container's (see owner_env)."""
@@ -692,8 +813,33 @@ class ContainerManager(DockerEngine):
         await self._change(container_name, remove)
 
     async def remove_volume(self, volume_name: str) -> None:
+        """Remove the volume, and its disk image (unmounted first) when it has one."""
+
         def remove(client: docker.DockerClient) -> None:
+            try:
+                labels = client.api.inspect_volume(volume_name).get("Labels") or {}
+            except docker.errors.NotFound:
+                labels = {}
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_volume(volume_name, force=True)
+            if DISK_DIR_LABEL in labels:
+                disks.release(
+                    client, self._helper_image(), labels[DISK_DIR_LABEL], volume_name, remove=True
+                )
 
         await self._call(remove)
+
+    async def unmount_volume(self, volume_name: str) -> None:
+        """Unmount a kept volume's disk image (it stays, and is mounted again by a start)."""
+
+        def unmount(client: docker.DockerClient) -> None:
+            try:
+                labels = client.api.inspect_volume(volume_name).get("Labels") or {}
+            except docker.errors.NotFound:
+                return
+            if DISK_DIR_LABEL in labels:
+                disks.release(
+                    client, self._helper_image(), labels[DISK_DIR_LABEL], volume_name, remove=False
+                )
+
+        await self._call(unmount)

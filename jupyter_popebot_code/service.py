@@ -325,7 +325,9 @@ class WorkspaceService:
             workspace = await self._owned(owner, workspace_id)
             if workspace.container_name:
                 await self.containers.remove(workspace.container_name)
-            if not self.containers.keep_volume_on_delete:
+            if self.containers.keep_volume_on_delete:
+                await self.containers.unmount_volume(workspace.volume_name)
+            else:
                 await self.containers.remove_volume(workspace.volume_name)
             await self._db(self.store.delete, workspace_id)
             self._activity_recorded.pop(workspace_id, None)
@@ -339,6 +341,7 @@ class WorkspaceService:
                 if workspace.container_name:
                     await self.containers.remove(workspace.container_name)
                 if keep_data:
+                    await self.containers.unmount_volume(workspace.volume_name)
                     continue
                 await self.containers.remove_volume(workspace.volume_name)
                 await self._db(self.store.delete, workspace.id)
@@ -394,6 +397,8 @@ class WorkspaceService:
             return EnsureResult("started", "The container was paused and has been resumed.")
         if state.status in ("created", "exited"):
             try:
+                # A disk image is unmounted after a reboot: mounted again before every start.
+                await self.containers.prepare_start(workspace)
                 await self.containers.start(name)
             except ContainerMissing:
                 await self._recreate(workspace)

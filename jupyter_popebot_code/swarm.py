@@ -396,6 +396,11 @@ class SwarmContainerManager(ContainerManager):
         self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
     ) -> None:
         assert ws.container_name
+        if self.disk_size(ws.user_id):
+            raise ContainerError(
+                "ContainerManager.disk_limit is not supported on Swarm: each node needs its own "
+                "disk images. Set it to '' (and owner_disk_limit empty) for a Swarm."
+            )
         node_id = self._pinned_node(client, ws.volume_name) or self._choose_node(client, store_id)
         if self.node_guard is not None:
             self.node_guard(client, node_id)
@@ -433,6 +438,7 @@ class SwarmContainerManager(ContainerManager):
                 "StopGracePeriod": int(self.stop_timeout * 1e9),
             },
             "Resources": {"Limits": limits},
+            **self._log_driver(),
             "RestartPolicy": {"Condition": "any", "Delay": 1_000_000_000},
             "Placement": {"Constraints": [f"node.id=={node_id}"]},
             "Networks": [
@@ -463,6 +469,19 @@ class SwarmContainerManager(ContainerManager):
                 "TmpfsOptions": {"SizeBytes": home, "Mode": 0o755},
             },
         ]
+
+    def _log_driver(self) -> dict[str, Any]:
+        """The task's log rotation (log_max_size x log_max_files), as for a plain container."""
+        if self.log_max_size in ("", "0"):
+            return {}
+        options = {"max-size": self.log_max_size, "max-file": str(self.log_max_files)}
+        return {"LogDriver": {"Name": "json-file", "Options": options}}
+
+    async def prepare_start(self, workspace: Workspace) -> None:
+        """No disk images on a Swarm (the volume lives on its node)."""
+
+    async def unmount_volume(self, volume_name: str) -> None:
+        """No disk images on a Swarm (the volume lives on its node)."""
 
     async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
         await super().create(workspace, store_id, env)

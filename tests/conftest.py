@@ -38,6 +38,8 @@ IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:lat
 # POPEBOT_TEST_NETWORK lets two checkouts run their suites on one engine side by side.
 TEST_NETWORK = os.environ.get("POPEBOT_TEST_NETWORK", "popebot-code-test")
 SIDECAR_PREFIX = f"{TEST_NETWORK}-sidecar-"
+# Disk images of workspaces with a disk limit (ContainerManager.disk_dir), one folder per network.
+TEST_DISK_DIR = f"/var/tmp/{TEST_NETWORK}-disks"
 USER_HEADER = "X-Test-User"
 # Fixtures that talk to the real engine; a test that uses any of them (even indirectly) is `docker`.
 ENGINE_FIXTURES = frozenset({"docker_client", "workspace_image", "engine", "test_network"})
@@ -84,11 +86,29 @@ def docker_client() -> Iterator[docker.DockerClient]:
     except docker.errors.DockerException as err:
         pytest.fail(f"No Docker engine: {err}. Run scripts/ensure-docker.sh first.")
     _remove_test_containers(client)
+    remove_test_disks()
     ensure_internal_network(client)
     yield client
     _remove_test_containers(client)
+    remove_test_disks()
     _remove_test_firewall(client)
     client.close()
+
+
+def remove_test_disks() -> None:
+    """Unmount and delete this network's disk images (the tests run as root on the Docker host)."""
+    folder = Path(TEST_DISK_DIR)
+    if not folder.is_dir():
+        return
+    # Mount points first: an image file is deleted once no loop device holds it.
+    for entry in sorted(folder.iterdir(), key=lambda path: not path.is_dir()):
+        if entry.is_dir():
+            if os.path.ismount(entry):
+                subprocess.run(["umount", str(entry)], check=True)
+            subprocess.run(["chattr", "-i", str(entry)], check=True)
+            entry.rmdir()
+        else:
+            entry.unlink()
 
 
 def _remove_test_firewall(client: docker.DockerClient) -> None:
@@ -243,6 +263,7 @@ def jp_server_config(
             "image": workspace_image,
             "network": TEST_NETWORK,
             "extra_env": {"POPEBOT_TEST": "1"},
+            "disk_dir": TEST_DISK_DIR,
         },
     }
     if "git_server" in request.fixturenames:
@@ -265,6 +286,7 @@ def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[A
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+    remove_test_disks()
 
 
 @dataclass

@@ -288,6 +288,12 @@ class InMemoryContainerManager(ContainerManager):
             raise ContainerError(f"Volume {volume_name} is in use.")
         self.volumes.pop(volume_name, None)
 
+    async def prepare_start(self, workspace: Workspace) -> None:
+        """No disk images here: volumes are dicts."""
+
+    async def unmount_volume(self, volume_name: str) -> None:
+        """No disk images here: volumes are dicts."""
+
     def close(self) -> None:
         self.calls["close"] += 1
         self._executor.shutdown(wait=False, cancel_futures=True)

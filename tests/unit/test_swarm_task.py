@@ -1,0 +1,62 @@
+"""The Swarm task a workspace gets: its log rotation, and a disk limit refused; no Docker needed.
+
+The task template is captured from `create_service`; running it is tested on a real swarm in
+tests/test_swarm.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from jupyter_popebot_code.engine import ContainerError
+from jupyter_popebot_code.store import Workspace
+from jupyter_popebot_code.swarm import SwarmContainerManager
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.services: list[dict[str, Any]] = []
+
+    def create_service(self, task_template: dict[str, Any], **kwargs: Any) -> None:
+        self.services.append(task_template)
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.api = FakeApi()
+
+
+def task_of(manager: SwarmContainerManager, owner: str = "alice") -> dict[str, Any]:
+    """The task template of a new workspace, with the node and network steps stubbed out."""
+    manager._pinned_node = lambda client, volume: "node-1"  # type: ignore[method-assign]
+    manager._ensure_workspace_network = lambda *args: None  # type: ignore[method-assign]
+    manager._pin = lambda *args: None  # type: ignore[method-assign]
+    client = FakeClient()
+    workspace = Workspace.new(owner, "Test", "", "")
+    manager._create_sync(client, workspace, "store", {})  # type: ignore[arg-type]
+    return client.api.services[0]
+
+
+def manager(**options: Any) -> SwarmContainerManager:
+    return SwarmContainerManager(config=Config({"ContainerManager": options}))
+
+
+def test_the_task_log_is_rotated() -> None:
+    task = task_of(manager(log_max_size="5m", log_max_files=2))
+    assert task["LogDriver"] == {
+        "Name": "json-file",
+        "Options": {"max-size": "5m", "max-file": "2"},
+    }
+
+
+def test_no_log_cap_leaves_the_engines_default() -> None:
+    assert "LogDriver" not in task_of(manager(log_max_size=""))
+
+
+def test_a_disk_limit_is_refused_with_a_reason() -> None:
+    with pytest.raises(ContainerError, match="disk_limit is not supported on Swarm"):
+        task_of(manager(owner_disk_limit={"alice": "1g"}))
+    assert "LogDriver" in task_of(manager(owner_disk_limit={"bob": "1g"}))
