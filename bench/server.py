@@ -88,6 +88,9 @@ class BenchServer:
             f"--ContainerManager.image={self.image}",
             # The server runs on the host, not on the Docker network: reach ttyd by address.
             "--ContainerManager.connect_via=ip",
+            # Disk images cost a helper container per start (bench/disk_bench.py measures it);
+            # the peers compared here have none.
+            "--ContainerManager.disk_limit=",
             # The bench opens hundreds of terminals and seeds thousands of workspaces for one
             # owner: the per-user and server-wide safety limits would refuse them.
             "--TerminalRelay.max_connections_per_workspace=0",

@@ -34,6 +34,8 @@ from .validation import WorkspaceValidator
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
+# ContainerManager.disk_limit's default there, on a single engine (Swarm has no disk images).
+MULTI_USER_DISK_LIMIT = "10g"
 
 # Options that moved from CodeWorkspacesApp to TerminalRelay while 0.1.0 was developed, and are
 # to be removed in 0.2: old name -> new name.
@@ -303,6 +305,7 @@ class CodeWorkspacesApp(ExtensionApp):
             # One user, who is the operator: their own token is theirs to use.
             token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
             self.container_manager.claude_code_oauth_token = token
+        self._apply_disk_limit_default()
         if isinstance(self.container_manager, SwarmContainerManager):
             self.network_policy = SwarmNetworkPolicy(
                 self.container_manager, parent=self, log=self.log
@@ -376,6 +379,29 @@ class CodeWorkspacesApp(ExtensionApp):
             return True
         provider = self.serverapp.identity_provider if self.serverapp else None
         return provider is not None and type(provider) not in ANONYMOUS_IDENTITY_PROVIDERS
+
+    def _apply_disk_limit_default(self) -> None:
+        """Bound every workspace's disk on a multi-user server unless the operator chose."""
+        manager = self.container_manager
+        configured = any(
+            "disk_limit" in self.config.get(cls.__name__, {}) for cls in type(manager).__mro__
+        )
+        if configured:
+            source = "ContainerManager.disk_limit"
+        else:
+            kind = "multi-user" if self.multi_user else "single-user"
+            source = f"the default on a {kind} server"
+            if self.multi_user and not isinstance(manager, SwarmContainerManager):
+                manager.disk_limit = MULTI_USER_DISK_LIMIT
+        if manager.disk_limit not in ("", "0"):
+            self.log.info(
+                "Workspace disks: %s each, enforced by the kernel (%s)", manager.disk_limit, source
+            )
+        else:
+            self.log.info(
+                "Workspace disks are not limited (%s); ContainerManager.disk_limit limits them",
+                source,
+            )
 
     def _log_idle_stop(self) -> None:
         """Say at start whether and when idle workspaces stop, and where that value comes from."""

@@ -246,7 +246,10 @@ class ContainerManager(DockerEngine):
             "(see disk_dir), and a write past it fails with 'No space left on device' for that "
             "workspace alone. Needs an engine that grants containers SYS_ADMIN, with loop "
             "devices and mkfs.ext4 on its host (not on Swarm). Applies to volumes created "
-            "while it is set; an existing volume keeps its size. '' or '0': no limit."
+            "while it is set; an existing volume keeps its size. '' or '0': no limit. Unset, it "
+            "is '10g' on a multi-user server with one Docker engine (so that no user can fill "
+            "the host's disk) and '' on a single-user server or a Swarm; the server logs which "
+            "at start."
         ),
     ).tag(config=True)
 

@@ -264,6 +264,9 @@ def jp_server_config(
             "network": TEST_NETWORK,
             "extra_env": {"POPEBOT_TEST": "1"},
             "disk_dir": TEST_DISK_DIR,
+            # Unset, a multi-user server (these are) gives every volume a 10g disk image: a
+            # helper container per start. tests/test_disk_limits.py tests limits and the default.
+            "disk_limit": "",
         },
     }
     if "git_server" in request.fixturenames:

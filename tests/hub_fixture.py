@@ -29,7 +29,7 @@ import requests
 from jupyter_popebot_code.containers import STORE_LABEL
 from jupyter_popebot_code.store import WorkspaceStore
 
-from .conftest import ROOT, TEST_NETWORK
+from .conftest import ROOT, TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
 from .server_process import free_port
 
 SERVICE = "code-workspaces"
@@ -213,6 +213,7 @@ c.CodeWorkspacesApp.db_path = "{service_dir}/workspaces.sqlite"
 {idle}
 c.ContainerManager.image = "{image}"
 c.ContainerManager.network = "{TEST_NETWORK}"
+c.ContainerManager.disk_dir = "{TEST_DISK_DIR}"
 c.HubSync.deleted_user_check_interval = 2
 c.HubSync.activity_interval = 2
 """
@@ -315,6 +316,7 @@ def _remove_workspaces(db_path: Path, docker_client: docker.DockerClient) -> Non
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+    remove_test_disks()
 
 
 def page_config(html: str) -> dict[str, Any]:

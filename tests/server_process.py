@@ -18,7 +18,7 @@ import requests
 from jupyter_popebot_code.containers import STORE_LABEL
 from jupyter_popebot_code.store import WorkspaceStore
 
-from .conftest import TEST_NETWORK
+from .conftest import TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
 
 
 def free_port() -> int:
@@ -78,6 +78,8 @@ class ServerProcess:
                     f"--CodeWorkspacesApp.db_path={self.db_path}",
                     f"--ContainerManager.image={self.image}",
                     f"--ContainerManager.network={TEST_NETWORK}",
+                    # A multi-user server limits disks by default: keep the test's images apart.
+                    f"--ContainerManager.disk_dir={TEST_DISK_DIR}",
                     *self.extra_args,
                 ],
                 env=env,
@@ -119,3 +121,4 @@ def run_and_clean_up(
             container.remove(force=True)
         for volume in docker_client.volumes.list(filters={"label": label}):
             volume.remove(force=True)
+    remove_test_disks()

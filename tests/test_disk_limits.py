@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
+from jupyter_popebot_code.containers import DISK_SIZE_LABEL
 from jupyter_popebot_code.store import volume_name
 
 from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
+from .server_process import ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
 MIB = 1024 * 1024
@@ -188,3 +192,56 @@ async def test_a_log_flood_stays_under_the_cap(
     # json-file rotates once a file passes max-size: each holds at most one line more.
     assert all(f.stat().st_size <= 1 * MIB + 4096 for f in files), files
     assert sum(f.stat().st_size for f in files) <= 2 * MIB + 8192
+
+
+AUTHJS = [
+    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
+    f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
+    "--AuthJSIdentityProvider.allow_token_auth=True",
+]
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
+) -> Iterator[ServerProcess]:
+    """A real `jupyter server` process with the package's defaults, not yet started."""
+    yield from run_and_clean_up(ServerProcess(tmp_path, workspace_image), docker_client)
+
+
+@pytest.mark.parametrize(
+    ("options", "logged", "size"),
+    [
+        pytest.param(
+            AUTHJS,
+            "Workspace disks: 10g each, enforced by the kernel (the default on a multi-user "
+            "server)",
+            10 * 1024 * MIB,
+            id="multi-user",
+        ),
+        pytest.param(
+            [],
+            "Workspace disks are not limited (the default on a single-user server)",
+            None,
+            id="single-user",
+        ),
+    ],
+)
+def test_a_multi_user_server_limits_disks_by_default(
+    server: ServerProcess,
+    docker_client: docker.DockerClient,
+    options: list[str],
+    logged: str,
+    size: int | None,
+) -> None:
+    server.extra_args = options
+    server.start()
+    assert logged in server.log_path.read_text()
+    created = server.request("POST", "api/code/workspaces", json={"name": "disk default"})
+    assert created.status_code == 201, created.text
+    workspace = created.json()
+    labels = docker_client.api.inspect_volume(volume_name(workspace["id"]))["Labels"]
+    assert labels.get(DISK_SIZE_LABEL) == (None if size is None else str(size))
+    if size is not None:
+        assert image_of(workspace).stat().st_size == size
+        assert os.path.ismount(mount_of(workspace))
