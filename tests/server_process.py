@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,6 +26,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Options of a multi-user server: Auth.js identities, with the test's token still accepted.
+AUTHJS_OPTIONS = [
+    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
+    f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
+    "--AuthJSIdentityProvider.allow_token_auth=True",
+]
 
 
 class ServerProcess:

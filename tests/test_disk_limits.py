@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from jupyter_popebot_code.containers import DISK_SIZE_LABEL
 from jupyter_popebot_code.store import volume_name
 
 from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
-from .server_process import ServerProcess, run_and_clean_up
+from .server_process import AUTHJS_OPTIONS, ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
 MIB = 1024 * 1024
@@ -194,13 +193,6 @@ async def test_a_log_flood_stays_under_the_cap(
     assert sum(f.stat().st_size for f in files) <= 2 * MIB + 8192
 
 
-AUTHJS = [
-    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
-    f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
-    "--AuthJSIdentityProvider.allow_token_auth=True",
-]
-
-
 @pytest.fixture
 def server(
     tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
@@ -213,7 +205,7 @@ def server(
     ("options", "logged", "size"),
     [
         pytest.param(
-            AUTHJS,
+            AUTHJS_OPTIONS,
             "Workspace disks: 10g each, enforced by the kernel (the default on a multi-user "
             "server)",
             10 * 1024 * MIB,

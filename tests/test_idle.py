@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,7 +16,7 @@ from jupyter_popebot_code.idle import check_interval
 from jupyter_popebot_code.relay import CLOSE_IDLE_STOPPED
 
 from .conftest import Api, wait_for
-from .server_process import ServerProcess, run_and_clean_up
+from .server_process import AUTHJS_OPTIONS, ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
 IDLE_TIMEOUT = 5.0
@@ -136,14 +135,6 @@ async def test_zero_disables_idle_stop(
     assert stopper._task is None
 
 
-# A multi-user server as the Pope Bot runs it: Auth.js sessions (a token too, for the test).
-AUTHJS = [
-    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
-    f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
-    "--AuthJSIdentityProvider.allow_token_auth=True",
-]
-
-
 @pytest.fixture
 def server(
     tmp_path: Path, workspace_image: str, docker_client: docker.DockerClient
@@ -156,13 +147,13 @@ def server(
     ("options", "logged"),
     [
         pytest.param(
-            AUTHJS,
+            AUTHJS_OPTIONS,
             "Idle stop after 3600 s without activity (the default on a multi-user server), "
             "checked every 30 s",
             id="authjs",
         ),
         pytest.param(
-            [*AUTHJS, "--CodeWorkspacesApp.owner_source=server"],
+            [*AUTHJS_OPTIONS, "--CodeWorkspacesApp.owner_source=server"],
             "Idle stop after 3600 s without activity (the default on a multi-user server)",
             id="authjs-one-owner",
         ),
@@ -173,7 +164,7 @@ def server(
             id="token-single-user",
         ),
         pytest.param(
-            [*AUTHJS, "--CodeWorkspacesApp.idle_timeout=0"],
+            [*AUTHJS_OPTIONS, "--CodeWorkspacesApp.idle_timeout=0"],
             "Idle stop is off (CodeWorkspacesApp.idle_timeout)",
             id="authjs-turned-off",
         ),
