@@ -27,7 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from jupyter_popebot_code.containers import ContainerManager
 from jupyter_popebot_code.hub_sync import HubError, HubSync
 from jupyter_popebot_code.service import WorkspaceService
-from jupyter_popebot_code.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.store import Workspace, WorkspaceStore, volume_name
 from jupyter_popebot_code.validation import WorkspaceValidator
 
 from .conftest import TEST_NETWORK
@@ -406,15 +406,19 @@ def test_deleting_a_hub_user_removes_their_containers(
     reply = hub.hub_api("DELETE", f"users/{BOB}")
     assert reply.status_code == 204, reply.text
 
+    # Each workspace goes in turn: container, volume (a disk image is unmounted first), record.
     deadline = time.monotonic() + 60
-    while any(_exists(docker_client, ws["container_name"]) for ws in bobs):
-        assert time.monotonic() < deadline, "bob's containers were not removed"
+    while True:
+        listed = hub.service(hub.tokens[BOSS], "GET", params={"all": "true"}).json()
+        owners = {ws["owner"] for ws in listed["workspaces"]}
+        containers_left = [ws for ws in bobs if _exists(docker_client, ws["container_name"])]
+        if owners == {ALICE} and not containers_left:
+            break
+        assert time.monotonic() < deadline, f"bob's workspaces were not removed: {owners}"
         time.sleep(0.5)
     for ws in bobs:
         with pytest.raises(docker.errors.NotFound):
-            docker_client.volumes.get(ws["container_name"])
-    remaining = hub.service(hub.tokens[BOSS], "GET", params={"all": "true"}).json()["workspaces"]
-    assert {ws["owner"] for ws in remaining} == {ALICE}
+            docker_client.volumes.get(volume_name(ws["id"]))
     for ws in alices:
         docker_client.containers.get(ws["container_name"])  # still there (maybe idle-stopped)
 
