@@ -47,6 +47,8 @@ export WORKSPACE_CLONE_STATE="/tmp/workspace-clone"
 		chmod 0755 "$HOME" # before the chown: root keeps no CAP_FOWNER
 		chown "$WORKSPACE_USER:$WORKSPACE_USER" "$HOME"
 	fi
+	# useradd makes the home 0700, and root here has no CAP_DAC_OVERRIDE: ttyd (root) must enter it.
+	as_user chmod 0755 "$HOME"
 	[ -e "$HOME/.bashrc" ] || as_user cp -R /etc/skel/. "$HOME/"
 	as_user mkdir -p "$WORKSPACE_DIR"
 	# /tmp may survive a restart (no tmpfs): start every boot with a clean state, and drop a dead
