@@ -57,6 +57,9 @@ STORE_LABEL = f"{LABEL_PREFIX}.store"
 # On a volume with a disk limit: the folder of its image file and the image's size in bytes.
 DISK_DIR_LABEL = f"{LABEL_PREFIX}.disk-dir"
 DISK_SIZE_LABEL = f"{LABEL_PREFIX}.disk-size"
+# "1" on a volume mounted on the whole home folder (the workspace folder inside it), so dotfiles
+# and history last like the files. Volumes made before it hold only the workspace folder.
+HOLDS_HOME_LABEL = f"{LABEL_PREFIX}.holds-home"
 TTYD_PORT = 7681
 # tmux stamps a window's activity whenever its panes write output, attached or not. Only the
 # latest stamp comes back (one line, however many windows a user opened); none without tmux.
@@ -149,7 +152,12 @@ class ContainerManager(DockerEngine):
 
     workspace_dir = Unicode(
         "/home/coder/workspace",
-        help="Folder inside the container that holds the workspace's volume and the clone.",
+        help=(
+            "Folder inside the container that holds the clone. Under the home folder (the "
+            "default) the workspace's volume holds the whole home folder, so dotfiles, shell "
+            "history and tool logins last as the files do; elsewhere the volume is mounted here "
+            "and the home folder is a tmpfs of home_size."
+        ),
     ).tag(config=True)
 
     mem_limit = Unicode(
@@ -217,10 +225,10 @@ class ContainerManager(DockerEngine):
     home_size = Unicode(
         "256m",
         help=(
-            "Size of the tmpfs holding the home folder (/home/coder: dotfiles, caches such as "
-            "~/.npm and ~/.claude) outside the workspace volume, in Docker's notation. It starts "
-            "from the image's skeleton dotfiles on every container start: only the workspace "
-            "folder persists. Counts against the container's memory limit like tmp_size."
+            "Size of the tmpfs holding the home folder (/home/coder) of a workspace whose volume "
+            "holds only the workspace folder: one made before volumes held the home folder, or "
+            "with workspace_dir outside it. Such a home starts from the image's skeleton "
+            "dotfiles at every container start. Counts against the memory limit like tmp_size."
         ),
     ).tag(config=True)
 
@@ -594,7 +602,7 @@ class ContainerManager(DockerEngine):
         assert ws.container_name
         labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
-        limited = self._ensure_volume(client, ws, labels)
+        limited, holds_home = self._ensure_volume(client, ws, labels)
         options: dict[str, Any] = {}
         if self.log_max_size not in ("", "0"):
             options["log_config"] = {
@@ -608,14 +616,19 @@ class ContainerManager(DockerEngine):
         if self.pids_limit:
             options["pids_limit"] = self.pids_limit
         # Least privilege and a bounded writable layer (issue 17): see confinement_options.
-        options.update(self.confinement_options())
+        options.update(self.confinement_options(home_tmpfs=not holds_home))
         container: Container = client.containers.create(
             self.image,
             name=ws.container_name,
             hostname=f"workspace-{ws.id}"[:63],
             labels=labels,
             environment=env,
-            volumes={ws.volume_name: {"bind": self.workspace_dir, "mode": "rw"}},
+            volumes={
+                ws.volume_name: {
+                    "bind": WORKSPACE_HOME if holds_home else self.workspace_dir,
+                    "mode": "rw",
+                }
+            },
             network=self.network,
             init=True,
             # After a reboot dockerd would start it before its disk is mounted (ensure mounts).
@@ -630,22 +643,27 @@ class ContainerManager(DockerEngine):
             container.remove(force=True)
             raise
 
-    def confinement_options(self) -> dict[str, Any]:
+    def confinement_options(self, home_tmpfs: bool = True) -> dict[str, Any]:
         """Container options that keep a user inside their container and its sizes.
 
-        Read-only root file system with size-limited tmpfs where the image writes (/tmp, the home
-        folder), and only the capabilities the entrypoint needs before it drops to the user.
+        Read-only root file system with size-limited tmpfs where the image writes (/tmp, and the
+        home folder unless the volume holds it), and only the capabilities the entrypoint needs
+        before it drops to the user.
         """
         tmp, home = self.tmpfs_bytes()
+        tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
+        if home_tmpfs:
+            tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
         return {
             "read_only": True,
-            "tmpfs": {
-                "/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777",  # noqa: S108 (inside the container)
-                WORKSPACE_HOME: f"rw,exec,nosuid,nodev,size={home},mode=0755",
-            },
+            "tmpfs": tmpfs,
             "cap_drop": ["ALL"],
             "cap_add": WORKSPACE_CAPABILITIES,
         }
+
+    def volume_holds_home(self) -> bool:
+        """Whether a new volume is mounted on the home folder (workspace_dir lies inside it)."""
+        return self.workspace_dir.startswith(WORKSPACE_HOME + "/")
 
     def tmpfs_bytes(self) -> tuple[int, int]:
         """tmp_size and home_size in bytes (a bad value is a configuration error)."""
@@ -666,21 +684,26 @@ class ContainerManager(DockerEngine):
 
     def _ensure_volume(
         self, client: docker.DockerClient, ws: Workspace, labels: dict[str, str]
-    ) -> bool:
+    ) -> tuple[bool, bool]:
         """Create the volume (with its disk when limited) or mount an existing one's disk.
 
-        An existing volume keeps its files and its size. True when the volume has a disk limit.
+        An existing volume keeps its files, its size and its layout. Whether the volume has a
+        disk limit, and whether it holds the home folder.
         """
         try:
             volume = client.api.inspect_volume(ws.volume_name)
         except docker.errors.NotFound:
             volume = None
         if volume is not None:
-            return self._mount_disk(client, volume)
+            holds_home = (volume.get("Labels") or {}).get(HOLDS_HOME_LABEL) == "1"
+            return self._mount_disk(client, volume), holds_home
+        if self.volume_holds_home():
+            labels = {**labels, HOLDS_HOME_LABEL: "1"}
+        holds_home = HOLDS_HOME_LABEL in labels
         size = self.disk_size(ws.user_id)
         if not size:
             client.volumes.create(name=ws.volume_name, labels=labels)
-            return False
+            return False, holds_home
         disks.mount(client, self._helper_image(), self.disk_dir, ws.volume_name, size)
         client.volumes.create(
             name=ws.volume_name,
@@ -692,7 +715,7 @@ class ContainerManager(DockerEngine):
             },
             labels={**labels, DISK_DIR_LABEL: self.disk_dir, DISK_SIZE_LABEL: str(size)},
         )
-        return True
+        return True, holds_home
 
     def _mount_disk(self, client: docker.DockerClient, volume: dict[str, Any]) -> bool:
         """Mount a volume's disk image if it has one (after a reboot it is unmounted)."""

@@ -52,6 +52,21 @@ def run_in(docker_client: docker.DockerClient, workspace: dict[str, Any], comman
     return result.output.decode()  # type: ignore[no-any-return]
 
 
+async def remove_behind_the_servers_back(
+    api: Api, docker_client: docker.DockerClient, workspace: dict[str, Any]
+) -> None:
+    """Remove the container, then wait until the server has seen it go (its event stream)."""
+    docker_client.containers.get(workspace["container_name"]).remove(force=True)
+
+    async def gone() -> bool:
+        listed = (await api.call("GET"))[1]["workspaces"]
+        return any(
+            ws["id"] == workspace["id"] and ws["container"]["status"] == "missing" for ws in listed
+        )
+
+    await wait_for(gone, timeout=10, interval=0.02)
+
+
 async def df_kib(jp_ws_fetch: WsFetch, workspace_id: str, user: str | None = None) -> int:
     """Size in KiB of the workspace folder's file system, as `df` shows it in the terminal."""
     async with terminal(jp_ws_fetch, workspace_id, user=user) as term:
@@ -108,7 +123,7 @@ async def test_files_survive_stop_start_recreate_and_a_lost_mount(
     assert (await api.call("POST", f"{path}/ensure"))[1]["status"] == "started"
     assert run_in(docker_client, workspace, 'cat "$WORKSPACE_DIR/note"') == "kept\n"
 
-    docker_client.containers.get(workspace["container_name"]).remove(force=True)
+    await remove_behind_the_servers_back(api, docker_client, workspace)
     assert (await api.call("POST", f"{path}/ensure"))[1]["status"] == "created"
     assert run_in(docker_client, workspace, 'cat "$WORKSPACE_DIR/note"') == "kept\n"
 
@@ -237,3 +252,32 @@ def test_a_multi_user_server_limits_disks_by_default(
     if size is not None:
         assert image_of(workspace).stat().st_size == size
         assert os.path.ismount(mount_of(workspace))
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [pytest.param({}, id="plain-volume"), pytest.param(settings(disk_limit="64m"), id="disk")],
+)
+async def test_the_home_folder_lasts_like_the_files(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
+) -> None:
+    """Dotfiles (git's identity, shell history) survive a stop and a recreate: the volume holds
+    the whole home folder, with the workspace folder inside it."""
+    workspace = await api.create()
+    path = workspace["id"]
+    async with terminal(jp_ws_fetch, path) as term:
+        term.type('git config --global user.name "Ada L" && echo set-$((1+1))\r')
+        await term.read_until("set-2")
+    assert (await api.call("POST", f"{path}/stop"))[0] == 200
+    assert (await api.call("POST", f"{path}/ensure"))[1]["status"] == "started"
+    assert run_in(docker_client, workspace, "git config --global user.name") == "Ada L\n"
+    await remove_behind_the_servers_back(api, docker_client, workspace)
+    assert (await api.call("POST", f"{path}/ensure"))[1]["status"] == "created"
+    async with terminal(jp_ws_fetch, path) as term:
+        term.type('echo "name=$(git config --global user.name)=$(pwd)="\r')
+        screen = await term.read_until("/workspace=")
+    assert "name=Ada L=/home/coder/workspace=" in screen, screen
+    # The skeleton dotfiles are there, in the user's own home folder.
+    assert run_in(docker_client, workspace, "stat -c %U ~ ~/.bashrc ~/workspace") == (
+        "coder\ncoder\ncoder\n"
+    )

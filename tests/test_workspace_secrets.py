@@ -13,7 +13,7 @@ from .conftest import Api
 from .terminal_client import WsFetch, terminal
 
 # Small tmpfs sizes, so filling them is quick; the writes below are larger than both.
-SMALL = {"ContainerManager": {"tmp_size": "8m", "home_size": "4m"}}
+SMALL = {"ContainerManager": {"tmp_size": "8m", "disk_limit": "32m"}}
 DUMP = "/home/coder/workspace/proc-dump"
 # Everything a user can learn about the container's processes, into a file on the volume (the
 # screen goes through tmux, which redraws rather than passing bytes on).
@@ -82,16 +82,16 @@ async def test_the_terminal_sees_no_credential_after_a_restart(
 
 
 @pytest.mark.parametrize("server_settings", [SMALL])
-async def test_writes_outside_the_volume_stop_at_the_tmpfs_size(
+async def test_writes_stop_at_the_tmpfs_and_disk_sizes(
     api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient
 ) -> None:
     workspace = await api.create()
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
         await term.read_until("$ ")
-        # 16 MiB each: twice /tmp's size, four times the home folder's.
+        # Twice /tmp's size, and more than the volume (which holds the home folder) holds.
         term.type("head -c 16M /dev/zero > /tmp/fill || echo tmp-full-$((1+1))\r")
         filled = await term.read_until("tmp-full-2", timeout=120)
-        term.type("head -c 16M /dev/zero > ~/fill || echo home-full-$((1+1))\r")
+        term.type("head -c 48M /dev/zero > ~/fill || echo home-full-$((1+1))\r")
         filled += await term.read_until("home-full-2", timeout=120)
         term.type("touch /var/fill /usr/fill || echo root-ro-$((1+1))\r")
         filled += await term.read_until("root-ro-2", timeout=120)
@@ -104,7 +104,7 @@ async def test_writes_outside_the_volume_stop_at_the_tmpfs_size(
     sizes = _exec_as_user(container, ["stat", "-c", "%s", "/tmp/fill", "/home/coder/fill"])
     tmp_bytes, home_bytes = (int(word) for word in sizes.split())
     assert tmp_bytes <= 8 * 1024 * 1024
-    assert home_bytes <= 4 * 1024 * 1024
+    assert home_bytes <= 32 * 1024 * 1024
     # Nothing reached the container's layer on the host's disk.
     assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
     (listed,) = docker_client.api.containers(filters={"id": container.id}, size=True)

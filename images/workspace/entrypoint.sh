@@ -40,13 +40,17 @@ export WORKSPACE_CLONE_STATE="/tmp/workspace-clone"
 # ttyd (an `env -u` or `VAR=` prefix would show up in a process's arguments).
 (
 	unset TTYD_CREDENTIAL
-	# On a read-only root file system the home folder is a fresh tmpfs owned by root: give it to
-	# the user and put the skeleton dotfiles in (the workspace volume is mounted inside it).
+	# The home folder is the workspace's volume, or (older volumes) a fresh tmpfs owned by root
+	# with the volume mounted inside it: give it to the user, and put the skeleton dotfiles in
+	# and the workspace folder when they are missing (a new volume on a disk image is empty).
 	if [ "$(stat -c %U "$HOME")" != "$WORKSPACE_USER" ]; then
 		chmod 0755 "$HOME" # before the chown: root keeps no CAP_FOWNER
 		chown "$WORKSPACE_USER:$WORKSPACE_USER" "$HOME"
-		as_user cp -R /etc/skel/. "$HOME/"
 	fi
+	# useradd makes the home 0700, and root here has no CAP_DAC_OVERRIDE: ttyd (root) must enter it.
+	as_user chmod 0755 "$HOME"
+	[ -e "$HOME/.bashrc" ] || as_user cp -R /etc/skel/. "$HOME/"
+	as_user mkdir -p "$WORKSPACE_DIR"
 	# /tmp may survive a restart (no tmpfs): start every boot with a clean state, and drop a dead
 	# tmux server's socket so a fresh one starts cleanly.
 	as_user rm -rf "$WORKSPACE_CLONE_STATE" "/tmp/tmux-$(id -u "$WORKSPACE_USER")"
