@@ -59,7 +59,8 @@ async def test_create_makes_a_running_labelled_container_with_a_volume(
     assert container.labels[WORKSPACE_LABEL] == workspace["id"]
     assert container.labels[OWNER_LABEL] == getpass.getuser()
     mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
-    assert mounts["/home/coder/workspace"]["Name"] == f"code-workspace-{workspace['id']}"
+    # The volume holds the whole home folder, the workspace folder inside it.
+    assert mounts["/home/coder"]["Name"] == f"code-workspace-{workspace['id']}"
     env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
     assert env["TTYD_CREDENTIAL"].startswith("coder:")
     assert env["POPEBOT_TEST"] == "1"  # extra_env from configuration
