@@ -180,7 +180,9 @@ def _header_edit(**changes: Any) -> Callable[[str], str]:
 
 
 def _new_kid(token: str) -> str:
-    return _with_header(token, kid="x" + _header(token)["kid"][1:])
+    # A different first character: a fixed one would leave one kid in 64 unchanged.
+    kid = _header(token)["kid"]
+    return _with_header(token, kid=("y" if kid[0] == "x" else "x") + kid[1:])
 
 
 NEW, OLD, WRONG = (SECRET,), (OLD_SECRET,), (WRONG_SECRET,)
