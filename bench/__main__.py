@@ -179,7 +179,7 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    relay = ROOT / "jupyter_popebot_code" / "relay.py"
+    relay = ROOT / "jupyter_popebot_code" / "terminal" / "relay.py"
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,

@@ -1,9 +1,9 @@
 """What a disk limit costs: `python -m bench.disk_bench [--image I] [--size 10g] [--rounds 5]`.
 
-Times the helper container of `jupyter_popebot_code.disks` on the real engine: a first mount
-(sparse image made, formatted, mounted: added to a create), a mount that finds the image mounted
-(added to every start), a mount after an unmount (the first start after a reboot), and the
-removal (added to a delete). Runs as root on the Docker host; leaves nothing behind.
+Times the helper container of `jupyter_popebot_code.backends.docker.disks` on the real engine: a
+first mount (sparse image made, formatted, mounted: added to a create), a mount that finds the
+image mounted (added to every start), a mount after an unmount (the first start after a reboot),
+and the removal (added to a delete). Runs as root on the Docker host; leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import docker
 
-from jupyter_popebot_code import disks
+from jupyter_popebot_code.backends.docker import disks
 
 
 def timed(action: Callable[[], None]) -> float:

@@ -12,13 +12,13 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from jupyter_popebot_code.containers import (
+from jupyter_popebot_code.backends.docker.manager import (
     MANAGED_BY_LABEL,
     STORE_LABEL,
     TTYD_PORT,
     workspace_labels,
 )
-from jupyter_popebot_code.store import _COLUMNS, Workspace, WorkspaceStore
+from jupyter_popebot_code.core.store import _COLUMNS, Workspace, WorkspaceStore
 
 NETWORK = "popebot-code-bench"
 BENCH_LABEL = "org.jupyter.popebot-code.bench"

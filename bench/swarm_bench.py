@@ -24,9 +24,9 @@ import docker
 import docker.errors
 from websockets.sync.client import connect
 
-from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
-from jupyter_popebot_code.store import WorkspaceStore
-from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE
+from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.core.store import WorkspaceStore
+from jupyter_popebot_code.network.swarm_policy import FIREWALL_SERVICE
 
 from . import overlay_bench, stats
 from .report import table
@@ -87,7 +87,7 @@ def _swarm_server(
             image,
             (
                 "--CodeWorkspacesApp.container_manager_class="
-                "jupyter_popebot_code.swarm.SwarmContainerManager",
+                "jupyter_popebot_code.backends.swarm.SwarmContainerManager",
                 f"--SwarmContainerManager.image={image}",
                 "--NetworkPolicy.firewall=iptables",
                 f"--SwarmNetworkPolicy.node_firewall_image={settings['SWARM_FIREWALL_IMAGE']}",

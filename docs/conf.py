@@ -147,7 +147,8 @@ def module_map() -> str:
 
     rows = ["| module | what it is |", "| --- | --- |"]
     package = jupyter_popebot_code.__path__
-    for info in sorted(pkgutil.walk_packages(package, "jupyter_popebot_code.")):
+    modules = pkgutil.walk_packages(package, "jupyter_popebot_code.")
+    for info in sorted(modules, key=lambda info: info.name):
         if info.name.rsplit(".", 1)[-1].startswith("_"):
             continue  # generated (_version) or private
         module = importlib.import_module(info.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _compat
 from .app import CodeWorkspacesApp
 
 try:
@@ -12,6 +13,7 @@ try:
 except ImportError:  # a source tree that was never built or installed
     __version__ = "0+unknown"
 __all__ = ["CodeWorkspacesApp", "__version__"]
+_compat.install()
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

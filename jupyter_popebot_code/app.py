@@ -12,25 +12,25 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default, validate
 
-from .authorizer import WorkspaceAuthorizer, choose_authorizer
-from .capacity import RunningCap
+from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
+from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
+from .backends.docker.engine import ContainerError, DockerUnavailable
+from .backends.docker.manager import ContainerManager
+from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
-from .containers import ContainerManager
-from .engine import ContainerError, DockerUnavailable
-from .handlers import workspace_handlers
-from .hub import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
-from .hub_sync import HubSync
-from .idle import IdleStopper
-from .network_policy import NetworkPolicy
-from .owner import ANONYMOUS_IDENTITY_PROVIDERS
-from .preview import HostPreviewHandler, PreviewProxy, preview_handlers
-from .preview_host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
-from .relay import TerminalRelay, relay_handlers
-from .service import Quota, WorkspaceService
-from .store import WorkspaceStore
-from .swarm import SwarmContainerManager
-from .swarm_network_policy import SwarmNetworkPolicy
-from .validation import WorkspaceValidator
+from .core.capacity import RunningCap
+from .core.idle import IdleStopper
+from .core.service import Quota, WorkspaceService
+from .core.store import WorkspaceStore
+from .core.validation import WorkspaceValidator
+from .hub.service import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
+from .hub.sync import HubSync
+from .network.policy import NetworkPolicy
+from .network.swarm_policy import SwarmNetworkPolicy
+from .preview.host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
+from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
+from .terminal.relay import TerminalRelay, relay_handlers
+from .web.handlers import workspace_handlers
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
@@ -128,7 +128,7 @@ class CodeWorkspacesApp(ExtensionApp):
         help=(
             "The class that runs workspace containers (a ContainerManager subclass), so a "
             "deployment can swap how and where containers run: "
-            "jupyter_popebot_code.swarm.SwarmContainerManager runs them on a Docker Swarm."
+            "jupyter_popebot_code.backends.swarm.SwarmContainerManager runs them on a Docker Swarm."
         ),
     ).tag(config=True)
 

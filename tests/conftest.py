@@ -25,8 +25,8 @@ from docker.models.networks import Network
 from jupyter_server.auth.identity import IdentityProvider, User
 from tornado.httpclient import HTTPResponse
 
-from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
-from jupyter_popebot_code.firewall import ICC_OPTION, IptablesFirewall
+from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.network.firewall import ICC_OPTION, IptablesFirewall
 
 from .docker_proxy import DockerSocketProxy
 

@@ -26,8 +26,8 @@ from typing import Any
 import docker
 import requests
 
-from jupyter_popebot_code.containers import STORE_LABEL
-from jupyter_popebot_code.store import WorkspaceStore
+from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
+from jupyter_popebot_code.core.store import WorkspaceStore
 
 from .conftest import ROOT, TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
 from .server_process import free_port

@@ -18,8 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from jupyter_popebot_code.capacity import GIB, HostResources
-from jupyter_popebot_code.containers import (
+from jupyter_popebot_code.backends.docker.manager import (
     HOLDING_STATES,
     STORE_LABEL,
     WORKSPACE_LABEL,
@@ -30,8 +29,9 @@ from jupyter_popebot_code.containers import (
     DockerUnavailable,
     workspace_labels,
 )
-from jupyter_popebot_code.ports import ListeningPort, PortListing
-from jupyter_popebot_code.store import Workspace
+from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
+from jupyter_popebot_code.core.capacity import GIB, HostResources
+from jupyter_popebot_code.core.store import Workspace
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ from typing import Any
 import docker
 import requests
 
-from jupyter_popebot_code.containers import STORE_LABEL
-from jupyter_popebot_code.store import WorkspaceStore
+from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
+from jupyter_popebot_code.core.store import WorkspaceStore
 
 from .conftest import TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
 
@@ -30,7 +30,7 @@ def free_port() -> int:
 
 # Options of a multi-user server: Auth.js identities, with the test's token still accepted.
 AUTHJS_OPTIONS = [
-    "--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider",
+    "--ServerApp.identity_provider_class=jupyter_popebot_code.auth.authjs.AuthJSIdentityProvider",
     f"--AuthJSIdentityProvider.secret={secrets.token_urlsafe(32)}",
     "--AuthJSIdentityProvider.allow_token_auth=True",
 ]

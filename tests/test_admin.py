@@ -12,7 +12,7 @@ import docker
 import pytest
 from jupyter_server.auth.identity import User
 
-from jupyter_popebot_code.owner import is_admin
+from jupyter_popebot_code.auth.owner import is_admin
 
 from .conftest import USER_HEADER, Api, HeaderIdentityProvider
 from .server_process import ServerProcess, run_and_clean_up

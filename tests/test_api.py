@@ -11,14 +11,14 @@ import docker
 import pytest
 from jupyter_server.auth.identity import User
 
-from jupyter_popebot_code.containers import (
+from jupyter_popebot_code.backends.docker.manager import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OWNER_LABEL,
     STORE_LABEL,
     WORKSPACE_LABEL,
 )
-from jupyter_popebot_code.store import Workspace
+from jupyter_popebot_code.core.store import Workspace
 
 from .conftest import TEST_NETWORK, Api, HeaderIdentityProvider, ensure_internal_network, wait_for
 from .terminal_client import refusal, relay_fetch

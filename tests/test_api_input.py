@@ -7,7 +7,7 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.containers import STORE_LABEL
+from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
 
 from .conftest import Api, GitServer, wait_for
 

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from jupyter_popebot_code import authjs_session
-from jupyter_popebot_code.authjs import AuthJSConfigError, AuthJSIdentityProvider
-from jupyter_popebot_code.authjs_session import (
+from jupyter_popebot_code.auth import authjs_session
+from jupyter_popebot_code.auth.authjs import AuthJSConfigError, AuthJSIdentityProvider
+from jupyter_popebot_code.auth.authjs_session import (
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,
     NoSessionCookie,
@@ -38,7 +38,7 @@ from jupyter_popebot_code.authjs_session import (
 from .terminal_client import refusal, relay_fetch, terminal
 
 MINT_DIR = Path(__file__).resolve().parent / "authjs"
-PROVIDER = "jupyter_popebot_code.authjs.AuthJSIdentityProvider"
+PROVIDER = "jupyter_popebot_code.auth.authjs.AuthJSIdentityProvider"
 SECRET = secrets.token_urlsafe(32)
 OLD_SECRET = secrets.token_urlsafe(32)
 WRONG_SECRET = secrets.token_urlsafe(32)

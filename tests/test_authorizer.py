@@ -17,7 +17,7 @@ from jupyter_server.utils import JupyterServerAuthWarning
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from jupyter_popebot_code.authorizer import WorkspaceAuthorizer
+from jupyter_popebot_code.auth.authorizer import WorkspaceAuthorizer
 
 from .test_authjs import ALICE, BOB, PLAIN, PROVIDER, SECRET, Minter, _encode
 from .test_authjs import minter as minter  # the session fixture that runs @auth/core
@@ -338,7 +338,7 @@ class _OperatorAuthorizer(AllowAllAuthorizer):
         (
             {
                 "ServerApp": {
-                    "authorizer_class": "jupyter_popebot_code.authorizer.WorkspaceAuthorizer"
+                    "authorizer_class": "jupyter_popebot_code.auth.authorizer.WorkspaceAuthorizer"
                 },
                 "CodeWorkspacesApp": {"admin_users": ["someone"]},
             },
@@ -383,8 +383,8 @@ def _hub_user(name: str, admin: bool) -> User:
 
 
 def test_admins_by_name_email_and_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jupyter_popebot_code.authjs import user_from_identity
-    from jupyter_popebot_code.authjs_session import session_identity
+    from jupyter_popebot_code.auth.authjs import user_from_identity
+    from jupyter_popebot_code.auth.authjs_session import session_identity
 
     def user_from_claims(claims: dict[str, Any]) -> User:
         return user_from_identity(session_identity(claims))
@@ -445,8 +445,8 @@ def test_an_identity_provider_set_after_linking_still_counts() -> None:
     from jupyter_server.serverapp import ServerApp
     from traitlets.config import Config
 
-    from jupyter_popebot_code.authjs import AuthJSIdentityProvider
-    from jupyter_popebot_code.authorizer import choose_authorizer
+    from jupyter_popebot_code.auth.authjs import AuthJSIdentityProvider
+    from jupyter_popebot_code.auth.authorizer import choose_authorizer
 
     app = ServerApp()
     choose_authorizer(app, "auto", ["admin"], app.log)

@@ -7,7 +7,7 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
 
 from .conftest import TEST_NETWORK, Api, wait_for
 from .docker_proxy import DockerSocketProxy

@@ -11,8 +11,8 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.containers import workspace_labels
-from jupyter_popebot_code.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.backends.docker.manager import workspace_labels
+from jupyter_popebot_code.core.store import Workspace, WorkspaceStore
 
 from .conftest import TEST_NETWORK, Api, wait_for
 

@@ -17,8 +17,8 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.containers import DISK_SIZE_LABEL
-from jupyter_popebot_code.store import volume_name
+from jupyter_popebot_code.backends.docker.manager import DISK_SIZE_LABEL
+from jupyter_popebot_code.core.store import volume_name
 
 from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
 from .server_process import AUTHJS_OPTIONS, ServerProcess, run_and_clean_up

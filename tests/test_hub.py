@@ -24,11 +24,11 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from jupyter_popebot_code.containers import ContainerManager
-from jupyter_popebot_code.hub_sync import HubError, HubSync
-from jupyter_popebot_code.service import WorkspaceService
-from jupyter_popebot_code.store import Workspace, WorkspaceStore, volume_name
-from jupyter_popebot_code.validation import WorkspaceValidator
+from jupyter_popebot_code.backends.docker.manager import ContainerManager
+from jupyter_popebot_code.core.service import WorkspaceService
+from jupyter_popebot_code.core.store import Workspace, WorkspaceStore, volume_name
+from jupyter_popebot_code.core.validation import WorkspaceValidator
+from jupyter_popebot_code.hub.sync import HubError, HubSync
 
 from .conftest import TEST_NETWORK
 from .hub_fixture import (

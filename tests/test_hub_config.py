@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from jupyter_popebot_code.hub import (
+from jupyter_popebot_code.hub.service import (
     SERVICE_ARGS,
     SERVICE_NAME_ENV,
     SERVICE_SCOPES,

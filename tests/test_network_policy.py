@@ -23,7 +23,7 @@ from typing import Any
 import docker
 import pytest
 
-from jupyter_popebot_code.firewall import (
+from jupyter_popebot_code.network.firewall import (
     ICC_OPTION,
     LINK_LOCAL,
     IptablesFirewall,
@@ -313,7 +313,7 @@ def test_the_command_line_installs_and_removes_the_rules(
 ) -> None:
     network = docker_client.networks.get(TEST_NETWORK)
     short = network.id[:12]
-    command = [sys.executable, "-m", "jupyter_popebot_code.network_policy_command"]
+    command = [sys.executable, "-m", "jupyter_popebot_code.network.command"]
     options = [
         f"--ContainerManager.network={TEST_NETWORK}",
         f"--NetworkPolicy.allowed_destinations={json.dumps([gateway + ':9'])}",

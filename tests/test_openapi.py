@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from jupyter_popebot_code.handlers import workspace_handlers
-from jupyter_popebot_code.preview import preview_handlers
-from jupyter_popebot_code.relay import relay_handlers
+from jupyter_popebot_code.preview.proxy import preview_handlers
+from jupyter_popebot_code.terminal.relay import relay_handlers
+from jupyter_popebot_code.web.handlers import workspace_handlers
 
 from .conftest import Api
 

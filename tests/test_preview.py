@@ -15,7 +15,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from jupyter_popebot_code.preview import PreviewProxy
+from jupyter_popebot_code.preview.proxy import PreviewProxy
 
 from .conftest import USER_HEADER, Api, HeaderIdentityProvider, wait_for
 from .preview_client import RAW_APP_SOURCE, start_app

@@ -15,8 +15,8 @@ from jupyter_server._tz import utcnow
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from jupyter_popebot_code.containers import STORE_LABEL
-from jupyter_popebot_code.relay import (
+from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
+from jupyter_popebot_code.terminal.relay import (
     BACKEND_LOST_REASON,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,

@@ -65,7 +65,7 @@ def server_in_network(
         f"--ContainerManager.network={TEST_NETWORK}",
         f"--NetworkPolicy.ttyd_clients={json.dumps([sidecar.name])}",
     ]
-    command = [sys.executable, "-m", "jupyter_popebot_code.network_policy_command", "install"]
+    command = [sys.executable, "-m", "jupyter_popebot_code.network.command", "install"]
     done = subprocess.run([*command, *policy], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     server.extra_args = ["--ServerApp.ip=0.0.0.0", "--NetworkPolicy.firewall=off"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_popebot_code.store import _MIGRATIONS, SCHEMA_VERSION, Workspace, WorkspaceStore
+from jupyter_popebot_code.core.store import _MIGRATIONS, SCHEMA_VERSION, Workspace, WorkspaceStore
 
 
 def test_an_old_schema_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -27,16 +27,16 @@ from docker.models.containers import Container
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from jupyter_popebot_code.containers import MANAGED_BY_LABEL, STORE_LABEL
-from jupyter_popebot_code.engine import ContainerError
-from jupyter_popebot_code.store import Workspace, WorkspaceStore
-from jupyter_popebot_code.swarm import (
+from jupyter_popebot_code.backends.docker.engine import ContainerError
+from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
+from jupyter_popebot_code.backends.swarm.manager import (
     NETWORK_SUFFIX,
     NODE_LABEL,
     PIN_SUFFIX,
     SwarmContainerManager,
 )
-from jupyter_popebot_code.swarm_network_policy import FIREWALL_SERVICE, NODE_VIEW
+from jupyter_popebot_code.core.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.network.swarm_policy import FIREWALL_SERVICE, NODE_VIEW
 
 from .conftest import ROOT, SIDECAR_PREFIX, TEST_NETWORK
 from .network_probes import BLOCKED, LISTENER, PORT, PROBE, probe_answer
@@ -48,7 +48,7 @@ CLUSTER_SCRIPT = ROOT / "scripts" / "swarm-cluster.sh"
 OVERLAY = f"{TEST_NETWORK}-swarm"
 FRONT = f"{TEST_NETWORK}-swarm-front"
 WORKER_PREFIX = "popebot-swarm-node-"
-SWARM_MANAGER = "jupyter_popebot_code.swarm.SwarmContainerManager"
+SWARM_MANAGER = "jupyter_popebot_code.backends.swarm.SwarmContainerManager"
 
 
 def run_script(*args: str, timeout: float = 1800) -> str:
@@ -652,7 +652,7 @@ def test_the_node_firewall_is_removed_by_the_command(
     image = swarm["SWARM_FIREWALL_IMAGE"]
     done = subprocess.run(
         [
-            sys.executable, "-m", "jupyter_popebot_code.network_policy_command", "remove",
+            sys.executable, "-m", "jupyter_popebot_code.network.command", "remove",
             "--swarm", f"--SwarmNetworkPolicy.node_firewall_image={image}",
         ],
         capture_output=True, text=True, timeout=300, check=False,

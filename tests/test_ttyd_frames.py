@@ -10,7 +10,7 @@ import asyncio
 import struct
 from collections.abc import Callable
 
-from jupyter_popebot_code.ttyd import CLOSE_MESSAGE_TOO_BIG, _TtydProtocol, mask_payload
+from jupyter_popebot_code.terminal.ttyd import CLOSE_MESSAGE_TOO_BIG, _TtydProtocol, mask_payload
 
 
 def server_frame(opcode: int, payload: bytes) -> bytes:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from jupyter_popebot_code.validation import InvalidInput, WorkspaceValidator, validate_branch
+from jupyter_popebot_code.core.validation import InvalidInput, WorkspaceValidator, validate_branch
 
 BRANCHES = [
     "main", "feature/x", "release-1.2", "v1.0", "a_b", "ünïcode", "a.b", "x/y/z", "HEAD-ish",

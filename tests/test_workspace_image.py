@@ -20,7 +20,7 @@ from docker.models.networks import Network
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
-from jupyter_popebot_code.containers import ContainerManager
+from jupyter_popebot_code.backends.docker.manager import ContainerManager
 
 from .conftest import IMAGE_TEST_NETWORK, GitServer, serve_git_repository
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from jupyter_popebot_code.app import CodeWorkspacesApp
-from jupyter_popebot_code.service import WorkspaceService
-from jupyter_popebot_code.store import WorkspaceStore
-from jupyter_popebot_code.validation import WorkspaceValidator
+from jupyter_popebot_code.core.service import WorkspaceService
+from jupyter_popebot_code.core.store import WorkspaceStore
+from jupyter_popebot_code.core.validation import WorkspaceValidator
 
 from ..memory_containers import InMemoryContainerManager
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jupyter_popebot_code.capacity import GIB, DerivedCap, HostResources, RunningCap, derive_cap
-from jupyter_popebot_code.swarm import SwarmContainerManager
+from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
+from jupyter_popebot_code.core.capacity import (
+    GIB,
+    DerivedCap,
+    HostResources,
+    RunningCap,
+    derive_cap,
+)
 
 HOST = HostResources(cpus=2.0, memory=24 * GIB, where="the Docker host")
 

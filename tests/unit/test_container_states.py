@@ -14,7 +14,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from jupyter_popebot_code.container_states import ContainerState, ContainerStates
+from jupyter_popebot_code.backends.docker.states import ContainerState, ContainerStates
 
 LABEL = "org.jupyter.popebot-code.store=s1"
 NETWORK = "net"

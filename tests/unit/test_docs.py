@@ -32,7 +32,9 @@ AUTOCONFIGURABLE = re.compile(r"^\.\. autoconfigurable:: ([\w.]+)$", re.MULTILIN
 
 def package_modules() -> list[ModuleType]:
     found = pkgutil.walk_packages([str(PACKAGE_DIR)], "jupyter_popebot_code.")
-    return [importlib.import_module(info.name) for info in found]
+    # A __main__ runs its command when imported.
+    names = [info.name for info in found if not info.name.endswith(".__main__")]
+    return [importlib.import_module(name) for name in names]
 
 
 def configurable_classes() -> list[type[HasTraits]]:

@@ -9,8 +9,8 @@ import pytest
 import requests.exceptions
 from urllib3.exceptions import ProtocolError
 
-from jupyter_popebot_code.containers import ContainerManager
-from jupyter_popebot_code.engine import DockerUnavailable, redact_url
+from jupyter_popebot_code.backends.docker.engine import DockerUnavailable, redact_url
+from jupyter_popebot_code.backends.docker.manager import ContainerManager
 
 
 def refused_by(error: OSError) -> docker.errors.DockerException:

@@ -6,20 +6,20 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.ports import (
+from jupyter_popebot_code.backends.docker.ports import (
     ListeningPort,
     ListingUnreadable,
     parse_listening,
     parse_listing,
 )
-from jupyter_popebot_code.preview_host import (
+from jupyter_popebot_code.preview.host import (
     HostPattern,
     TicketBook,
     mint_ticket,
     read_ticket,
     safe_next,
 )
-from jupyter_popebot_code.preview_rules import (
+from jupyter_popebot_code.preview.rules import (
     KEY_LENGTH,
     ORIGIN_WIDE,
     SANDBOX_CSP,

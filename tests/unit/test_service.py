@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.containers import (
+from jupyter_popebot_code.backends.docker.manager import (
     OWNER_LABEL,
     STORE_LABEL,
     TTYD_PORT,
@@ -25,10 +25,10 @@ from jupyter_popebot_code.containers import (
     ContainerNotRunning,
     DockerUnavailable,
 )
-from jupyter_popebot_code.idle import IdleStopper
-from jupyter_popebot_code.service import ServerAtCapacity, WorkspaceNotFound, WorkspaceService
-from jupyter_popebot_code.store import Workspace
-from jupyter_popebot_code.validation import WorkspaceSpec
+from jupyter_popebot_code.core.idle import IdleStopper
+from jupyter_popebot_code.core.service import ServerAtCapacity, WorkspaceNotFound, WorkspaceService
+from jupyter_popebot_code.core.store import Workspace
+from jupyter_popebot_code.core.validation import WorkspaceSpec
 
 from ..memory_containers import InMemoryContainerManager
 

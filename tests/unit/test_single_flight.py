@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from jupyter_popebot_code.single_flight import SingleFlight
+from jupyter_popebot_code.core.single_flight import SingleFlight
 
 
 class Fetches:

@@ -10,9 +10,9 @@ import ipaddress
 import pytest
 from traitlets.config import Config
 
-from jupyter_popebot_code.firewall import FirewallError, PolicySettings, parse_destination
-from jupyter_popebot_code.swarm import SwarmContainerManager
-from jupyter_popebot_code.swarm_network_policy import (
+from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
+from jupyter_popebot_code.network.firewall import FirewallError, PolicySettings, parse_destination
+from jupyter_popebot_code.network.swarm_policy import (
     NODE_VIEW,
     SwarmNetworkPolicy,
     node_addresses,

@@ -72,7 +72,7 @@ test.beforeAll(async () => {
     basePath: BASE_PATH,
     logName: 'least-privilege-server.log',
     args: [
-      '--ServerApp.identity_provider_class=jupyter_popebot_code.authjs.AuthJSIdentityProvider',
+      '--ServerApp.identity_provider_class=jupyter_popebot_code.auth.authjs.AuthJSIdentityProvider',
       `--CodeWorkspacesApp.admin_users=${USERS.carol.email}`
     ],
     env: { AUTH_SECRET: SECRET },

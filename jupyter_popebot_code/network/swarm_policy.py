@@ -27,8 +27,9 @@ import docker
 import docker.errors
 from traitlets import Float, Unicode
 
-from .containers import MANAGED_BY, MANAGED_BY_LABEL
-from .engine import NodeUnavailable
+from ..backends.docker.engine import NodeUnavailable
+from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL
+from ..backends.swarm.manager import SwarmContainerManager
 from .firewall import (
     FirewallError,
     Members,
@@ -36,8 +37,7 @@ from .firewall import (
     PolicySettings,
     firewall_script,
 )
-from .network_policy import NetworkPolicy
-from .swarm import SwarmContainerManager
+from .policy import NetworkPolicy
 
 FIREWALL_SERVICE = "code-workspace-firewall"
 # Chains POPEBOT-FWD-gwbridge and POPEBOT-IN-gwbridge, on each workspace node.

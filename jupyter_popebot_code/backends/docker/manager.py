@@ -24,10 +24,11 @@ from jupyter_core.utils import ensure_async
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets import Callable as CallableTrait
 
+from ...config_traits import Dict
+from ...core.capacity import HostResources
+from ...core.single_flight import SingleFlight
+from ...core.store import Workspace
 from . import disks
-from .capacity import HostResources
-from .config_traits import Dict
-from .container_states import ContainerState, ContainerStates, state_from_inspect
 from .engine import (
     ContainerError,
     ContainerMissing,
@@ -36,8 +37,7 @@ from .engine import (
     DockerUnavailable,
 )
 from .ports import ListingUnreadable, PortListing, listing_command, parse_listing
-from .single_flight import SingleFlight
-from .store import Workspace
+from .states import ContainerState, ContainerStates, state_from_inspect
 
 __all__ = [
     "ContainerError",

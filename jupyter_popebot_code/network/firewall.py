@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import ContainerError
+from ..backends.docker.engine import ContainerError
 
 FORWARD_CHAIN_PREFIX = "POPEBOT-FWD-"
 INPUT_CHAIN_PREFIX = "POPEBOT-IN-"

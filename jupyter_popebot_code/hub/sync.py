@@ -21,8 +21,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .engine import ContainerError, DockerUnavailable
-from .service import WorkspaceService
+from ..backends.docker.engine import ContainerError, DockerUnavailable
+from ..core.service import WorkspaceService
 
 # Scopes the service's token needs before it may conclude that a 404 means "deleted": without
 # them the hub answers 404 for users that exist.

@@ -31,7 +31,7 @@ from tornado import web
 from traitlets import Unicode
 from traitlets.config import Config
 
-from .config_traits import List
+from ..config_traits import List
 from .owner import AUTH_RESOURCE, is_listed_admin
 
 ALL_ACTIONS = frozenset({"read", "write", "execute"})

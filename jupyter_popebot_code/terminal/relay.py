@@ -25,11 +25,11 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
-from .base import CodeWorkspacesMixin
-from .engine import ContainerNotRunning, NodeUnavailable
-from .owner import NoIdentity
-from .service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
-from .store import Workspace
+from ..auth.owner import NoIdentity
+from ..backends.docker.engine import ContainerNotRunning, NodeUnavailable
+from ..core.service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
+from ..core.store import Workspace
+from ..web.base import CodeWorkspacesMixin
 from .ttyd import (
     TTY_SUBPROTOCOL,
     InvalidHandshake,

@@ -1,4 +1,4 @@
-"""`python -m jupyter_popebot_code.network_policy_command install|remove`, as root on the host.
+"""`python -m jupyter_popebot_code.network.command install|remove`, as root on the host.
 
 For deployments whose Jupyter server cannot write the firewall itself (it runs in a container, or
 not as root): the same NetworkPolicy and ContainerManager options as the server's.
@@ -12,11 +12,11 @@ import sys
 from traitlets import Bool, Unicode
 from traitlets.config import Application
 
-from .containers import ContainerManager
-from .engine import ContainerError
-from .network_policy import NetworkPolicy
-from .swarm import SwarmContainerManager
-from .swarm_network_policy import SwarmNetworkPolicy
+from ..backends.docker.engine import ContainerError
+from ..backends.docker.manager import ContainerManager
+from ..backends.swarm.manager import SwarmContainerManager
+from .policy import NetworkPolicy
+from .swarm_policy import SwarmNetworkPolicy
 
 
 class NetworkPolicyApp(Application):

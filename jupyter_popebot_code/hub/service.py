@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
 
-from .owner import AUTH_RESOURCE
+from ..auth.owner import AUTH_RESOURCE
 
 DEFAULT_SERVICE_NAME = "code-workspaces"
 DEFAULT_SERVICE_PORT = 10101
@@ -206,7 +206,3 @@ def _root_args() -> list[str]:
     user=) changes who owns its files, not what it can do.
     """
     return ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
-
-
-if __name__ == "__main__":
-    main()

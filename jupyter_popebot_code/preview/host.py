@@ -32,8 +32,8 @@ from tornado import web
 from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 from tornado.routing import HostMatches, Rule, RuleRouter
 
-from .base import CodeWorkspacesMixin
-from .owner import AUTH_RESOURCE, NoIdentity, is_admin
+from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
+from ..web.base import CodeWorkspacesMixin
 
 COOKIE_NAME = "popebot-preview"
 TICKET_NAME = "popebot-preview-ticket"
@@ -165,7 +165,7 @@ class PreviewAuthHandler(ExtensionHandlerMixin, web.RequestHandler):
     """Step 3 on the preview host: a valid ticket for this host becomes the proxy's cookie."""
 
     def get(self) -> None:
-        from .preview import PreviewProxy  # the app's proxy (no import cycle at module load)
+        from .proxy import PreviewProxy  # the app's proxy (no import cycle at module load)
 
         proxy: PreviewProxy = self.extensionapp.preview_proxy  # type: ignore[attr-defined]
         pattern = proxy.host_pattern_parsed

@@ -23,13 +23,18 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from .container_states import ContainerState
-from .containers import HOLDING_STATES, TTYD_PORT, ContainerManager
-from .engine import ContainerError, ContainerMissing, ContainerNotRunning, DockerUnavailable
-from .network_policy import NetworkPolicy
-from .ports import PortListing
+from ..backends.docker.engine import (
+    ContainerError,
+    ContainerMissing,
+    ContainerNotRunning,
+    DockerUnavailable,
+)
+from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
+from ..backends.docker.ports import PortListing
+from ..backends.docker.states import ContainerState
+from ..network.policy import NetworkPolicy
+from ..terminal.ttyd import TerminalEndpoint
 from .store import Workspace, WorkspaceStore, volume_name
-from .ttyd import TerminalEndpoint
 from .validation import WorkspaceSpec, WorkspaceValidator
 
 T = TypeVar("T")

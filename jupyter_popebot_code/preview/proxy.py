@@ -41,16 +41,26 @@ from tornado.websocket import (
 from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .base import CodeWorkspacesMixin
-from .owner import AUTH_RESOURCE, NoIdentity, is_admin
-from .preview_host import (
+from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
+from ..core.service import (
+    ContainerError,
+    DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
+)
+from ..core.store import Workspace
+from ..terminal.relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
+from ..terminal.ttyd import WriteBacklog
+from ..web.base import CodeWorkspacesMixin
+from .host import (
     COOKIE_DAYS,
     COOKIE_NAME,
     HostPattern,
     TicketBook,
     login_url,
 )
-from .preview_rules import (
+from .rules import (
     LOCAL_HOSTS,
     PREVIEW_ABSOLUTE_PATH,
     PREVIEW_PATH,
@@ -67,16 +77,6 @@ from .preview_rules import (
     upstream_request_headers,
     without_cookie,
 )
-from .relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
-from .service import (
-    ContainerError,
-    DockerUnavailable,
-    QuotaExceeded,
-    ServerAtCapacity,
-    WorkspaceNotFound,
-)
-from .store import Workspace
-from .ttyd import WriteBacklog
 
 # Activity is recorded at most this often per workspace: a page load is dozens of requests.
 _ACTIVITY_INTERVAL = 1.0

@@ -12,17 +12,17 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .base import CodeWorkspacesMixin
-from .owner import NoIdentity, is_admin
-from .preview_rules import preview_key
-from .service import (
+from ..auth.owner import NoIdentity, is_admin
+from ..core.service import (
     ContainerError,
     DockerUnavailable,
     QuotaExceeded,
     ServerAtCapacity,
     WorkspaceNotFound,
 )
-from .validation import InvalidInput, validate_name
+from ..core.validation import InvalidInput, validate_name
+from ..preview.rules import preview_key
+from .base import CodeWorkspacesMixin
 
 MAX_BODY_BYTES = 16 * 1024
 

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, cast
 
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from .owner import AUTH_RESOURCE, resolve_owner
+from ..auth.owner import AUTH_RESOURCE, resolve_owner
 
 if TYPE_CHECKING:
-    from .app import CodeWorkspacesApp
-    from .service import WorkspaceService
-    from .validation import WorkspaceValidator
+    from ..app import CodeWorkspacesApp
+    from ..core.service import WorkspaceService
+    from ..core.validation import WorkspaceValidator
 
 
 class CodeWorkspacesMixin(ExtensionHandlerMixin):

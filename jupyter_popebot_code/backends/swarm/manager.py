@@ -36,9 +36,10 @@ import docker
 import docker.errors
 from traitlets import Bool, Float, Int, Unicode
 
-from .capacity import HostResources
-from .container_states import ContainerState, parse_docker_time
-from .containers import (
+from ...core.capacity import HostResources
+from ...core.store import Workspace
+from ..docker.engine import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
+from ..docker.manager import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     STORE_LABEL,
@@ -48,8 +49,7 @@ from .containers import (
     ContainerManager,
     workspace_labels,
 )
-from .engine import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
-from .store import Workspace
+from ..docker.states import ContainerState, parse_docker_time
 
 NODE_LABEL = "org.jupyter.popebot-code.node"
 PIN_SUFFIX = ".node"

@@ -27,9 +27,9 @@ import docker
 from traitlets import Bool, Enum, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from .config_traits import List
-from .containers import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
-from .engine import ContainerError
+from ..backends.docker.engine import ContainerError
+from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
+from ..config_traits import List
 from .firewall import (
     ICC_OPTION,
     LINK_LOCAL,
@@ -113,7 +113,7 @@ class NetworkPolicy(LoggingConfigurable):
             "Docker host's network namespace; it refuses to start workspaces when it cannot. "
             "'auto': 'iptables' when that is possible, else 'off'. 'off': nobody here (you "
             "manage the host firewall yourself, or run `python -m "
-            "jupyter_popebot_code.network_policy_command install` as root on the host); "
+            "jupyter_popebot_code.network.command install` as root on the host); "
             "logged as a warning."
         ),
     ).tag(config=True)
@@ -277,12 +277,12 @@ class NetworkPolicy(LoggingConfigurable):
             raise FirewallError(
                 f"Cannot enforce the workspace firewall: {reason}. Run the server as root on the "
                 "Docker host, or set NetworkPolicy.firewall = 'off' and enforce it from the host "
-                "(python -m jupyter_popebot_code.network_policy_command install)."
+                "(python -m jupyter_popebot_code.network.command install)."
             )
         self._enforcing = False
         self.log.warning(
             "Workspace firewall is OFF (NetworkPolicy.firewall = 'auto'): %s. Workspaces reach "
-            "the Docker host and %s; run `python -m jupyter_popebot_code.network_policy_command "
+            "the Docker host and %s; run `python -m jupyter_popebot_code.network.command "
             "install` as root on the host to enforce the policy.",
             reason,
             ", ".join(self.blocked_networks) or "any network",

@@ -18,6 +18,7 @@ from tornado import web
 from tornado.httputil import url_concat
 from traitlets import Bool, TraitError, Unicode, default, validate
 
+from ..config_traits import List
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
     NoSessionCookie,
@@ -27,7 +28,6 @@ from .authjs_session import (
     secrets_from_environment,
     session_identity,
 )
-from .config_traits import List
 
 
 class AuthJSConfigError(RuntimeError):

@@ -1,0 +1,1 @@
+"""Where workspaces run: the backend interface, the Docker engine and Docker Swarm backends."""

@@ -1,0 +1,1 @@
+"""The workspace model, whatever runs the containers: service, store, validation, idle, capacity."""

@@ -1,0 +1,1 @@
+"""The REST handlers and what every handler of the extension shares."""
