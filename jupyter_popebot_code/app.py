@@ -16,6 +16,7 @@ from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .backends.docker.engine import ContainerError, DockerUnavailable
 from .backends.docker.manager import ContainerManager
+from .backends.docker.networks import WorkspaceNetworks
 from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
@@ -266,6 +267,7 @@ class CodeWorkspacesApp(ExtensionApp):
 
     classes = [
         ContainerManager,
+        WorkspaceNetworks,
         SwarmContainerManager,
         NetworkPolicy,
         SwarmNetworkPolicy,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import ipaddress
 import json
 import os
 import socket
@@ -38,6 +40,19 @@ IMAGE = os.environ.get("POPEBOT_TEST_IMAGE", "jupyter-popebot-code-workspace:lat
 # POPEBOT_TEST_NETWORK lets two checkouts run their suites on one engine side by side.
 TEST_NETWORK = os.environ.get("POPEBOT_TEST_NETWORK", "popebot-code-test")
 SIDECAR_PREFIX = f"{TEST_NETWORK}-sidecar-"
+
+
+def _test_pool() -> str:
+    """A /22 of 10.160.0.0/11 picked by the test network's name: 64 workspace networks each."""
+    index = int.from_bytes(hashlib.sha256(TEST_NETWORK.encode()).digest()[:4]) % 2048
+    return str(ipaddress.IPv4Network((int(ipaddress.IPv4Address("10.160.0.0")) + index * 1024, 22)))
+
+
+# The pool of the workspaces' own networks (WorkspaceNetworks.pool), one per test network, so
+# two suites on one engine never share one and clean-up finds exactly this suite's networks.
+TEST_POOL = os.environ.get("POPEBOT_TEST_POOL") or _test_pool()
+# What every server of the suite is told: its workspaces' networks are internal like TEST_NETWORK.
+TEST_NETWORK_ARGS = (f"--WorkspaceNetworks.pool={TEST_POOL}", "--WorkspaceNetworks.internal=True")
 # Disk images of workspaces with a disk limit (ContainerManager.disk_dir), one folder per network.
 TEST_DISK_DIR = f"/var/tmp/{TEST_NETWORK}-disks"
 USER_HEADER = "X-Test-User"
@@ -127,13 +142,31 @@ def _remove_test_containers(client: docker.DockerClient) -> None:
     for sidecar in client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
         with contextlib.suppress(docker.errors.NotFound):
             sidecar.remove(force=True)
-    for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
-        if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
+    pool_networks = {n.name for n in suite_pool_networks(client)}
+    managed = {"label": MANAGED_BY_LABEL}
+    # Other suites on the engine remove theirs meanwhile: a container gone is skipped.
+    for container in client.containers.list(all=True, filters=managed, ignore_removed=True):
+        networks = set(container.attrs["NetworkSettings"]["Networks"] or {})
+        if networks & (pool_networks | {TEST_NETWORK}):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
             for volume in client.volumes.list(filters={"name": container.name}):
                 with contextlib.suppress(docker.errors.NotFound):
                     volume.remove(force=True)
+    for network in suite_pool_networks(client):
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+
+
+def suite_pool_networks(client: docker.DockerClient) -> list[Network]:
+    """The workspace networks of this suite: ours, with a subnet in TEST_POOL."""
+    pool = ipaddress.IPv4Network(TEST_POOL)
+    found = []
+    for network in client.networks.list(filters={"label": MANAGED_BY_LABEL}):
+        subnets = [c.get("Subnet", "") for c in network.attrs.get("IPAM", {}).get("Config") or []]
+        if any(":" not in s and ipaddress.IPv4Network(s).subnet_of(pool) for s in subnets if s):
+            found.append(network)
+    return found
 
 
 def _network_named(client: docker.DockerClient, name: str) -> Network | None:
@@ -188,7 +221,8 @@ def _containers_with_a_route_out(client: docker.DockerClient) -> list[str]:
         return internal[name]
 
     routed = []
-    for network_name in (TEST_NETWORK, IMAGE_TEST_NETWORK):
+    pool_networks = [n.name for n in suite_pool_networks(client) if n.name is not None]
+    for network_name in (TEST_NETWORK, IMAGE_TEST_NETWORK, *pool_networks):
         network = _network_named(client, network_name)
         if network is None:
             continue
@@ -268,6 +302,8 @@ def jp_server_config(
             # helper container per start. tests/test_disk_limits.py tests limits and the default.
             "disk_limit": "",
         },
+        # Each workspace's own network: in this suite's pool, internal like TEST_NETWORK.
+        "WorkspaceNetworks": {"pool": TEST_POOL, "internal": True},
     }
     if "git_server" in request.fixturenames:
         # The git daemon listens on the gateway, which the firewall blocks unless allowed.
@@ -289,6 +325,9 @@ def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[A
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
     remove_test_disks()
 
 

@@ -29,7 +29,7 @@ import requests
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
 from jupyter_popebot_code.core.store import WorkspaceStore
 
-from .conftest import ROOT, TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
+from .conftest import ROOT, TEST_DISK_DIR, TEST_NETWORK, TEST_POOL, remove_test_disks
 from .server_process import free_port
 
 SERVICE = "code-workspaces"
@@ -213,6 +213,8 @@ c.CodeWorkspacesApp.db_path = "{service_dir}/workspaces.sqlite"
 {idle}
 c.ContainerManager.image = "{image}"
 c.ContainerManager.network = "{TEST_NETWORK}"
+c.WorkspaceNetworks.pool = "{TEST_POOL}"
+c.WorkspaceNetworks.internal = True
 c.ContainerManager.disk_dir = "{TEST_DISK_DIR}"
 c.HubSync.deleted_user_check_interval = 2
 c.HubSync.activity_interval = 2
@@ -316,6 +318,8 @@ def _remove_workspaces(db_path: Path, docker_client: docker.DockerClient) -> Non
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": label}):
+        network.remove()
     remove_test_disks()
 
 

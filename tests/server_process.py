@@ -19,7 +19,7 @@ import requests
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
 from jupyter_popebot_code.core.store import WorkspaceStore
 
-from .conftest import TEST_DISK_DIR, TEST_NETWORK, remove_test_disks
+from .conftest import TEST_DISK_DIR, TEST_NETWORK, TEST_NETWORK_ARGS, remove_test_disks
 
 
 def free_port() -> int:
@@ -87,6 +87,7 @@ class ServerProcess:
                     f"--CodeWorkspacesApp.db_path={self.db_path}",
                     f"--ContainerManager.image={self.image}",
                     f"--ContainerManager.network={TEST_NETWORK}",
+                    *TEST_NETWORK_ARGS,
                     # A multi-user server limits disks by default: keep the test's images apart.
                     f"--ContainerManager.disk_dir={TEST_DISK_DIR}",
                     *self.extra_args,
@@ -130,4 +131,6 @@ def run_and_clean_up(
             container.remove(force=True)
         for volume in docker_client.volumes.list(filters={"label": label}):
             volume.remove(force=True)
+        for network in docker_client.networks.list(filters={"label": label}):
+            network.remove()
     remove_test_disks()

@@ -27,7 +27,7 @@ from jupyter_popebot_code.terminal.relay import (
     TerminalRelay,
 )
 
-from .conftest import TEST_NETWORK, USER_HEADER, Api, HeaderIdentityProvider, wait_for
+from .conftest import USER_HEADER, Api, HeaderIdentityProvider, wait_for
 from .docker_proxy import DockerSocketProxy
 from .terminal_client import Terminal, WsFetch, refusal, relay_fetch, terminal
 
@@ -70,6 +70,8 @@ def replace_container(
     """Replace the workspace's container by one with its image, name, labels running `command`."""
     old = container_of(docker_client, workspace)
     image, labels = old.attrs["Config"]["Image"], old.labels
+    # Its own network (WorkspaceNetworks), which stays while the workspace does.
+    network = next(iter(old.attrs["NetworkSettings"]["Networks"]))
     old.remove(force=True)
     return docker_client.containers.run(
         image,
@@ -77,7 +79,7 @@ def replace_container(
         command=command[1:],
         name=workspace["container_name"],
         labels=labels,
-        network=TEST_NETWORK,
+        network=network,
         init=True,
         detach=True,
     )

@@ -1,4 +1,7 @@
-"""A server on the workspaces' Docker network reaches ttyd by container name (connect_via=auto).
+"""A server in a container on the server's Docker network reaches each workspace on its own.
+
+Each workspace has a network of its own (WorkspaceNetworks); the host routes the server's
+container to it, and the firewall the operator installs once lets only that container through.
 
 The server is a real `jupyter server` process run inside a sidecar container's network and UTS
 namespaces (nsenter), with the container's resolv.conf, so it sees what a server deployed as a
@@ -21,7 +24,7 @@ import pytest
 from docker.models.containers import Container
 from websockets.sync.client import connect
 
-from .conftest import SIDECAR_PREFIX, TEST_NETWORK
+from .conftest import SIDECAR_PREFIX, TEST_NETWORK, TEST_NETWORK_ARGS
 from .preview_client import start_app
 from .server_process import ServerProcess, run_and_clean_up
 from .test_network_policy import BLOCKED, probe
@@ -64,6 +67,7 @@ def server_in_network(
     policy = [
         f"--ContainerManager.network={TEST_NETWORK}",
         f"--NetworkPolicy.ttyd_clients={json.dumps([sidecar.name])}",
+        *TEST_NETWORK_ARGS,  # the rules cover the pool of networks the server makes later
     ]
     command = [sys.executable, "-m", "jupyter_popebot_code.network.command", "install"]
     done = subprocess.run([*command, *policy], capture_output=True, text=True, timeout=120)
@@ -73,7 +77,7 @@ def server_in_network(
     yield from run_and_clean_up(server, docker_client)
 
 
-def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
+def test_the_relay_dials_workspaces_on_their_networks_from_the_servers_container(
     server_in_network: ServerProcess, docker_client: docker.DockerClient
 ) -> None:
     server = server_in_network
@@ -94,17 +98,19 @@ def test_the_relay_dials_workspaces_by_name_from_inside_the_network(
             if frame[:1] == b"0":
                 seen += frame[1:].decode(errors="replace")
 
+    target = docker_client.containers.get(f"code-workspace-{workspace_id}")
+    own = f"code-workspace-{workspace_id}-net"
+    assert list(target.attrs["NetworkSettings"]["Networks"]) == [own]
+    address = target.attrs["NetworkSettings"]["Networks"][own]["IPAddress"]
     log = server.log_path.read_text()
-    assert "Relay reaches workspace containers by name (connect_via=auto)" in log
-    assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
+    assert "Relay reaches workspace containers by address, on their networks" in log
+    assert f"connected to ttyd at {address}:7681" in log
     assert "Workspace firewall is OFF (NetworkPolicy.firewall = 'off')" in log
 
     # Only the server's container reaches ttyd: another workspace does not, nor the server.
     other = server.request("POST", "api/code/workspaces", json={"name": "other"})
     assert other.status_code == 201, other.text
     other_container = docker_client.containers.get(other.json()["container_name"])
-    target = docker_client.containers.get(f"code-workspace-{workspace_id}")
-    address = target.attrs["NetworkSettings"]["Networks"][TEST_NETWORK]["IPAddress"]
     assert probe(other_container, address, "tcp", 7681) == BLOCKED
     assert probe(other_container, server.host, "tcp", server.port) == BLOCKED
 

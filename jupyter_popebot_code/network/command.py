@@ -14,6 +14,7 @@ from traitlets.config import Application
 
 from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import ContainerManager
+from ..backends.docker.networks import WorkspaceNetworks
 from ..backends.swarm.manager import SwarmContainerManager
 from .policy import NetworkPolicy
 from .swarm_policy import SwarmNetworkPolicy
@@ -30,7 +31,13 @@ class NetworkPolicyApp(Application):
 
     name = "jupyter-popebot-code-network-policy"
     description = "Install or remove the workspace network's firewall rules on the Docker host."
-    classes = [ContainerManager, SwarmContainerManager, NetworkPolicy, SwarmNetworkPolicy]
+    classes = [
+        ContainerManager,
+        WorkspaceNetworks,
+        SwarmContainerManager,
+        NetworkPolicy,
+        SwarmNetworkPolicy,
+    ]
     aliases = {
         "config": "NetworkPolicyApp.config_file",
         "log-level": "Application.log_level",

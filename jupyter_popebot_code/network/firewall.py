@@ -78,6 +78,9 @@ class NetworkView:
     network_id: str
     bridge: str
     subnet: ipaddress.IPv4Network | None = None
+    # The pool of the workspaces' own networks (WorkspaceNetworks.pool): whatever bridge such a
+    # network gets, its traffic is matched by address, so one install covers networks to come.
+    pool: ipaddress.IPv4Network | None = None
 
     @property
     def forward_chain(self) -> str:
@@ -89,12 +92,20 @@ class NetworkView:
 
     def jumps(self) -> list[list[str]]:
         """The rules that send the bridge's traffic into our chains (first in their chain)."""
-        return [
+        jumps = [
             ["DOCKER-USER", "-i", self.bridge, "-j", self.forward_chain],
             # Answers coming back into the bridge (see firewall_script) and nothing new.
             ["DOCKER-USER", "-o", self.bridge, "-j", self.forward_chain],
             ["INPUT", "-i", self.bridge, "-j", self.input_chain],
         ]
+        if self.pool is not None:
+            pool = str(self.pool)
+            jumps += [
+                ["DOCKER-USER", "-s", pool, "-j", self.forward_chain],
+                ["DOCKER-USER", "-d", pool, "-j", self.forward_chain],
+                ["INPUT", "-s", pool, "-j", self.input_chain],
+            ]
+        return jumps
 
 
 def network_view(attrs: dict[str, Any]) -> NetworkView:
@@ -142,28 +153,44 @@ def firewall_script(view: NetworkView, members: Members, settings: PolicySetting
     """iptables-restore input that (re)writes both chains of one network, and nothing else."""
     fwd, inp = view.forward_chain, view.input_chain
     bridge = view.bridge
+    # Traffic from and to workspaces: the shared network's bridge, and the pool of their own
+    # networks (matched by address: workspaces hold no capability to send from another one).
+    sources = [["-i", bridge]]
+    targets = [["-o", bridge]]
+    if view.pool is not None:
+        sources.append(["-s", str(view.pool)])
+        targets.append(["-d", str(view.pool)])
     rules: list[list[str]] = []
     # Answers coming into the bridge to connections these rules let through: accepted here,
     # since an `internal` network has no such rule of Docker's before its own DROPs.
     established = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"]
-    rules.append([fwd, "-o", bridge, *established, "-j", "ACCEPT"])
+    rules += [[fwd, *target, *established, "-j", "ACCEPT"] for target in targets]
+    if view.pool is not None:
+        # Answers from a workspace network to the server's container cross two bridges, which
+        # Docker's isolation rules would drop after a RETURN.
+        rules.append([fwd, "-s", str(view.pool), *established, "-j", "ACCEPT"])
     # Forwarded traffic from the bridge; Docker's own rules still see whatever we RETURN.
     rules.append([fwd, "-i", bridge, *established, "-j", "RETURN"])
     for destination in settings.allowed:
-        rules += [[fwd, "-i", bridge, *match, "-j", "ACCEPT"] for match in destination.match()]
+        rules += [
+            [fwd, *source, *match, "-j", "ACCEPT"]
+            for source in sources
+            for match in destination.match()
+        ]
     if settings.isolate:
         # Docker's icc=false DROP comes after DOCKER-USER: the exceptions must ACCEPT here.
-        to_bridge = [fwd, "-o", bridge]
         for client in members.ttyd_clients:
             # The server's own container: ttyd (7681) and every port a preview may open.
             # Only workspaces' traffic is rejected below; they never appear as clients.
-            rules.append([*to_bridge, "-s", client, "-p", "tcp", "-j", "ACCEPT"])
+            accept = ["-s", client, "-p", "tcp", "-j", "ACCEPT"]
+            rules += [[fwd, *target, *accept] for target in targets]
         if settings.same_owner:
             for addresses in members.owners.values():
                 pairs = [(a, b) for a in addresses for b in addresses if a != b]
-                rules += [[*to_bridge, "-s", a, "-d", b, "-j", "ACCEPT"] for a, b in pairs]
-        # Explicit, so isolation holds even on a network made with inter-container traffic on.
-        rules.append([fwd, "-o", bridge, *REJECT])
+                rules += [[fwd, "-s", a, "-d", b, "-j", "ACCEPT"] for a, b in pairs]
+        # Explicit, so isolation holds even on a network made with inter-container traffic on;
+        # between workspace networks Docker would only DROP (a time-out, not a refusal).
+        rules += [[fwd, *target, *REJECT] for target in targets]
     rules += [[fwd, "-d", str(network), *REJECT] for network in settings.blocked]
     # Traffic to the host's own addresses (the gateway, eth0, other bridges' gateways).
     rules.append([inp, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"])

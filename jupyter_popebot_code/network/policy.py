@@ -19,6 +19,7 @@ and decides when to apply them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import threading
 from typing import Any
@@ -29,6 +30,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
+from ..backends.docker.networks import address_on
 from ..config_traits import List
 from .firewall import (
     ICC_OPTION,
@@ -146,6 +148,8 @@ class NetworkPolicy(LoggingConfigurable):
         self._warned_icc = False
         if self.isolate_workspaces:
             containers.network_options = {ICC_OPTION: "false"}
+            # A network per workspace: Docker's DNS in one names no other (issue 17).
+            containers.network_per_workspace = True
         containers.network_hook = self._network_seen
 
     @property
@@ -209,7 +213,7 @@ class NetworkPolicy(LoggingConfigurable):
         self, client: docker.DockerClient, attrs: dict[str, Any], created: bool
     ) -> None:
         """Before each container is created: check the network, follow a new bridge."""
-        view = network_view(attrs)
+        view = self._view(attrs)
         enforcing = self._decide(view)
         icc_on = (attrs.get("Options") or {}).get(ICC_OPTION, "true") != "false"
         if self.isolate_workspaces and icc_on:
@@ -236,7 +240,7 @@ class NetworkPolicy(LoggingConfigurable):
             self._apply(view, client)
 
     def _apply_sync(self, client: docker.DockerClient) -> None:
-        view = network_view(client.api.inspect_network(self.containers.network))
+        view = self._view(client.api.inspect_network(self.containers.network))
         if self._decide(view):
             self._apply(view, client)
 
@@ -256,6 +260,13 @@ class NetworkPolicy(LoggingConfigurable):
                     view.input_chain,
                 )
             self._installed_id = view.network_id
+
+    def _view(self, attrs: dict[str, Any]) -> NetworkView:
+        """The shared network's view, with the pool of the workspaces' own networks."""
+        view = network_view(attrs)
+        if not self.containers.network_per_workspace:
+            return view
+        return dataclasses.replace(view, pool=self.containers.workspace_networks.network)
 
     def _decide(self, view: NetworkView) -> bool:
         """Whether this server enforces the rules; refuses when 'iptables' cannot be honoured."""
@@ -292,11 +303,11 @@ class NetworkPolicy(LoggingConfigurable):
     def _members(self, client: docker.DockerClient) -> Members:
         network = self.containers.network
         owners: dict[str, list[str]] = {}
-        found = client.api.containers(
-            filters={"network": network, "label": f"{MANAGED_BY_LABEL}={MANAGED_BY}"}
-        )
+        # Workspaces on their own networks and, made before those, on the shared one.
+        found = client.api.containers(filters={"label": f"{MANAGED_BY_LABEL}={MANAGED_BY}"})
         for summary in found:
-            address = _address_on(summary, network)
+            networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+            address = _ipv4(address_on(networks, summary["Names"][0].lstrip("/"), network))
             owner = (summary.get("Labels") or {}).get(OWNER_LABEL)
             if address and owner is not None:
                 owners.setdefault(owner, []).append(address)
@@ -315,5 +326,9 @@ class NetworkPolicy(LoggingConfigurable):
 
 def _address_on(summary: dict[str, Any], network: str) -> str | None:
     networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
-    address = (networks.get(network) or {}).get("IPAddress") or None
+    return _ipv4((networks.get(network) or {}).get("IPAddress"))
+
+
+def _ipv4(address: str | None) -> str | None:
+    """Checked before it reaches iptables' arguments."""
     return str(ipaddress.IPv4Address(address)) if address else None

@@ -36,6 +36,7 @@ from .engine import (
     DockerEngine,
     DockerUnavailable,
 )
+from .networks import WorkspaceNetworks
 from .ports import ListingUnreadable, PortListing, listing_command, parse_listing
 from .states import ContainerState, ContainerStates, state_from_inspect
 
@@ -345,6 +346,10 @@ class ContainerManager(DockerEngine):
         self.network_hook: NetworkHook | None = None
         # Docker accepts two networks of one name: never create it from two threads at once.
         self._network_lock = threading.Lock()
+        # Set by NetworkPolicy while it keeps workspaces apart: a network per workspace, so
+        # Docker's DNS in one names no other (networks.py).
+        self.network_per_workspace = False
+        self.workspace_networks = WorkspaceNetworks(parent=self, log=self.log)
 
     def watch(self, store_id: str) -> None:
         """Keep the states of this store's containers from Docker's event stream (see state)."""
@@ -469,8 +474,13 @@ class ContainerManager(DockerEngine):
         """Container name -> workspace id for every container of one store."""
 
         def list_all(client: docker.DockerClient) -> dict[str, str]:
-            found = _store_containers(client, store_id)
-            return {name: c["Labels"].get(WORKSPACE_LABEL, "") for name, c in found.items()}
+            # A workspace's own network is made before its container: a crash in between leaves
+            # the network alone, which the orphan sweep removes through `remove`.
+            networks = self.workspace_networks.orphans(client, f"{STORE_LABEL}={store_id}")
+            found = {name: labels.get(WORKSPACE_LABEL, "") for name, labels in networks.items()}
+            for name, c in _store_containers(client, store_id).items():
+                found[name] = c["Labels"].get(WORKSPACE_LABEL, "")
+            return found
 
         return await self._call(list_all)
 
@@ -538,6 +548,13 @@ class ContainerManager(DockerEngine):
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
         """Where the relay dials this container's ttyd."""
         via = self.connect_via
+        if self.network_per_workspace:
+            # A name resolves only on a network the server shares with the workspace: the
+            # relay is routed to each workspace's own network (NetworkPolicy.ttyd_clients).
+            if self._resolved_connect_via is None:
+                self._resolved_connect_via = via = "ip"
+                self.log.info("Relay reaches workspace containers by address, on their networks")
+            via = "ip"
         if via == "auto":
             if self._resolved_connect_via is None:
                 self._resolved_connect_via = await self._call(self._detect_connect_via)
@@ -602,6 +619,11 @@ class ContainerManager(DockerEngine):
         assert ws.container_name
         labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
+        network = self.network
+        if self.network_per_workspace:
+            network = self.workspace_networks.ensure(
+                client, ws.container_name, labels, self.network_options
+            )
         limited, holds_home = self._ensure_volume(client, ws, labels)
         options: dict[str, Any] = {}
         if self.log_max_size not in ("", "0"):
@@ -629,7 +651,7 @@ class ContainerManager(DockerEngine):
                     "mode": "rw",
                 }
             },
-            network=self.network,
+            network=network,
             init=True,
             # After a reboot dockerd would start it before its disk is mounted (ensure mounts).
             restart_policy={"Name": "no" if limited else "unless-stopped"},
@@ -733,6 +755,15 @@ class ContainerManager(DockerEngine):
         """What must hold before the workspace's container starts: its disk mounted."""
 
         def prepare(client: docker.DockerClient) -> None:
+            if self.network_per_workspace and workspace.container_name:
+                # One made on the shared network moves to its own here (docs/security.md).
+                self.workspace_networks.attach(
+                    client,
+                    workspace.container_name,
+                    self.network,
+                    self.network_options,
+                    (MANAGED_BY_LABEL, WORKSPACE_LABEL, OWNER_LABEL, STORE_LABEL),
+                )
             try:
                 volume = client.api.inspect_volume(workspace.volume_name)
             except docker.errors.NotFound:
@@ -835,6 +866,8 @@ class ContainerManager(DockerEngine):
                 # 409: a removal is already in progress.
                 if err.status_code != 409:
                     raise
+            if not recreating:
+                self.workspace_networks.remove(client, container_name)
 
         await self._change(container_name, remove)
 

@@ -20,6 +20,8 @@ from typing import Any
 import docker
 import docker.errors
 
+from .networks import address_on
+
 # Reconnecting after the stream broke: first pause, and the longest (dockerd restarting).
 _RECONNECT_FIRST = 0.1
 _RECONNECT_MAX = 1.0
@@ -50,8 +52,9 @@ def parse_docker_time(text: str | None) -> float | None:
 
 
 def state_from_inspect(attrs: dict[str, Any], network: str) -> ContainerState:
+    """`network`: the shared one; a workspace on a network of its own has its address there."""
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
-    address = (networks.get(network) or {}).get("IPAddress") or None
+    address = address_on(networks, attrs.get("Name", "").lstrip("/"), network)
     return ContainerState(
         status=attrs["State"]["Status"],
         ip_address=address,
@@ -62,7 +65,7 @@ def state_from_inspect(attrs: dict[str, Any], network: str) -> ContainerState:
 def state_from_summary(summary: dict[str, Any], network: str) -> ContainerState:
     """The same from one entry of a container listing (`docker ps -a`)."""
     networks = summary.get("NetworkSettings", {}).get("Networks") or {}
-    address = (networks.get(network) or {}).get("IPAddress") or None
+    address = address_on(networks, summary["Names"][0].lstrip("/"), network)
     return ContainerState(status=summary["State"], ip_address=address)
 
 
