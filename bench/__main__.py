@@ -25,6 +25,7 @@ from . import (
     api_bench,
     docker_env,
     events_bench,
+    network_bench,
     ports_bench,
     preview_bench,
     report,
@@ -38,7 +39,7 @@ from .server import OWNER, BenchServer
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak", "preview", "ports", "events", "swarm")
+PARTS = ("ensure", "list", "relay", "soak", "preview", "ports", "network", "events", "swarm")
 # "events" restarts dockerd, which every container on the machine depends on, and "swarm" makes
 # the engine a swarm manager for a while: opt-in only.
 DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview", "ports")
@@ -65,6 +66,7 @@ PARAMETERS = (
     "ports_clients",
     "ports_seconds",
     "ports_rounds",
+    "network_creates",
     "swarm_creates",
     "swarm_ensures",
     "swarm_overlays",
@@ -138,6 +140,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         dest="hog",
         action="store_false",
         help="skip the terminal rounds with a CPU hog on every core",
+    )
+    parser.add_argument(
+        "--network-creates",
+        type=int,
+        default=10,
+        help="workspaces created and deleted per server (network part)",
     )
     parser.add_argument(
         "--swarm-creates", type=int, default=6, help="workspaces created per backend (swarm part)"
@@ -365,6 +373,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 server, expected, total, len(with_container), args.list_iterations, args.budget
             )
             results["list_with_containers"]["seed_seconds"] = seconds
+        if "network" in args.parts:
+            print("network: create → prompt, own network vs shared network ...", flush=True)
+            results["network"] = network_bench.bench_networks(
+                client, server, workdir, args.image, args.network_creates, args.budget
+            )
         if "swarm" in args.parts:
             print("swarm: create → prompt and ensure, Swarm vs single engine ...", flush=True)
             results["swarm"] = swarm_bench.bench_swarm(
@@ -426,6 +439,9 @@ def print_report(results: dict[str, Any]) -> None:
     if "ports" in results:
         print()
         print(report.ports_table(results["ports"]))
+    if "network" in results:
+        print()
+        print(network_bench.network_table(results["network"]))
     if "swarm" in results:
         print()
         print(swarm_bench.swarm_table(results["swarm"]))

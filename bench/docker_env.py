@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,11 @@ from jupyter_popebot_code.backends.docker.manager import (
     TTYD_PORT,
     workspace_labels,
 )
+from jupyter_popebot_code.backends.docker.networks import address_on
 from jupyter_popebot_code.core.store import _COLUMNS, Workspace, WorkspaceStore
 
-NETWORK = "popebot-code-bench"
+# Another checkout's bench on the same engine sweeps this network: give each its own name.
+NETWORK = os.environ.get("POPEBOT_BENCH_NETWORK", "popebot-code-bench")
 BENCH_LABEL = "org.jupyter.popebot-code.bench"
 # Few threads: the engine serializes most of the work anyway, and the machine has 2 cores.
 SEED_THREADS = 4
@@ -146,6 +149,12 @@ def cleanup(client: docker.DockerClient, store_ids: set[str]) -> dict[str, int]:
         with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_volume(volume, force=True)
     removed_network = 0
+    for store_id in store_ids:
+        # The workspaces' own networks (WorkspaceNetworks), labelled like their containers.
+        for network in client.networks.list(filters={"label": f"{STORE_LABEL}={store_id}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+                removed_network += 1
     for network in client.networks.list(names=[NETWORK]):
         network.reload()
         if not network.attrs.get("Containers"):
@@ -155,11 +164,13 @@ def cleanup(client: docker.DockerClient, store_ids: set[str]) -> dict[str, int]:
 
 
 def container_ip(client: docker.DockerClient, container_name: str) -> str:
+    """Its address on its own network (a workspace the server made) or on the bench's."""
     attrs = client.api.inspect_container(container_name)
-    address = attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
+    networks = attrs["NetworkSettings"]["Networks"] or {}
+    address = address_on(networks, container_name, NETWORK)
     if not address:
-        raise RuntimeError(f"{container_name} has no address on {NETWORK}")
-    return str(address)
+        raise RuntimeError(f"{container_name} has no address on its network or {NETWORK}")
+    return address
 
 
 def wait_for_port(host: str, port: int = TTYD_PORT, timeout_s: float = 30.0) -> None:

@@ -66,6 +66,7 @@ html_static_path: list[str] = []
 DOCUMENTED_CLASSES = {
     "CodeWorkspacesApp",
     "ContainerManager",
+    "WorkspaceNetworks",
     "SwarmContainerManager",
     "NetworkPolicy",
     "SwarmNetworkPolicy",

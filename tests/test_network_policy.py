@@ -35,7 +35,14 @@ from jupyter_popebot_code.network.firewall import (
     parse_network,
 )
 
-from .conftest import TEST_NETWORK, Api, GitServer, HeaderIdentityProvider, ensure_internal_network
+from .conftest import (
+    TEST_NETWORK,
+    TEST_POOL,
+    Api,
+    GitServer,
+    HeaderIdentityProvider,
+    ensure_internal_network,
+)
 from .network_probes import BLOCKED, LISTENER, PORT, probe_answer
 from .terminal_client import WsFetch, terminal
 
@@ -320,6 +327,10 @@ async def test_rules_are_installed_at_start_up_once_and_removed_on_request(
     assert rules.count(f"-A DOCKER-USER -i br-{short} -j POPEBOT-FWD-{short}") == 1
     assert rules.count(f"-A INPUT -i br-{short} -j POPEBOT-IN-{short}") == 1
     assert f"-N POPEBOT-FWD-{short}" in rules
+    # The workspaces' own networks, made later, are covered by their pool.
+    assert rules.count(f"-A DOCKER-USER -s {TEST_POOL} -j POPEBOT-FWD-{short}") == 1
+    assert rules.count(f"-A DOCKER-USER -d {TEST_POOL} -j POPEBOT-FWD-{short}") == 1
+    assert rules.count(f"-A INPUT -s {TEST_POOL} -j POPEBOT-IN-{short}") == 1
 
     await policy.uninstall()
     assert not [line for line in iptables_rules() if short in line and "POPEBOT" in line]

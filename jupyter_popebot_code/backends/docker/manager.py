@@ -133,10 +133,12 @@ class ContainerManager(DockerEngine):
     network = Unicode(
         "jupyter-popebot-code",
         help=(
-            "Docker network for workspace containers, created as a bridge network when missing "
-            "(with com.docker.network.bridge.enable_icc=false while "
-            "NetworkPolicy.isolate_workspaces). Put the Jupyter server on it too when it runs in "
-            "a container."
+            "The shared Docker network, created as a bridge network when missing (with "
+            "com.docker.network.bridge.enable_icc=false while NetworkPolicy.isolate_workspaces). "
+            "Put the Jupyter server on it when it runs in a container. While "
+            "isolate_workspaces, each workspace has a network of its own (WorkspaceNetworks) "
+            "and only workspaces made before stay here until their next start; otherwise all "
+            "workspaces share it."
         ),
     ).tag(config=True)
 
@@ -147,7 +149,8 @@ class ContainerManager(DockerEngine):
             "How the relay reaches a container's ttyd: 'ip' (its address on the network, for a "
             "server outside Docker), 'name' (its container name, for a server on the same "
             "network), 'auto' ('name' when the server runs in a container attached to the "
-            "workspace network, else 'ip')."
+            "workspace network, else 'ip'). Always 'ip' while each workspace has a network of "
+            "its own (NetworkPolicy.isolate_workspaces)."
         ),
     ).tag(config=True)
 
