@@ -309,6 +309,9 @@ async def test_a_killed_container_closes_the_terminal_with_a_reason(
     [
         {
             "ContainerManager": {"connect_via": "name"},
+            # On one shared network, where connect_via is honoured (with a network per
+            # workspace the relay always dials the address).
+            "NetworkPolicy": {"isolate_workspaces": False},
             # The name this option had before it moved to TerminalRelay.ready_timeout still works.
             "CodeWorkspacesApp": {"terminal_ready_timeout": 1},
         }

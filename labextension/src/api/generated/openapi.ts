@@ -337,7 +337,7 @@ export interface components {
         'application/json': components['schemas']['Error'];
       };
     };
-    /** @description The Docker engine is unreachable; nothing was changed. */
+    /** @description The Docker engine is unreachable, or (creating a workspace, or moving one made on the shared network at its start) every subnet of WorkspaceNetworks.pool is in use; nothing was changed. */
     EngineUnreachable: {
       headers: {
         [name: string]: unknown;
