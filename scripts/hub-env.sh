@@ -62,7 +62,10 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 target="$site/jupyter_popebot_code"
 rm -rf "$target.new"
 mkdir -p "$target.new"
-cp "$root"/jupyter_popebot_code/*.py "$root/jupyter_popebot_code/py.typed" "$target.new/"
+# Subpackages too (core/, backends/, network/, ...), keeping their folders.
+(cd "$root/jupyter_popebot_code" &&
+	find . \( -name '*.py' -o -name py.typed \) -not -path './labextension/*' -print0 |
+	xargs -0 cp --parents -t "$target.new/")
 rm -rf "$target"
 mv "$target.new" "$target"
 # The prebuilt JupyterLab extension, where the wheel puts it, so users' JupyterLab has the UI.

@@ -138,3 +138,24 @@ async def test_an_exhausted_pool_refuses_clearly_and_leaves_nothing_behind(
     # A deleted workspace gives its subnet back.
     assert (await api.call("DELETE", first["id"]))[0] == 204
     await api.create(name="third")
+
+
+async def test_a_workspace_network_outside_the_pool_is_reported_at_install(
+    jp_serverapp: Any,
+    service: Any,
+    docker_client: docker.DockerClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One made before the pool changed: the rules, by pool, do not cover it."""
+    outside = docker_client.networks.create(
+        f"{TEST_NETWORK}-outside-net",
+        internal=True,  # Docker's default pools: not in TEST_POOL
+        labels={"org.jupyter.popebot-code.managed-by": "jupyter-popebot-code"},
+    )
+    try:
+        policy = jp_serverapp.web_app.settings["jupyter_popebot_code"].network_policy
+        await policy.install()
+    finally:
+        outside.remove()
+    assert "Workspace networks outside WorkspaceNetworks.pool" in caplog.text
+    assert f"{TEST_NETWORK}-outside-net" in caplog.text

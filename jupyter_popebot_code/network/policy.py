@@ -30,7 +30,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
-from ..backends.docker.networks import address_on
+from ..backends.docker.networks import NETWORK_SUFFIX, address_on
 from ..config_traits import List
 from .firewall import (
     ICC_OPTION,
@@ -203,11 +203,35 @@ class NetworkPolicy(LoggingConfigurable):
     def _install_sync(self, client: docker.DockerClient) -> None:
         self.containers._ensure_network(client)  # calls _network_seen, which applies the rules
         if self._enforcing:
-            existing = {net["Id"] for net in client.api.networks()}
+            listed = client.api.networks()
+            existing = {net["Id"] for net in listed}
             with self._lock:
                 stale = self.firewall_impl.remove_stale(existing)
             if stale:
                 self.log.info("Removed firewall chains of removed networks: %s", ", ".join(stale))
+            if self.containers.network_per_workspace:
+                self._check_pool(listed)
+
+    def _check_pool(self, listed: list[dict[str, Any]]) -> None:
+        """Workspace networks made from another pool are outside the rules: say so loudly."""
+        pool = self.containers.workspace_networks.network
+        outside = []
+        for net in listed:
+            if (net.get("Labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+                continue
+            if not net["Name"].endswith(NETWORK_SUFFIX):
+                continue
+            for config in (net.get("IPAM") or {}).get("Config") or []:
+                subnet = ipaddress.ip_network(config.get("Subnet", "::/0"), strict=False)
+                if isinstance(subnet, ipaddress.IPv4Network) and not subnet.subnet_of(pool):
+                    outside.append(net["Name"])
+        if outside:
+            self.log.error(
+                "Workspace networks outside WorkspaceNetworks.pool %s are not covered by the "
+                "firewall: %s. Delete those workspaces, or set the pool back.",
+                pool,
+                ", ".join(sorted(outside)),
+            )
 
     def _network_seen(
         self, client: docker.DockerClient, attrs: dict[str, Any], created: bool

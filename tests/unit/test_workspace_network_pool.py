@@ -10,6 +10,7 @@ import ipaddress
 from typing import Any
 
 import pytest
+
 from jupyter_popebot_code.backends.docker.networks import NetworkPoolExhausted, WorkspaceNetworks
 
 
@@ -54,5 +55,5 @@ def test_the_pool_is_checked_when_configured() -> None:
     assert WorkspaceNetworks().capacity() == 4096
     assert ipaddress.IPv4Network("10.213.0.0/16") == WorkspaceNetworks().network
     for bad in ("10.213.0.1/16", "fd00::/64", "example"):
-        with pytest.raises(ValueError, match="pool must be IPv4|not an IPv4 network"):
+        with pytest.raises(ValueError, match=r"pool must be IPv4|not an IPv4 network"):
             WorkspaceNetworks(pool=bad)
