@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import Api, wait_for
+from .docker_proxy import DockerSocketProxy
 from .metrics_client import Scrape, scrape
 from .terminal_client import WsFetch, terminal
 
@@ -109,3 +110,30 @@ async def test_quota_refusals_and_failed_operations_are_counted(
         grown(before, after, "workspace_operations_total", operation="delete", outcome="not_found")
         == 1
     )
+
+
+@pytest.fixture
+def server_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The parametrized settings; an engine test adds the socket it can cut."""
+    settings: dict[str, Any] = dict(getattr(request, "param", {}))
+    if "engine" in request.fixturenames:
+        engine: DockerSocketProxy = request.getfixturevalue("engine")
+        settings["ContainerManager"] = {"docker_host": engine.url}
+    return settings
+
+
+async def test_an_unreachable_engine_is_counted_and_the_states_are_not_reported(
+    engine: DockerSocketProxy, api: Api, jp_fetch: Callable[..., Any]
+) -> None:
+    engine.stop()
+    before = await scraped_when(jp_fetch, lambda s: s.value("container_states_live") == 0)
+    code, _ = await api.call("POST", body={"name": "during outage"})
+    assert code == 503
+    after = await scrape(jp_fetch)
+    assert grown(before, after, "engine_errors_total", kind="unavailable") >= 1
+    assert grown(
+        before, after, "workspace_operations_total", operation="create",
+        outcome="engine_unavailable",
+    ) == 1  # fmt: skip
+    # Stale states are left out rather than reported as current.
+    assert not any(name.endswith("workspaces_by_state") for name, _ in after.samples)

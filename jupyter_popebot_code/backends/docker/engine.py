@@ -127,6 +127,7 @@ class DockerEngine(LoggingConfigurable):
                 try:
                     self._client = self._new_client()
                 except docker.errors.DockerException as err:
+                    metrics.engine_error(unavailable=True)
                     raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
 
