@@ -62,10 +62,9 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 target="$site/jupyter_popebot_code"
 rm -rf "$target.new"
 mkdir -p "$target.new"
-# Subpackages too (core/, backends/, network/, ...), keeping their folders.
-(cd "$root/jupyter_popebot_code" &&
-	find . \( -name '*.py' -o -name py.typed \) -not -path './labextension/*' -print0 |
-	xargs -0 cp --parents -t "$target.new/")
+# Every subpackage's Python files; the built extension goes where the wheel puts it (below).
+tar -C "$root/jupyter_popebot_code" --exclude=./labextension --exclude=__pycache__ -cf - . |
+	tar -C "$target.new" -xf -
 rm -rf "$target"
 mv "$target.new" "$target"
 # The prebuilt JupyterLab extension, where the wheel puts it, so users' JupyterLab has the UI.
