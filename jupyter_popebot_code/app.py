@@ -14,7 +14,6 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default
 
 from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
-from .backends.docker.engine import ContainerError, DockerUnavailable
 from .backends.docker.manager import ContainerManager
 from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
@@ -23,13 +22,15 @@ from .core.idle import IdleStopper
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
+from .errors import ContainerError, DockerUnavailable
 from .hub.service import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub.sync import HubSync
 from .network.policy import NetworkPolicy
 from .network.swarm_policy import SwarmNetworkPolicy
 from .preview.host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
 from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
-from .terminal.relay import TerminalRelay, relay_handlers
+from .terminal.handler import relay_handlers
+from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
 
 # idle_timeout's default where several people share the server's Docker host: one hour.

@@ -17,7 +17,7 @@ from tornado.netutil import bind_sockets
 from tornado.routing import RuleRouter
 
 from jupyter_popebot_code.preview.host import HostPattern, install_host_routes
-from jupyter_popebot_code.terminal.ttyd import mask_payload
+from jupyter_popebot_code.terminal.frames import mask_payload
 
 
 def naive_mask(mask: bytes, payload: bytes) -> bytes:
