@@ -151,7 +151,7 @@ class TerminalRelay(LoggingConfigurable):
         self.browser_left(relay)
         self._open.discard(relay)
 
-    def open_relays(self) -> list[Any]:
+    def open_relays(self) -> list[OpenTerminal]:
         """The relays still running (upgraded, and not yet closed on both legs)."""
         return list(self._open)
 
