@@ -183,6 +183,12 @@ def test_a_layer_never_imports_the_ones_above_it(layer: Layer) -> None:
     assert not broken, f"{layer.why}:\n" + "\n".join(broken)
 
 
+def test_only_the_package_itself_imports_the_app() -> None:
+    """app wires every layer together: a module that imports it sits above everything."""
+    importers = {name for name, targets in import_graph().items() if f"{PACKAGE}.app" in targets}
+    assert importers == {PACKAGE}
+
+
 def test_the_cycle_finder_names_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
