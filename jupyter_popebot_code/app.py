@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -32,6 +32,9 @@ from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
 from .terminal.handler import relay_handlers
 from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
+
+if TYPE_CHECKING:
+    from .web.context import WorkspacesApp
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
@@ -471,3 +474,8 @@ class CodeWorkspacesApp(ExtensionApp):
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
             await self.service.close()
+
+
+if TYPE_CHECKING:
+    # Never run: mypy checks here that the app is what web.context says the handlers get.
+    _AS_HANDLERS_SEE_IT: WorkspacesApp = CodeWorkspacesApp()
