@@ -37,6 +37,7 @@ from tornado.websocket import (
 from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .. import metrics
 from ..auth.owner import AUTH_RESOURCE, is_admin
 from ..core.store import Workspace
 from ..errors import (
@@ -214,6 +215,10 @@ class PreviewProxy(LoggingConfigurable):
 
     def open_connections(self, workspace_id: str) -> int:
         return self._open.count(workspace_id)
+
+    def connection_count(self) -> int:
+        """Connections open now, all workspaces together (metrics)."""
+        return self._open.total()
 
     def due_for_activity(self, workspace_id: str, now: float) -> bool:
         """Whether activity should be recorded now (at most once a second per workspace)."""
@@ -569,7 +574,14 @@ class PreviewHandler(
             written = connection.write(chunk)
         except StreamClosedError:
             return None  # the app hung up: its answer (or 502) follows in the handler
-        return self._upstream_backlog.track(written, len(chunk))
+        return self._tracked(written, len(chunk), self._upstream_backlog)
+
+    def _tracked(
+        self, written: asyncio.Future[None], size: int, backlog: WriteBacklog
+    ) -> Awaitable[None] | None:
+        """Count bytes relayed (metrics) and in flight; the write to wait for, or None."""
+        metrics.preview_relayed(size, to_browser=backlog is self._backlog)
+        return backlog.track(written, size)
 
     # -- the app's response -------------------------------------------------------------------
 
@@ -675,7 +687,7 @@ class PreviewHandler(
             written = self.flush()
         except StreamClosedError:
             return None
-        return self._backlog.track(written, len(chunk))
+        return self._tracked(written, len(chunk), self._backlog)
 
     # -- verbs --------------------------------------------------------------------------------
 
@@ -781,7 +793,7 @@ class PreviewHandler(
                     written = self.write_message(message, binary=isinstance(message, bytes))
                 except WebSocketClosedError:
                     break
-                waiting = self._backlog.track(written, len(message))
+                waiting = self._tracked(written, len(message), self._backlog)
                 if waiting is not None:
                     await waiting
             if not self._closed:
@@ -803,7 +815,7 @@ class PreviewHandler(
             written = upstream.write_message(message, binary=isinstance(message, bytes))
         except WebSocketClosedError:
             return None
-        return self._upstream_backlog.track(written, len(message))
+        return self._tracked(written, len(message), self._upstream_backlog)
 
     def on_close(self) -> None:
         """The browser left (a WebSocket, or in the middle of an HTTP response)."""

@@ -13,6 +13,7 @@ from functools import partial
 
 from tornado.iostream import IOStream, StreamClosedError
 
+from .. import metrics
 from ..web.websocket import WriteBacklog
 
 
@@ -37,6 +38,7 @@ class BrowserLeg:
 
     def forward(self, frames: memoryview) -> bool:
         """Write ttyd's frames to the browser; False: stop reading ttyd until it catches up."""
+        metrics.TERMINAL_TO_BROWSER.inc(len(frames))
         self._on_output()
         if self._held or not self.backlog.room_for(len(frames)):
             # Not reading ttyd fills its socket, and ttyd stops reading the pty.

@@ -20,6 +20,7 @@ from tornado import web
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
+from .. import metrics
 from ..core.store import Workspace
 from ..errors import (
     BACKEND_LOST_REASON,
@@ -194,6 +195,7 @@ class TerminalRelayHandler(
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward a browser frame to ttyd, or queue it in order until ttyd is connected."""
+        metrics.TERMINAL_FROM_BROWSER.inc(len(message))
         self._record_activity()
         if not self._handshake_read:
             # Checked on arrival, not when ttyd is reached: a bad one closes at once.

@@ -26,6 +26,9 @@ class OpenTerminal(Protocol):
     workspace_owner: str
     relay_task: asyncio.Task[None] | None
 
+    @property
+    def browser_connected(self) -> bool: ...
+
     def shut_down(self, code: int = CLOSE_GOING_AWAY, reason: str = SHUTDOWN_REASON) -> None: ...
 
 

@@ -108,6 +108,10 @@ class ConnectionCounter:
     def count(self, key: str) -> int:
         return self._open[key]
 
+    def total(self) -> int:
+        """Connections open, all keys together."""
+        return sum(self._open.values())
+
     def full(self, key: str, limit: int) -> bool:
         """Whether one more would be over `limit` (0: no limit)."""
         return bool(limit) and self._open[key] >= limit

@@ -39,6 +39,7 @@ class Layer:
 HANDLERS = ("web", "terminal", "preview")
 LAYERS = (
     Layer("errors", ("",), "every layer raises and answers from it: it imports nothing"),
+    Layer("metrics", ("",), "every layer counts into it: it imports nothing of the package"),
     Layer(
         "core",
         (*HANDLERS, "auth", "hub", "app"),
