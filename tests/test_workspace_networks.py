@@ -126,7 +126,7 @@ async def test_an_exhausted_pool_refuses_clearly_and_leaves_nothing_behind(
     first = await api.create(name="first")
     await api.create(name="second")
     code, reply = await api.call("POST", body={"name": "third", "repo": "", "branch": ""})
-    assert code == 503, reply
+    assert code == 429, reply
     assert reply["message"].startswith("No free workspace network: all 2 subnets of /28")
     assert small_pool() in reply["message"]
     label = f"org.jupyter.popebot-code.store={service.store.store_id}"

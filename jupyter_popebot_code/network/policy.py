@@ -28,14 +28,13 @@ import docker
 from traitlets import Bool, Enum, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
 from ..backends.docker.networks import NETWORK_SUFFIX, address_on
 from ..config_traits import List
+from ..errors import ContainerError, FirewallError
 from .firewall import (
     ICC_OPTION,
     LINK_LOCAL,
-    FirewallError,
     IptablesFirewall,
     Members,
     NetworkView,

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.backends.docker.networks import NetworkPoolExhausted, WorkspaceNetworks
+from jupyter_popebot_code.backends.docker.networks import WorkspaceNetworks
+from jupyter_popebot_code.errors import NetworkPoolExhausted
 
 
 class Listing:

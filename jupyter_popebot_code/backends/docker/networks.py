@@ -24,16 +24,12 @@ import docker.errors
 from traitlets import Bool, Int, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from .engine import ContainerError, DockerUnavailable
+from ...errors import ContainerError, NetworkPoolExhausted
 
 NETWORK_SUFFIX = "-net"
 # Networks made by another server between our look and our create take a subnet we chose too:
 # Docker refuses the overlap, and we look again, a bounded number of times.
 _ALLOCATION_TRIES = 5
-
-
-class NetworkPoolExhausted(DockerUnavailable):
-    """Every subnet of the pool is taken: no new workspace network until one is removed."""
 
 
 def own_network(container_name: str) -> str:
@@ -72,7 +68,7 @@ class WorkspaceNetworks(LoggingConfigurable):
             "that neither your LAN, nor the host's routes, nor Docker's default-address-pools "
             "use (subnets that other networks already take are skipped). The firewall covers "
             "the whole range, so change it only with the firewall reinstalled. When every "
-            "subnet is taken, creating a workspace answers 503 until one is deleted."
+            "subnet is taken, creating a workspace answers 429 until one is deleted."
         ),
     ).tag(config=True)
 

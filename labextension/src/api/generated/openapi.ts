@@ -310,7 +310,7 @@ export interface components {
         'application/json': components['schemas']['Error'];
       };
     };
-    /** @description The server already runs as many workspaces as it allows, all users together (CodeWorkspacesApp.max_running_workspaces); the message says so. Retry when one stops. */
+    /** @description The server already runs as many workspaces as it allows, all users together (CodeWorkspacesApp.max_running_workspaces), or (creating a workspace, or starting one made on the shared network) every subnet of WorkspaceNetworks.pool is in use; the message says which. Retry when one stops, or is deleted. */
     ServerFull: {
       headers: {
         [name: string]: unknown;
@@ -337,7 +337,7 @@ export interface components {
         'application/json': components['schemas']['Error'];
       };
     };
-    /** @description The Docker engine is unreachable, or (creating a workspace, or moving one made on the shared network at its start) every subnet of WorkspaceNetworks.pool is in use; nothing was changed. */
+    /** @description The Docker engine is unreachable; nothing was changed. */
     EngineUnreachable: {
       headers: {
         [name: string]: unknown;
