@@ -20,6 +20,9 @@ from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
+from .core.secret_crypto import SecretKeyError
+from .core.secret_delivery import SecretDelivery
+from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
@@ -31,6 +34,7 @@ from .preview.host import AUTH_PATH, PreviewAuthHandler, install_host_routes, lo
 from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
 from .terminal.relay import TerminalRelay, relay_handlers
 from .web.handlers import workspace_handlers
+from .web.secrets import secret_handlers
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
@@ -64,6 +68,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_stopper: IdleStopper
     hub_sync: HubSync
     running_cap: RunningCap
+    personal_secrets: PersonalSecrets
 
     enabled = Bool(
         True,
@@ -272,6 +277,7 @@ class CodeWorkspacesApp(ExtensionApp):
         TerminalRelay,
         PreviewProxy,
         HubSync,
+        PersonalSecrets,
     ]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -338,6 +344,7 @@ class CodeWorkspacesApp(ExtensionApp):
             network_policy=self.network_policy,
             running_cap=self.running_cap,
         )
+        self._open_personal_secrets()
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
@@ -422,6 +429,25 @@ class CodeWorkspacesApp(ExtensionApp):
                 "Idle stop is off (%s); CodeWorkspacesApp.idle_timeout turns it on", source
             )
 
+    def _open_personal_secrets(self) -> None:
+        """Open the encrypted secrets and have the owner's containers get them."""
+        self.personal_secrets = PersonalSecrets(parent=self, log=self.log)
+        try:
+            self.personal_secrets.open(self.db_path)
+        except SecretKeyError as exc:
+            self.log.critical("Not starting: %s", exc)
+            raise SystemExit(1) from exc
+        if isinstance(self.container_manager, SwarmContainerManager):
+            self.log.warning(
+                "Personal secrets are kept but not written into workspaces on a Docker Swarm"
+            )
+            return
+        delivery = SecretDelivery(
+            self.personal_secrets, self.store, self.container_manager, self.log
+        )
+        self.personal_secrets.on_change = delivery.owner_changed
+        self.service.container_up_hooks.append(delivery.container_up)
+
     async def _install_network_policy(self) -> None:
         """Firewall the workspace network before anyone asks for a workspace; creates retry it."""
         try:
@@ -448,6 +474,7 @@ class CodeWorkspacesApp(ExtensionApp):
         if not self.enabled or self.service_url:
             return
         self.handlers.extend(workspace_handlers())
+        self.handlers.extend(secret_handlers())
         self.handlers.extend(relay_handlers())
         self.handlers.extend(preview_handlers())
         pattern = self.preview_proxy.host_pattern_parsed
@@ -469,4 +496,5 @@ class CodeWorkspacesApp(ExtensionApp):
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
+            self.personal_secrets.close()
             await self.service.close()

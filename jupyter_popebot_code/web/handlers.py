@@ -71,6 +71,8 @@ def translate_errors(
 class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
     """JSON in and out; errors carry a `message` (and the `field` at fault)."""
 
+    max_body_bytes = MAX_BODY_BYTES
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
@@ -85,8 +87,9 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
     def read_json_object(self, allowed: set[str]) -> dict[str, Any]:
         """The body as a JSON object with only `allowed` keys, or a 400 that says what is wrong."""
         body = self.request.body or b""
-        if len(body) > MAX_BODY_BYTES:
-            raise WorkspaceAPIError(400, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        limit = self.max_body_bytes
+        if len(body) > limit:
+            raise WorkspaceAPIError(400, f"The request body is larger than {limit} bytes.")
         try:
             data = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -80,6 +80,9 @@ EXEC_ENVIRONMENT = {"TTYD_CREDENTIAL": ""}
 WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
 # Home folder of the image's user; the workspace volume is mounted inside it.
 WORKSPACE_HOME = "/home/coder"
+# A tmpfs for the owner's personal secrets (core/secret_delivery.py), root's and group coder's.
+SECRETS_MOUNT = "/run/workspace-secrets"
+SECRETS_TMPFS = "rw,noexec,nosuid,nodev,size=16m,mode=0700"
 # Docker's DNS resolver on user-defined networks listens in every container on a random port.
 DOCKER_DNS_ADDRESS = "127.0.0.11"
 # Container states that hold memory and processes: they count against running-workspace limits.
@@ -651,7 +654,10 @@ class ContainerManager(DockerEngine):
         before it drops to the user.
         """
         tmp, home = self.tmpfs_bytes()
-        tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
+        tmpfs = {
+            "/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777",  # noqa: S108 (inside the container)
+            SECRETS_MOUNT: SECRETS_TMPFS,
+        }
         if home_tmpfs:
             tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
         return {
