@@ -39,6 +39,8 @@ def install_secret_files(client: docker.DockerClient, container_name: str, paylo
         raw.shutdown(socket.SHUT_WR)  # end of stdin: the installer's loop finishes
         output = _read_frames(raw)
     finally:
+        # The socket closes once its file wrapper (the exec's response stream) is closed too.
+        stream.close()
         raw.close()
     code = api.exec_inspect(exec_id).get("ExitCode")
     if code != 0:
