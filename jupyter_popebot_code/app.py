@@ -442,6 +442,7 @@ class CodeWorkspacesApp(ExtensionApp):
                 "Personal secrets are kept but not written into workspaces on a Docker Swarm"
             )
             return
+        self.container_manager.secrets_tmpfs = True
         delivery = SecretDelivery(
             self.personal_secrets, self.store, self.container_manager, self.log
         )

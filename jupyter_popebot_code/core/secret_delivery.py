@@ -136,6 +136,10 @@ class SecretDelivery:
                     self._delivered[name] = started
                     continue
                 self._delivered.pop(name, None)
+                if isinstance(outcome, ContainerError):
+                    # Refused by this start of the container (made before secrets had a tmpfs,
+                    # an older image): not asked again until it restarts or a secret changes.
+                    self._delivered[name] = started
                 if isinstance(outcome, (DockerUnavailable, ContainerError)):
                     self.log.warning("Personal secrets not written into %s: %s", name, outcome)
                 else:

@@ -346,6 +346,9 @@ class ContainerManager(DockerEngine):
         # existing network and installs the firewall rules for a new one.
         self.network_options: dict[str, str] = {}
         self.network_hook: NetworkHook | None = None
+        # Set when personal secrets are written into containers: they get a tmpfs for them
+        # (and their first-start clone waits for them).
+        self.secrets_tmpfs = False
         # Docker accepts two networks of one name: never create it from two threads at once.
         self._network_lock = threading.Lock()
 
@@ -654,10 +657,9 @@ class ContainerManager(DockerEngine):
         before it drops to the user.
         """
         tmp, home = self.tmpfs_bytes()
-        tmpfs = {
-            "/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777",  # noqa: S108 (inside the container)
-            SECRETS_MOUNT: SECRETS_TMPFS,
-        }
+        tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
+        if self.secrets_tmpfs:
+            tmpfs[SECRETS_MOUNT] = SECRETS_TMPFS
         if home_tmpfs:
             tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
         return {
