@@ -127,11 +127,14 @@ def _remove_test_containers(client: docker.DockerClient) -> None:
     for sidecar in client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
         with contextlib.suppress(docker.errors.NotFound):
             sidecar.remove(force=True)
-    for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
-        if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
+    # The listing itself (sparse: no inspect per container, which fails for one that another
+    # checkout removes meanwhile).
+    for container in client.api.containers(all=True, filters={"label": MANAGED_BY_LABEL}):
+        if TEST_NETWORK in (container["NetworkSettings"]["Networks"] or {}):
             with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-            for volume in client.volumes.list(filters={"name": container.name}):
+                client.api.remove_container(container["Id"], force=True)
+            name = container["Names"][0].lstrip("/")
+            for volume in client.volumes.list(filters={"name": name}):
                 with contextlib.suppress(docker.errors.NotFound):
                     volume.remove(force=True)
 
