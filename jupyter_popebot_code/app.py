@@ -21,8 +21,7 @@ from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
-from .core.secret_crypto import SecretKeyError
-from .core.secret_delivery import SecretDelivery
+from .core.secret_delivery import open_personal_secrets
 from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
@@ -345,7 +344,7 @@ class CodeWorkspacesApp(ExtensionApp):
             network_policy=self.network_policy,
             running_cap=self.running_cap,
         )
-        self._open_personal_secrets()
+        self.personal_secrets = open_personal_secrets(self)
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
@@ -430,26 +429,6 @@ class CodeWorkspacesApp(ExtensionApp):
             self.log.info(
                 "Idle stop is off (%s); CodeWorkspacesApp.idle_timeout turns it on", source
             )
-
-    def _open_personal_secrets(self) -> None:
-        """Open the encrypted secrets and have the owner's containers get them."""
-        self.personal_secrets = PersonalSecrets(parent=self, log=self.log)
-        try:
-            self.personal_secrets.open(self.db_path)
-        except SecretKeyError as exc:
-            self.log.critical("Not starting: %s", exc)
-            raise SystemExit(1) from exc
-        if isinstance(self.container_manager, SwarmContainerManager):
-            self.log.warning(
-                "Personal secrets are kept but not written into workspaces on a Docker Swarm"
-            )
-            return
-        self.container_manager.secrets_tmpfs = True
-        delivery = SecretDelivery(
-            self.personal_secrets, self.store, self.container_manager, self.log
-        )
-        self.personal_secrets.on_change = delivery.owner_changed
-        self.service.container_up_hooks.append(delivery.container_up)
 
     async def _install_network_policy(self) -> None:
         """Firewall the workspace network before anyone asks for a workspace; creates retry it."""
