@@ -19,19 +19,14 @@ from tornado.httputil import url_concat
 from traitlets import Bool, TraitError, Unicode, default, validate
 
 from ..config_traits import List
+from ..errors import AuthJSConfigError, NoSessionCookie, SessionTokenError
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
-    NoSessionCookie,
     SessionIdentity,
-    SessionTokenError,
     decode_session_cookie,
     secrets_from_environment,
     session_identity,
 )
-
-
-class AuthJSConfigError(RuntimeError):
-    """The Auth.js identity provider is configured so that nobody could (safely) sign in."""
 
 
 class AuthJSUser(User):
