@@ -348,7 +348,7 @@ class CodeWorkspacesApp(ExtensionApp):
             network_policy=self.network_policy,
             running_cap=self.running_cap,
         )
-        self.personal_secrets = open_personal_secrets(self)
+        self.personal_secrets = open_personal_secrets(self, self.db_path, self.service, self.log)
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.

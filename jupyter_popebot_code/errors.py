@@ -65,6 +65,26 @@ class ServerAtCapacity(QuotaExceeded):
     """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
 
+class SecretKeyError(ValueError):
+    """A key of personal secrets (option or file) that cannot be used: the server does not start."""
+
+
+class UnreadableSecret(LookupError):
+    """A stored value that none of the keys decrypts (a key was dropped, or the row altered)."""
+
+
+class SecretNotFound(LookupError):
+    """No personal secret of that name, or not the caller's: the two are indistinguishable."""
+
+    field = "name"
+
+
+class TooManySecrets(QuotaExceeded):
+    """The owner already has as many personal secrets as the server allows."""
+
+    field = "name"
+
+
 class InvalidInput(ValueError):
     """A request field that cannot be accepted; `field` names it for the UI."""
 
@@ -207,6 +227,8 @@ ANSWERS: tuple[ErrorAnswer, ...] = (
         preview_status=403,
         preview_message=PREVIEW_NOT_FOUND_MESSAGE,
     ),
+    ErrorAnswer(SecretNotFound, 404, "You have no secret named {args[0]!r}.", fields=("field",)),
+    ErrorAnswer(TooManySecrets, 403, fields=("field",)),
     ErrorAnswer(
         DockerUnavailable, 503, close_code=CLOSE_INTERNAL_ERROR, close_reason=ENGINE_DOWN_REASON
     ),

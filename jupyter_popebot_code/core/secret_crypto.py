@@ -19,18 +19,12 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..errors import SecretKeyError, UnreadableSecret
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 # The format of a stored value: "v1:<key id>:<base64 of nonce + ciphertext>".
 FORMAT = "v1"
-
-
-class SecretKeyError(ValueError):
-    """A key (option or file) that cannot be used; the message says which and why."""
-
-
-class UnreadableSecret(LookupError):
-    """A stored value that none of the keys decrypts (a key was dropped, or the row altered)."""
 
 
 def new_key() -> str:

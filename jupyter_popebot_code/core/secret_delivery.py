@@ -13,18 +13,16 @@ import logging
 import shlex
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from ..backends.docker.engine import ContainerError, DockerUnavailable
+from traitlets.config import LoggingConfigurable
+
 from ..backends.docker.manager import ContainerManager
 from ..backends.docker.secret_files import install_secret_files
 from ..backends.swarm.manager import SwarmContainerManager
-from .secret_crypto import SecretKeyError
+from ..errors import ContainerError, DockerUnavailable, SecretKeyError
 from .secrets import PersonalSecrets, Secret
+from .service import WorkspaceService
 from .store import Workspace, WorkspaceStore
-
-if TYPE_CHECKING:
-    from ..app import CodeWorkspacesApp
 
 ENV_HEADER = (
     "# Personal secrets of this workspace's owner, written by the Jupyter server (Code "
@@ -161,25 +159,29 @@ class SecretDelivery:
         await self.containers.run_with_client(install_secret_files, name, payload)
 
 
-def open_personal_secrets(app: CodeWorkspacesApp) -> PersonalSecrets:
-    """The app's secrets, opened, with delivery into its containers wired in.
+def open_personal_secrets(
+    parent: LoggingConfigurable,
+    db_path: str,
+    service: WorkspaceService,
+    log: logging.Logger,
+) -> PersonalSecrets:
+    """The server's secrets (configured by `parent`), opened, delivered into its containers.
 
     A key that cannot be used stops the server (as a bad option does): secrets it could not
     read back must not be accepted.
     """
-    secrets = PersonalSecrets(parent=app, log=app.log)
+    secrets = PersonalSecrets(parent=parent, log=log)
     try:
-        secrets.open(app.db_path)
+        secrets.open(db_path)
     except SecretKeyError as exc:
-        app.log.critical("Not starting: %s", exc)
+        log.critical("Not starting: %s", exc)
         raise SystemExit(1) from exc
-    if isinstance(app.container_manager, SwarmContainerManager):
-        app.log.warning(
-            "Personal secrets are kept but not written into workspaces on a Docker Swarm"
-        )
+    containers = service.containers
+    if isinstance(containers, SwarmContainerManager):
+        log.warning("Personal secrets are kept but not written into workspaces on a Docker Swarm")
         return secrets
-    app.container_manager.secrets_tmpfs = True
-    delivery = SecretDelivery(secrets, app.store, app.container_manager, app.log)
+    containers.secrets_tmpfs = True
+    delivery = SecretDelivery(secrets, service.store, containers, log)
     secrets.on_change = delivery.owner_changed
-    app.service.container_up_hooks.append(delivery.container_up)
+    service.container_up_hooks.append(delivery.container_up)
     return secrets

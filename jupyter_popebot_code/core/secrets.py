@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .secret_crypto import SecretCipher, UnreadableSecret, load_key_file, parse_keys
-from .validation import InvalidInput
+from ..errors import InvalidInput, SecretNotFound, TooManySecrets, UnreadableSecret
+from .secret_crypto import SecretCipher, load_key_file, parse_keys
 
 T = TypeVar("T")
 
@@ -50,14 +50,6 @@ RESERVED_NAMES = frozenset(
 RESERVED_PREFIXES = ("LD_", "LC_", "BASH_", "GIT_CONFIG", "GIT_TRACE", "TTYD_")
 # A host name or IPv4 address, lower-case, with an optional port; IPv6 is checked apart.
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
-
-
-class SecretNotFound(LookupError):
-    """No secret of that name, or not the caller's: the two are indistinguishable."""
-
-
-class TooManySecrets(PermissionError):
-    """The owner already has as many secrets as the server allows."""
 
 
 @dataclass(frozen=True)

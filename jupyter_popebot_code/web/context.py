@@ -10,6 +10,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..core.secrets import PersonalSecrets
     from ..core.service import WorkspaceService
     from ..core.validation import WorkspaceValidator
     from ..terminal.relay import TerminalRelay
@@ -35,6 +36,9 @@ class WorkspacesApp(Protocol):
 
     @property
     def preview_proxy(self) -> PreviewURLs: ...
+
+    @property
+    def personal_secrets(self) -> PersonalSecrets: ...
 
     @property
     def owner_source(self) -> str: ...

@@ -6,45 +6,15 @@ exist for it, and no answer ever holds a value.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..core.secrets import (
-    NAME_MAX_LENGTH,
-    PersonalSecrets,
-    SecretNotFound,
-    TooManySecrets,
-    validate_secret_name,
-)
-from .handlers import WorkspaceAPIError, WorkspaceAPIHandler, translate_errors
+from ..core.secrets import NAME_MAX_LENGTH, PersonalSecrets, validate_secret_name
+from .handlers import WorkspaceAPIHandler, translate_errors
 
 # A 16 KiB value may grow up to six times as JSON ("\u0001"), plus the git host.
 SECRET_BODY_BYTES = 6 * 16 * 1024 + 4096
-
-
-def translate_secret_errors(
-    method: Callable[..., Awaitable[None]],
-) -> Callable[..., Awaitable[None]]:
-    """The secrets' own errors as HTTP answers; the workspace errors as everywhere else."""
-
-    @translate_errors()
-    @functools.wraps(method)
-    async def wrapper(self: SecretAPIHandler, *args: Any, **kwargs: Any) -> None:
-        try:
-            await method(self, *args, **kwargs)
-        except SecretNotFound as err:
-            raise WorkspaceAPIError(
-                404, f"You have no secret named {err.args[0]!r}.", field="name"
-            ) from err
-        except TooManySecrets as err:
-            raise WorkspaceAPIError(403, str(err), field="name") from err
-
-    return wrapper
 
 
 class SecretAPIHandler(WorkspaceAPIHandler):
@@ -58,7 +28,7 @@ class SecretAPIHandler(WorkspaceAPIHandler):
 class SecretCollectionHandler(SecretAPIHandler):
     @web.authenticated
     @authorized
-    @translate_secret_errors
+    @translate_errors()
     async def get(self) -> None:
         listed = await self.secrets.listing(self.owner)
         self.write_json({"secrets": [info.to_json() for info in listed]})
@@ -67,7 +37,7 @@ class SecretCollectionHandler(SecretAPIHandler):
 class SecretHandler(SecretAPIHandler):
     @web.authenticated
     @authorized
-    @translate_secret_errors
+    @translate_errors()
     async def put(self, name: str) -> None:
         owner = self.owner
         validate_secret_name(name)
@@ -79,7 +49,7 @@ class SecretHandler(SecretAPIHandler):
 
     @web.authenticated
     @authorized
-    @translate_secret_errors
+    @translate_errors()
     async def delete(self, name: str) -> None:
         owner = self.owner
         await self.secrets.delete(owner, validate_secret_name(name))

@@ -17,16 +17,10 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from jupyter_popebot_code.core.secret_crypto import (
-    SecretCipher,
-    SecretKeyError,
-    UnreadableSecret,
-    load_key_file,
-    new_key,
-    parse_keys,
-)
+from jupyter_popebot_code.core.secret_crypto import SecretCipher, load_key_file, new_key, parse_keys
 from jupyter_popebot_code.core.secret_delivery import render_payload
 from jupyter_popebot_code.core.secrets import PersonalSecrets, Secret, SecretStore
+from jupyter_popebot_code.errors import SecretKeyError, UnreadableSecret
 
 from ..conftest import USER_HEADER, Api, HeaderIdentityProvider
 from ..memory_containers import InMemoryContainerManager, parse_secret_payload

@@ -12,7 +12,7 @@ import struct
 
 import docker
 
-from .engine import ContainerError
+from ...errors import ContainerError
 
 INSTALL_COMMAND = ["/usr/local/bin/workspace-secrets-install"]
 # What the installer prints at most (it names files, never their contents).
