@@ -4,7 +4,8 @@ Every exception a user can meet is defined here, so the table below can name the
 importing a layer above it: the REST API (`web.handlers.translate_errors`), the terminal relay
 (`terminal.handler`) and previews (`preview.proxy`) answer from `ANSWERS`, and the docs print it
 (docs/conf.py), so the three answers and their description cannot drift apart. This module
-imports nothing from the package: every layer may use it.
+imports nothing from the package: every layer may use it. The Auth.js token errors stay in
+`auth.authjs_session`, which stands alone (usable outside Jupyter); no user sees them as such.
 """
 
 from __future__ import annotations
@@ -99,14 +100,6 @@ class InvalidInput(ValueError):
 
 class NoIdentity(PermissionError):
     """The request carries no user that could own workspaces (answered 403, never 500)."""
-
-
-class SessionTokenError(Exception):
-    """A session token that must not be trusted; the message is a fixed reason, never a secret."""
-
-
-class NoSessionCookie(SessionTokenError):
-    """The request carries no session cookie under any of the accepted names."""
 
 
 class AuthJSConfigError(RuntimeError):

@@ -25,14 +25,16 @@ from jupyter_popebot_code.auth.authjs import AuthJSIdentityProvider
 from jupyter_popebot_code.auth.authjs_session import (
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,
+    NoSessionCookie,
     SessionIdentity,
+    SessionTokenError,
     decode_session_cookie,
     decode_session_token,
     read_session_cookie,
     session_cookie_values,
     session_identity,
 )
-from jupyter_popebot_code.errors import AuthJSConfigError, NoSessionCookie, SessionTokenError
+from jupyter_popebot_code.errors import AuthJSConfigError
 
 from .terminal_client import refusal, relay_fetch, terminal
 

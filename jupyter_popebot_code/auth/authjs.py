@@ -19,10 +19,12 @@ from tornado.httputil import url_concat
 from traitlets import Bool, TraitError, Unicode, default, validate
 
 from ..config_traits import List
-from ..errors import AuthJSConfigError, NoSessionCookie, SessionTokenError
+from ..errors import AuthJSConfigError
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
+    NoSessionCookie,
     SessionIdentity,
+    SessionTokenError,
     decode_session_cookie,
     secrets_from_environment,
     session_identity,

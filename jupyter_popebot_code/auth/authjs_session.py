@@ -23,7 +23,16 @@ from jwcrypto.common import JWException
 from jwcrypto.jwe import JWE
 from jwcrypto.jwk import JWK
 
-from ..errors import NoSessionCookie, SessionTokenError
+
+# Defined here, not in errors.py, so that this module stands alone (usable outside Jupyter);
+# errors.py re-exports them into the one table.
+class SessionTokenError(Exception):
+    """A session token that must not be trusted; the message is a fixed reason, never a secret."""
+
+
+class NoSessionCookie(SessionTokenError):
+    """The request carries no session cookie under any of the accepted names."""
+
 
 SESSION_COOKIE_NAME = "authjs.session-token"
 SECURE_SESSION_COOKIE_NAME = f"__Secure-{SESSION_COOKIE_NAME}"

@@ -39,7 +39,13 @@ from jupyter_popebot_code.errors import (
 )
 
 # Exceptions that never leave the module that raises them (signals between two functions).
-INTERNAL = {"jupyter_popebot_code.terminal.ttyd_protocol.NotReady"}
+INTERNAL = {
+    "jupyter_popebot_code.terminal.ttyd_protocol.NotReady",
+    # The stand-alone Auth.js decoder (usable outside Jupyter) keeps its own; the identity
+    # provider turns them into "not signed in", never into an answer of their own.
+    "jupyter_popebot_code.auth.authjs_session.SessionTokenError",
+    "jupyter_popebot_code.auth.authjs_session.NoSessionCookie",
+}
 
 
 def package_exceptions() -> list[type[BaseException]]:
