@@ -279,8 +279,8 @@ def browser_response_headers(
 
     Sandbox mode (`own_cookie` None): only the allowed ones (`response_header_allowed`). Host
     mode (the app's own origin): all but hop-by-hop ones and a Set-Cookie of the proxy's own
-    cookie, and cookies stay on the preview host (`host_only_cookie`). One Content-Length either way (`response_framing` checked they agree). Location is
-    rewritten by the caller.
+    cookie, and cookies stay on the preview host (`host_only_cookie`). One Content-Length
+    either way (`response_framing` checked they agree). Location is rewritten by the caller.
     """
     pairs = list(headers)
     drop = HOP_BY_HOP | _connection_tokens(pairs)
