@@ -234,6 +234,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
         store_ids.add(store_id)
+        if "preview" in args.parts:
+            server.config_py = preview_bench.jsp_config(client)  # the peer, in the same server
         server.start()
         workspace = create_workspace(server)
         container = workspace["container_name"]
@@ -312,7 +314,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             results["terminals"] = terminals
 
         if "preview" in args.parts:
-            print("preview: downloads and small GETs, through the proxy vs direct ...", flush=True)
+            print(
+                "preview: downloads, small GETs, WebSocket echo: ours, jupyter-server-proxy, "
+                "straight to the app ...",
+                flush=True,
+            )
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
             results["preview"] = preview_bench.bench_preview(
                 server,
