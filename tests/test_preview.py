@@ -399,9 +399,7 @@ async def test_a_malformed_answer_is_a_502_at_once(
     no_traceback(caplog)
 
 
-@pytest.mark.parametrize(
-    "server_settings", [{**SETTINGS, "PreviewProxy": {"header_timeout": 1.0}}]
-)
+@pytest.mark.parametrize("server_settings", [{**SETTINGS, "PreviewProxy": {"header_timeout": 1.0}}])
 async def test_an_answer_that_never_ends_its_head_is_a_502(
     new_preview: NewPreview, docker_client: docker.DockerClient, caplog: pytest.LogCaptureFixture
 ) -> None:
