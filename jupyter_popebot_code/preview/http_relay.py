@@ -4,18 +4,21 @@ The request head goes out in `prepare` (after authorization), the body as tornad
 (`data_received`), the app's answer in the verb (`_relay_response`). Connections to the app are
 HTTP/1.1 keep-alive and go back to the proxy's pool after a clean exchange (see `pool`); a
 request with a body always takes a new one, since it could not be sent again if a kept connection
-turned out to be closed by the app.
+turned out to be closed by the app. A large body with a Content-Length to a plain-TCP browser
+connection is spliced in the kernel (`splice`); that connection closes after it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable
 from typing import cast
 
 from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
-from tornado.iostream import StreamClosedError, UnsatisfiableReadError
+from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
+from . import splice
 from .base import PreviewBase
 from .pool import PoolKey
 from .rules import (
@@ -28,15 +31,22 @@ from .rules import (
 )
 from .upstream import AppStream, HeadTimeout, open_app_stream
 
+# Bodies at least this long are spliced (smaller ones keep both connections alive).
+_SPLICE_FROM = 1024 * 1024
+
 
 class _UpstreamResponse(httputil.HTTPMessageDelegate):
     """The app's response, written to the browser as it arrives."""
 
-    def __init__(self, handler: HttpRelay) -> None:
+    def __init__(self, handler: HttpRelay, connection: HTTP1Connection) -> None:
         self.handler = handler
+        self.connection = connection
         self.started = False
         self.keep_alive = False  # whether the app lets the connection carry another request
         self.problem: str | None = None  # why the head was refused (a 502)
+        # A body to splice: the app's stream, taken from tornado, and the body's length.
+        self.detached: IOStream | None = None
+        self.length = 0
 
     def headers_received(
         self,
@@ -55,7 +65,11 @@ class _UpstreamResponse(httputil.HTTPMessageDelegate):
             start_line.version == "HTTP/1.1"
             and "close" not in headers.get("Connection", "").lower()
         )
-        return self.handler.start_response(start_line, headers)
+        length = self.handler.splice_length(start_line, headers)
+        if length:
+            self.length = length
+            self.detached = self.connection.detach()  # only allowed here, in headers_received
+        return self.handler.start_response(start_line, headers, closing=bool(length))
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         return self.handler.write_chunk(chunk)
@@ -139,7 +153,7 @@ class HttpRelay(PreviewBase):
         connection = self._upstream_connection
         if connection is None:
             return
-        response = _UpstreamResponse(self)
+        response = _UpstreamResponse(self, connection)
         try:
             whole = await self._read_response(connection, response)
         except HeadTimeout as exc:
@@ -160,6 +174,9 @@ class HttpRelay(PreviewBase):
             # (a chunked response would otherwise end with a proper last chunk).
             self.log.info("Preview of workspace %s: the app broke off: %s", self._workspace_id, exc)
             self._abort_browser()
+            return
+        if response.detached is not None:
+            await self._splice_body(response.detached, response.length)
             return
         if self._closed:
             return
@@ -198,6 +215,58 @@ class HttpRelay(PreviewBase):
             connection.close()
         return whole
 
+    def splice_length(
+        self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+    ) -> int:
+        """The body's length if it should be spliced, else 0."""
+        length = headers.get("Content-Length", "").split(",")[0].strip()
+        browser = self.request.connection
+        if (
+            not splice.AVAILABLE
+            or self._closed
+            or not length.isdigit()
+            or int(length) < _SPLICE_FROM
+            or "Transfer-Encoding" in headers
+            or self.request.method == "HEAD"
+            or self.request.version != "HTTP/1.1"
+            or start_line.code in (204, 304)
+            or not isinstance(browser, HTTP1Connection)
+            or type(browser.stream) is not IOStream  # TLS (SSLIOStream): no kernel copy
+        ):
+            return 0
+        return int(length)
+
+    async def _splice_body(self, app: IOStream, length: int) -> None:
+        """The body: what tornado read already the ordinary way, the rest in the kernel."""
+        browser: IOStream | None = None
+        browser_fd = app_fd = -1
+        try:
+            first = await app.read_bytes(length, partial=True)
+            browser_connection = self.request.connection
+            assert browser_connection is not None
+            await browser_connection.write(first)  # done: nothing of tornado's left to send
+            browser = self.detach()
+            app_fd, browser_fd = os.dup(app.socket.fileno()), os.dup(browser.socket.fileno())
+            app.close()  # tornado lets go of it: no handler reads it under the splice
+            await splice.splice_body(app_fd, browser_fd, length - len(first), self._spliced)
+        except (StreamClosedError, splice.BodyCutShort, OSError) as exc:
+            # Either side gave up mid-body: the browser must not take it for a whole one.
+            self.log.info("Preview of workspace %s: body broke off: %s", self._workspace_id, exc)
+            self._closed = True
+            if browser is None:
+                self._abort_browser()
+        finally:
+            app.close()
+            if browser is not None:
+                browser.close()  # the head said Connection: close; the dup holds it until sent
+            for fd in (app_fd, browser_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._release()
+
+    def _spliced(self, size: int) -> None:
+        self._record_activity()
+
     def _may_send_again(self, response: _UpstreamResponse) -> bool:
         stream = self._upstream_stream
         return (
@@ -230,9 +299,15 @@ class HttpRelay(PreviewBase):
         browser.close()
 
     def start_response(
-        self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+        self,
+        start_line: httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+        closing: bool = False,
     ) -> Awaitable[None] | None:
-        """The app's status and headers, made safe for the Jupyter origin; sent at once."""
+        """The app's status and headers, made safe for the Jupyter origin; sent at once.
+
+        `closing`: the browser's connection ends with this response (a spliced body).
+        """
         if self._closed:
             return None
         self.clear()
@@ -255,6 +330,8 @@ class HttpRelay(PreviewBase):
             for name, value in cors_for_sandbox(self.get_origin(), forwarded):
                 self.add_header(name, value)
             self.add_header("Content-Security-Policy", SANDBOX_CSP)
+        if closing:
+            self.set_header("Connection", "close")
         # Headers now, so event streams and long polls start before the first byte of body.
         return self._quietly(self.flush())
 
