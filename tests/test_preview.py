@@ -272,6 +272,21 @@ async def test_bodies_stream_both_ways_with_every_method(new_preview: NewPreview
     assert (await preview.fetch("headers")).code == 200
 
 
+async def test_a_large_body_arrives_whole_or_visibly_cut(
+    new_preview: NewPreview, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bodies from 1 MiB on are spliced in the kernel: cut short by the app, the browser sees it."""
+    preview = await new_preview()
+    whole = await preview.fetch("big?mb=3")
+    assert whole.code == 200
+    assert len(whole.body) == 3 * 1024 * 1024
+    with pytest.raises(HTTPClientError) as broken:
+        await preview.fetch("big?mb=4&cut=1")
+    assert broken.value.code == 599  # the connection broke off, never a whole-looking body
+    assert "body broke off" in caplog.text  # in the kernel copy, past what tornado had read
+    assert (await preview.fetch("headers")).code == 200
+
+
 # -- what the app may send ------------------------------------------------------------------------
 
 

@@ -32,8 +32,10 @@ function big(req, res, url) {
   const chunk = Buffer.alloc(64 * 1024, 120);
   res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": total });
   sent = 0;
+  const cut = url.searchParams.get("cut") ? total / 2 : Infinity; // die halfway if asked
   const pump = () => {
     while (sent < total) {
+      if (sent >= cut) return req.socket.destroy();
       const piece = chunk.subarray(0, Math.min(chunk.length, total - sent));
       sent += piece.length;
       if (!res.write(piece)) return res.once("drain", pump);
