@@ -26,6 +26,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketHandler
 
+from .. import metrics
 from ..core.service import (
     ContainerError,
     DockerUnavailable,
@@ -240,6 +241,7 @@ class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupyter
         self, written: asyncio.Future[None], size: int, backlog: WriteBacklog
     ) -> Awaitable[None] | None:
         """Count bytes in flight; the write to wait for once over buffer_limit, else None."""
+        metrics.preview_relayed(size, to_browser=backlog is self._backlog)
         if written.done():
             written.exception()
             return None

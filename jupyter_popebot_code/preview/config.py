@@ -198,6 +198,10 @@ class PreviewProxy(LoggingConfigurable):
     def open_connections(self, workspace_id: str) -> int:
         return self._open[workspace_id]
 
+    def connection_count(self) -> int:
+        """Connections open now, all workspaces together (metrics)."""
+        return sum(self._open.values())
+
     def due_for_activity(self, workspace_id: str, now: float) -> bool:
         """Whether activity should be recorded now (at most once a second per workspace)."""
         if now - self._activity_at.get(workspace_id, 0.0) < _ACTIVITY_INTERVAL:

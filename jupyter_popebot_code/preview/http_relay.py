@@ -18,6 +18,7 @@ from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
+from .. import metrics
 from . import splice
 from .base import PreviewBase
 from .pool import PoolKey
@@ -245,6 +246,7 @@ class HttpRelay(PreviewBase):
             browser_connection = self.request.connection
             assert browser_connection is not None
             await browser_connection.write(first)  # done: nothing of tornado's left to send
+            self._spliced(len(first))
             browser = self.detach()
             app_fd, browser_fd = os.dup(app.socket.fileno()), os.dup(browser.socket.fileno())
             app.close()  # tornado lets go of it: no handler reads it under the splice
@@ -265,6 +267,7 @@ class HttpRelay(PreviewBase):
             self._release()
 
     def _spliced(self, size: int) -> None:
+        metrics.preview_relayed(size, to_browser=True)
         self._record_activity()
 
     def _may_send_again(self, response: _UpstreamResponse) -> bool:
