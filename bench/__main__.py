@@ -109,7 +109,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
     parser.add_argument(
-        "--preview-mib", type=int, default=200, help="MiB per download in the preview part"
+        "--preview-mib",
+        type=int,
+        default=64,
+        help=(
+            "MiB per download in the preview part (at most 95: jupyter-server-proxy buffers a "
+            "whole answer, and tornado's client refuses bodies over 100 MB)"
+        ),
     )
     parser.add_argument("--preview-rounds", type=int, default=5, help="downloads per path")
     parser.add_argument(
