@@ -22,16 +22,14 @@ from jupyter_popebot_code.backends.docker.manager import (
     HOLDING_STATES,
     STORE_LABEL,
     WORKSPACE_LABEL,
-    ContainerError,
     ContainerManager,
-    ContainerMissing,
     ContainerState,
-    DockerUnavailable,
     workspace_labels,
 )
 from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
 from jupyter_popebot_code.core.capacity import GIB, HostResources
 from jupyter_popebot_code.core.store import Workspace
+from jupyter_popebot_code.errors import ContainerError, ContainerMissing, DockerUnavailable
 
 T = TypeVar("T")
 

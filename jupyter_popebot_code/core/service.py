@@ -24,15 +24,18 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .. import metrics
-from ..backends.docker.engine import (
+from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
+from ..backends.docker.ports import PortListing
+from ..backends.docker.states import ContainerState
+from ..errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
     DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
 )
-from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
-from ..backends.docker.ports import PortListing
-from ..backends.docker.states import ContainerState
 from ..network.policy import NetworkPolicy
 from ..terminal.ttyd import TerminalEndpoint
 from .store import Workspace, WorkspaceStore, volume_name
@@ -41,14 +44,9 @@ from .validation import WorkspaceSpec, WorkspaceValidator
 T = TypeVar("T")
 
 __all__ = [
-    "ContainerError",
-    "DockerUnavailable",
     "EnsureResult",
     "Quota",
-    "QuotaExceeded",
-    "ServerAtCapacity",
     "TerminalEndpoint",
-    "WorkspaceNotFound",
     "WorkspaceService",
 ]
 
@@ -60,18 +58,6 @@ _CAPACITY_KEY = "server:running"
 # Confirming an unpause: attempts, and the pause before reading the state back.
 UNPAUSE_ATTEMPTS = 5
 UNPAUSE_SETTLE_SECONDS = 0.05
-
-
-class WorkspaceNotFound(LookupError):
-    """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
-
-
-class QuotaExceeded(PermissionError):
-    """The owner already has as many workspaces (or running ones) as they may."""
-
-
-class ServerAtCapacity(QuotaExceeded):
-    """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
+from ..auth.owner import AUTH_RESOURCE, is_admin
 from ..core.store import Workspace
+from ..errors import NoIdentity
 from .base import NOT_FOUND_MESSAGE, PreviewBase
 from .rules import (
     PREVIEW_ABSOLUTE_PATH,

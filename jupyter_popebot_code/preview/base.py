@@ -9,12 +9,8 @@ together.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import Awaitable, Callable
-from functools import partial
-from http.client import responses
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from jupyter_server._tz import utcnow
@@ -24,19 +20,13 @@ from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 from tornado.httpclient import HTTPClientError
 from tornado.iostream import IOStream, StreamClosedError
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClientConnection, WebSocketHandler
 
 from .. import metrics
-from ..core.service import (
-    ContainerError,
-    DockerUnavailable,
-    QuotaExceeded,
-    ServerAtCapacity,
-    WorkspaceNotFound,
-)
 from ..core.store import Workspace
-from ..terminal.ttyd import WriteBacklog
+from ..errors import ANSWERED, PREVIEW_NOT_FOUND_MESSAGE, answer
 from ..web.base import CodeWorkspacesMixin
+from ..web.websocket import JSONRefusalsMixin, WriteBacklog
 from .config import PreviewProxy
 from .rules import origin_kind, upstream_request_headers
 
@@ -44,12 +34,14 @@ from .rules import origin_kind, upstream_request_headers
 WS_PING_INTERVAL = 30.0
 # Connecting again while a freshly started workspace's app comes up.
 _RETRY_DELAY = 0.2
-NOT_FOUND_MESSAGE = "No such preview for this user (wrong key, or not your workspace)."
+NOT_FOUND_MESSAGE = PREVIEW_NOT_FOUND_MESSAGE
 
 T = TypeVar("T")
 
 
-class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
+class PreviewBase(
+    JSONRefusalsMixin, CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, JupyterHandler
+):
     """One request (or WebSocket) to an app in a workspace: the state the parts share."""
 
     # Sandbox mode: pages run in an opaque origin on the Jupyter server's (see preview_rules).
@@ -77,7 +69,7 @@ class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupyter
 
     @property
     def proxy(self) -> PreviewProxy:
-        return self.code_app.preview_proxy
+        return cast(PreviewProxy, self.code_app.preview_proxy)  # web.context types it narrowly
 
     # -- what Jupyter's handlers do that a proxy must not ------------------------------------
 
@@ -115,15 +107,6 @@ class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupyter
             return True
         return bool(WebSocketMixin.check_origin(self, origin))
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Refusals are JSON with a message, like the REST API's."""
-        self.set_header("Content-Type", "application/json")
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        reply = {"message": responses.get(status_code, "Unknown HTTP Error"), "reason": None}
-        if isinstance(exc, web.HTTPError):
-            reply = {"message": exc.log_message or reply["message"], "reason": exc.reason}
-        self.finish(json.dumps(reply))
-
     # -- reaching the app -------------------------------------------------------------------
 
     async def _app_host(self, fresh: bool = False) -> tuple[str, bool]:
@@ -147,16 +130,11 @@ class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupyter
                     raise web.HTTPError(503, result.message or f"workspace is {result.status}")
                 started = result.status != "running"
             return await self.service.container_host(workspace), started
-        except ServerAtCapacity as exc:
-            raise web.HTTPError(429, str(exc)) from exc
-        except QuotaExceeded as exc:
-            raise web.HTTPError(403, str(exc)) from exc
-        except DockerUnavailable as exc:
-            raise web.HTTPError(503, str(exc)) from exc
-        except WorkspaceNotFound as exc:
-            raise web.HTTPError(403, NOT_FOUND_MESSAGE) from exc
-        except ContainerError as exc:
-            raise web.HTTPError(503, f"The workspace could not be started: {exc}") from exc
+        except ANSWERED as exc:
+            refusal = answer(exc, "preview")  # errors.ANSWERS: the status and message
+            if refusal is None:
+                raise
+            raise web.HTTPError(refusal.code, refusal.message) from exc
 
     async def _connect(
         self, connect: Callable[[str], Awaitable[T]], found: tuple[str, bool] | None = None
@@ -240,27 +218,9 @@ class PreviewBase(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupyter
     def _tracked(
         self, written: asyncio.Future[None], size: int, backlog: WriteBacklog
     ) -> Awaitable[None] | None:
-        """Count bytes in flight; the write to wait for once over buffer_limit, else None."""
+        """Count bytes relayed (metrics) and in flight; the write to wait for, or None."""
         metrics.preview_relayed(size, to_browser=backlog is self._backlog)
-        if written.done():
-            written.exception()
-            return None
-        backlog.add(size)
-        written.add_done_callback(partial(self._flushed, size, backlog))
-        if backlog.bytes > backlog.limit:
-            return self._quietly(written)
-        return None
-
-    @staticmethod
-    def _flushed(size: int, backlog: WriteBacklog, written: asyncio.Future[None]) -> None:
-        backlog.flushed(size)
-        if not written.cancelled():
-            written.exception()  # a closed socket is handled where it is read
-
-    @staticmethod
-    async def _quietly(written: Awaitable[None]) -> None:
-        with contextlib.suppress(StreamClosedError, WebSocketClosedError):
-            await written
+        return backlog.track(written, size)
 
     # -- bookkeeping --------------------------------------------------------------------------
 

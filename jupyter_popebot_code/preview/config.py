@@ -7,13 +7,13 @@ request; `PreviewProxy` is the one configurable class (`c.PreviewProxy...`).
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from typing import Any, Protocol
 
 from tornado.http1connection import HTTP1ConnectionParameters
 from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..web.websocket import ConnectionCounter
 from .host import HostPattern, TicketBook
 from .pool import UpstreamPool
 from .records import WorkspaceRecords
@@ -159,7 +159,7 @@ class PreviewProxy(LoggingConfigurable):
                 raise ValueError("PreviewProxy.mode = 'host' needs PreviewProxy.jupyter_url.")
             self.host_pattern_parsed = HostPattern(self.host_pattern)
         self.tickets = TicketBook()
-        self._open: Counter[str] = Counter()
+        self._open = ConnectionCounter()
         self._websockets: set[ClosableWebSocket] = set()
         self._activity_at: dict[str, float] = {}
         self.pool = UpstreamPool(self.pool_size, self.pool_idle_timeout)
@@ -182,25 +182,23 @@ class PreviewProxy(LoggingConfigurable):
     def acquire(self, workspace_id: str) -> str | None:
         """Take a connection place for the workspace; the reason it is refused, or None."""
         limit = self.max_connections_per_workspace
-        if limit and self._open[workspace_id] >= limit:
+        if self._open.full(workspace_id, limit):
             return (
-                f"this workspace's previews already have {self._open[workspace_id]} connections "
-                f"open (limit {limit}); close some first"
+                f"this workspace's previews already have {self._open.count(workspace_id)} "
+                f"connections open (limit {limit}); close some first"
             )
-        self._open[workspace_id] += 1
+        self._open.add(workspace_id)
         return None
 
     def release(self, workspace_id: str) -> None:
-        self._open[workspace_id] -= 1
-        if self._open[workspace_id] <= 0:
-            del self._open[workspace_id]
+        self._open.remove(workspace_id)
 
     def open_connections(self, workspace_id: str) -> int:
-        return self._open[workspace_id]
+        return self._open.count(workspace_id)
 
     def connection_count(self) -> int:
         """Connections open now, all workspaces together (metrics)."""
-        return sum(self._open.values())
+        return self._open.total()
 
     def due_for_activity(self, workspace_id: str, now: float) -> bool:
         """Whether activity should be recorded now (at most once a second per workspace)."""

@@ -19,6 +19,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
 from .. import metrics
+from ..web.websocket import quietly
 from . import splice
 from .base import PreviewBase
 from .pool import PoolKey
@@ -336,7 +337,7 @@ class HttpRelay(PreviewBase):
         if closing:
             self.set_header("Connection", "close")
         # Headers now, so event streams and long polls start before the first byte of body.
-        return self._quietly(self.flush())
+        return quietly(self.flush())
 
     def _app_response_headers(self, headers: httputil.HTTPHeaders) -> list[tuple[str, str]]:
         return browser_response_headers(headers.get_all(), extra=self.proxy.extra_response_headers)

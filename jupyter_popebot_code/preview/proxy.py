@@ -21,7 +21,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import httputil, web
 
 from ..core.store import Workspace
-from ..terminal.relay import sendable_close
+from ..web.websocket import sendable_close
 from .authorization import PreviewAuthorization
 from .config import PreviewProxy
 from .host import COOKIE_DAYS, COOKIE_NAME, login_url

@@ -19,7 +19,8 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from ..terminal.relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
+from ..errors import CLOSE_POLICY_VIOLATION
+from ..web.websocket import close_reason, sendable_close
 from .base import WS_PING_INTERVAL, PreviewBase
 
 

@@ -28,15 +28,16 @@ from ...config_traits import Dict
 from ...core.capacity import HostResources
 from ...core.single_flight import SingleFlight
 from ...core.store import Workspace
-from . import disks
-from .engine import (
+from ...errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
-    DockerEngine,
     DockerUnavailable,
+    ListingUnreadable,
 )
-from .ports import ListingUnreadable, PortListing, listing_command, parse_listing
+from . import disks
+from .engine import DockerEngine
+from .ports import PortListing, listing_command, parse_listing
 from .states import ContainerState, ContainerStates, state_from_inspect
 
 __all__ = [
