@@ -109,7 +109,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
     parser.add_argument(
-        "--preview-mib", type=int, default=200, help="MiB per download in the preview part"
+        "--preview-mib",
+        type=int,
+        default=64,
+        help=(
+            "MiB per download in the preview part (at most 95: jupyter-server-proxy buffers a "
+            "whole answer, and tornado's client refuses bodies over 100 MB)"
+        ),
     )
     parser.add_argument("--preview-rounds", type=int, default=5, help="downloads per path")
     parser.add_argument(
@@ -237,6 +243,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
         store_ids.add(store_id)
+        if "preview" in args.parts:
+            server.config_py = preview_bench.jsp_config(client)  # the peer, in the same server
         server.start()
         workspace = create_workspace(server)
         container = workspace["container_name"]
@@ -315,7 +323,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             results["terminals"] = terminals
 
         if "preview" in args.parts:
-            print("preview: downloads and small GETs, through the proxy vs direct ...", flush=True)
+            print(
+                "preview: downloads, small GETs, WebSocket echo: ours, jupyter-server-proxy, "
+                "straight to the app ...",
+                flush=True,
+            )
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
             results["preview"] = preview_bench.bench_preview(
                 server,
