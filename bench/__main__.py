@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -169,6 +170,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.parts) - set(PARTS)
     if unknown or not args.parts:
         parser.error(f"--only takes {', '.join(PARTS)}; got {args.only!r}")
+    if "preview" in args.parts and importlib.util.find_spec("jupyter_server_proxy") is None:
+        parser.error(
+            "the preview part measures jupyter-server-proxy beside our proxy: install the bench "
+            "extra (POPEBOT_EXTRAS=lab,test,docs,bench scripts/setup.sh), or leave out preview"
+        )
     return args
 
 
