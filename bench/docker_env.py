@@ -22,7 +22,7 @@ from jupyter_popebot_code.backends.docker.manager import (
 from jupyter_popebot_code.backends.docker.networks import address_on
 from jupyter_popebot_code.core.store import _COLUMNS, Workspace, WorkspaceStore
 
-# Another checkout's bench on the same engine sweeps this network: give each its own name.
+# POPEBOT_BENCH_NETWORK: another network, so two benches on one engine never sweep each other's.
 NETWORK = os.environ.get("POPEBOT_BENCH_NETWORK", "popebot-code-bench")
 BENCH_LABEL = "org.jupyter.popebot-code.bench"
 # Few threads: the engine serializes most of the work anyway, and the machine has 2 cores.

@@ -73,6 +73,7 @@ DOCUMENTED_CLASSES = {
     "TerminalRelay",
     "PreviewProxy",
     "HubSync",
+    "PersonalSecrets",
     "AuthJSIdentityProvider",
     "WorkspaceAuthorizer",
     "NetworkPolicyApp",

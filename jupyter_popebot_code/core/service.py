@@ -117,6 +117,9 @@ class WorkspaceService:
         self.last_activity: dict[str, float] = {}
         # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
         self.owner_activity: dict[str, float] = {}
+        # Awaited with a workspace whose container runs after a create or an ensure, under its
+        # lock (personal secrets are written in then); they handle their own failures.
+        self.container_up_hooks: list[Callable[[Workspace], Awaitable[None]]] = []
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
 
@@ -222,6 +225,7 @@ class WorkspaceService:
                 except BaseException:
                     await self._discard(workspace)
                     raise
+            await self._container_up(workspace)
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
 
@@ -359,7 +363,13 @@ class WorkspaceService:
                 return EnsureResult("no_container", "This workspace has no container.")
             # Asking for a workspace is using it: the idle stopper must not stop it right away.
             self.mark_active(workspace_id)
-            return await self._ensure_locked(workspace)
+            result = await self._ensure_locked(workspace)
+            await self._container_up(workspace)
+            return result
+
+    async def _container_up(self, workspace: Workspace) -> None:
+        for hook in self.container_up_hooks:
+            await hook(workspace)
 
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
         name = workspace.container_name
