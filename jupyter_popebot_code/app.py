@@ -223,11 +223,11 @@ class CodeWorkspacesApp(ExtensionApp):
         help=(
             "Seconds without activity after which a workspace's container is stopped (never "
             "removed: the next terminal, preview or ensure starts it again with its files; its "
-            "processes and tmux scrollback end with the stop). Activity: terminal traffic "
+            "processes and terminal session end with the stop). Activity: terminal traffic "
             "through the relay in either direction (keepalive pings do not count), preview "
-            "traffic, ensure, and output in the workspace's tmux session whether a browser is "
+            "traffic, ensure, and output in the workspace's terminal session whether a browser is "
             "attached or not, so an agent working unattended keeps its workspace running and a "
-            "shell at its prompt does not (on Docker Swarm tmux output is not seen: only the "
+            "shell at its prompt does not (on Docker Swarm that output is not seen: only the "
             "traffic counts). 0 disables. Default: "
             f"{MULTI_USER_IDLE_TIMEOUT:g} on a multi-user server (under JupyterHub, i.e. "
             "JUPYTERHUB_API_URL is set; with Auth.js or any identity provider other than "
@@ -243,7 +243,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_check_interval = Float(
         30.0,
         help=(
-            "Most seconds between two idle checks (one `docker exec` of tmux per running workspace "
+            "Most seconds between two idle checks (one `docker exec` per running workspace "
             "each); also capped at a quarter of idle_timeout and at 60 s, so a container stops "
             "within idle_timeout + 60 s."
         ),

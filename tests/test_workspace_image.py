@@ -356,6 +356,35 @@ def test_reconnect_reattaches_the_session(
     assert f"pid {shell[0]}\n" in status, status
 
 
+def test_a_reconnect_after_much_output_replays_its_end_in_the_modes_in_force(
+    run_workspace: Callable[..., Workspace], open_terminal: Callable[[Workspace], Terminal]
+) -> None:
+    workspace = run_workspace()
+    first = open_terminal(workspace)
+    first.wait_for_prompt()
+    # Alternate screen and bracketed paste on, then more output than the session keeps (1 MiB):
+    # the sequences that set those modes are no longer among the bytes it replays.
+    first.send_input("printf '\\033[?1049h\\033[?2004h'; seq 1 300000; echo end-$((6*7))\r")
+    first.read_until("end-42", timeout=120)
+    first.ws.close()
+
+    second = open_terminal(workspace)
+    second.read_until("end-42", timeout=60)
+    replay = second.output
+    # The modes come first, then whole lines: the first replayed line is a complete number,
+    # and every line up to the last follows the one before it.
+    assert replay.startswith("\x1b[?1049h"), replay[:100]
+    assert "\x1b[?2004h" in replay[:100], replay[:100]
+    numbers = [line for line in second.text.split("\n") if line.isdigit()]
+    assert numbers[-1] == "300000"
+    first_number = int(numbers[0])
+    assert numbers == [str(n) for n in range(first_number, 300001)]
+    assert 100_000 < first_number < 300_000  # about 1 MiB of 7-byte lines, not everything
+    # The shell is the same and takes input.
+    second.send_input("echo again-$((6*7))\r")
+    second.read_until("again-42")
+
+
 def test_first_start_clones_the_branch_and_a_restart_keeps_it(
     run_workspace: Callable[..., Workspace],
     open_terminal: Callable[[Workspace], Terminal],
@@ -482,8 +511,6 @@ CRAFTED_PATH = (
     "/x';touch${IFS}/tmp/pwned-quote;'$(touch${IFS}/tmp/pwned-sub)`touch${IFS}/tmp/pwned-tick`.git"
 )
 CRAFTED_BRANCH = "b;touch${IFS}/tmp/pwned-branch"
-# Control sequences and window titles in a terminal's byte stream.
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
 def test_failed_clone_hint_quotes_the_repository_and_branch(

@@ -116,7 +116,7 @@ function activate(
   addTerminalCommands(app, tracker, words);
   addPreviewCommands(app, { model, ports, previews, texts: words });
 
-  // Open panels come back after a reload, reconnecting to the same tmux session.
+  // Open panels come back after a reload, reconnecting to the same terminal session.
   void restorer?.restore(tracker, {
     command: CommandIDs.open,
     args: panel => ({
