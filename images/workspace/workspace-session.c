@@ -8,7 +8,8 @@
  *
  * The first attach starts a server (the "master", detached from the caller) that owns the pty of
  * COMMAND and listens on /tmp/workspace-session-<uid>/socket. Each attach is a client: it puts its
- * terminal in raw mode and copies bytes both ways. The master keeps the most recent output in a
+ * terminal in raw mode and passes it to the master over the socket, which writes output to it
+ * directly (as tmux does: no copy through the client); the client forwards input and resizes. The master keeps the most recent output in a
  * ring (WORKSPACE_SESSION_REPLAY_BYTES, 1 MiB by default) and replays it, from a line start, to a
  * client that attaches: the browser's terminal rebuilds the screen and scrollback from it. A few
  * terminal modes (alternate screen, mouse, cursor keys, bracketed paste) are tracked as output
@@ -266,7 +267,9 @@ static bool send_msg(int fd, uint8_t type, const void *data, size_t len)
 /* ---- master ------------------------------------------------------------------------------ */
 
 struct client {
-	int fd;
+	int fd;		    /* the socket: messages in, and output for status and dump */
+	int out;	    /* where output goes: the attach's terminal (passed over the socket), or fd */
+	int passed;	    /* a terminal passed before its MSG_ATTACH, or -1 */
 	bool attached;	    /* counted in `status`, gets output until it leaves */
 	uint64_t sent;	    /* stream offset of the next ring byte to send */
 	uint64_t end;	    /* stream offset to stop at (UINT64_MAX: follow the stream) */
@@ -390,7 +393,12 @@ static void stop_listening(void)
 
 static void drop_client(int i)
 {
-	close(M.clients[i].fd);
+	struct client *c = &M.clients[i];
+	if (c->out != c->fd)
+		close(c->out);
+	if (c->passed >= 0)
+		close(c->passed);
+	close(c->fd);
 	M.clients[i] = M.clients[--M.n_clients];
 }
 
@@ -440,6 +448,12 @@ static void handle_message(struct client *c, const struct msg_header *h, const c
 			return;
 		memcpy(&ws, data, sizeof(ws));
 		c->attached = true;
+		if (c->passed >= 0) {
+			/* Output goes straight to the attach's terminal: one copy less per byte. */
+			c->out = c->passed;
+			c->passed = -1;
+			set_nonblock(c->out);
+		}
 		c->end = UINT64_MAX;
 		start_replay(c);
 		set_size(&ws);
@@ -485,7 +499,24 @@ static void handle_message(struct client *c, const struct msg_header *h, const c
 static void read_client(int i)
 {
 	struct client *c = &M.clients[i];
-	ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+	struct iovec iov = {.iov_base = c->in + c->in_len, .iov_len = sizeof(c->in) - c->in_len};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf)};
+	ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			int passed;
+			memcpy(&passed, CMSG_DATA(cm), sizeof(passed));
+			if (c->passed >= 0 || c->attached || !isatty(passed))
+				close(passed); /* one terminal per attach, and only a terminal */
+			else
+				c->passed = passed;
+		}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -514,7 +545,7 @@ static void read_client(int i)
 static bool write_client(struct client *c, uint64_t now)
 {
 	if (c->prefix_off < c->prefix_len) {
-		ssize_t n = write(c->fd, c->prefix + c->prefix_off, c->prefix_len - c->prefix_off);
+		ssize_t n = write(c->out, c->prefix + c->prefix_off, c->prefix_len - c->prefix_off);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
 		c->prefix_off += (size_t)n;
@@ -535,7 +566,7 @@ static bool write_client(struct client *c, uint64_t now)
 			n_iov++;
 			from += n;
 		}
-		ssize_t n = writev(c->fd, iov, n_iov);
+		ssize_t n = writev(c->out, iov, n_iov);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
 		if (n > 0) {
@@ -579,7 +610,8 @@ static void accept_client(void)
 	}
 	struct client *c = &M.clients[M.n_clients++];
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	c->fd = c->out = fd;
+	c->passed = -1;
 	c->end = c->sent = M.head; /* nothing to send until it says what it wants */
 }
 
@@ -615,7 +647,7 @@ static size_t ring_size(void)
 
 static void master_loop(void)
 {
-	struct pollfd fds[3 + MAX_CLIENTS];
+	struct pollfd fds[3 + 2 * MAX_CLIENTS];
 	uint64_t ended_at = 0;
 	for (;;) {
 		uint64_t now = now_ms();
@@ -640,11 +672,14 @@ static void master_loop(void)
 		for (int i = 0; i < M.n_clients; i++) {
 			struct client *c = &M.clients[i];
 			uint64_t until = c->end < M.head ? c->end : M.head;
-			short events = M.input_len + sizeof(c->in) <= INPUT_QUEUE ? POLLIN : 0;
+			short in = M.input_len + sizeof(c->in) <= INPUT_QUEUE ? POLLIN : 0;
+			short out = 0;
 			if (c->prefix_off < c->prefix_len || c->sent < until || c->redraw_after_replay)
-				events |= POLLOUT;
+				out = POLLOUT;
 			behind |= until - c->sent >= PENDING_MAX;
-			fds[n++] = (struct pollfd){.fd = c->fd, .events = events};
+			/* Two entries, also when both are the socket (status, dump). */
+			fds[n++] = (struct pollfd){.fd = c->fd, .events = in};
+			fds[n++] = (struct pollfd){.fd = c->out, .events = out};
 		}
 		int timeout = M.ended ? 100 : behind ? 1000 : -1;
 		if (poll(fds, (nfds_t)n, timeout) < 0) {
@@ -674,7 +709,7 @@ static void master_loop(void)
 			read_pty();
 		/* Clients, from the last (dropping one moves the last into its slot). */
 		for (int i = M.n_clients - 1; i >= 0; i--) {
-			short revents = fds[3 + i].revents;
+			short revents = fds[3 + 2 * i].revents;
 			if (revents & (POLLIN | POLLHUP | POLLERR)) {
 				int before = M.n_clients;
 				read_client(i);
@@ -776,17 +811,14 @@ static void spawn_master(const struct winsize *ws, char **argv)
 
 static struct termios saved_termios;
 static bool termios_saved;
-static int stdin_flags = -1, stdout_flags = -1;
 static int client_signal_pipe[2];
 
+/* The terminal's modes come back; its O_NONBLOCK stays: the session may still hold the same
+ * open terminal (passed to it) for a moment and must never block writing to it. */
 static void restore_terminal(void)
 {
 	if (termios_saved)
-		tcsetattr(0, TCSADRAIN, &saved_termios);
-	if (stdin_flags >= 0)
-		fcntl(0, F_SETFL, stdin_flags);
-	if (stdout_flags >= 0)
-		fcntl(1, F_SETFL, stdout_flags);
+		tcsetattr(0, TCSANOW, &saved_termios);
 }
 
 static void client_signal(int sig)
@@ -797,6 +829,32 @@ static void client_signal(int sig)
 		/* a wake-up is already pending */
 	}
 	errno = saved;
+}
+
+/* MSG_ATTACH with our terminal (fd 1) passed along: the session writes output to it directly. */
+static bool attach_passing(int fd, const struct winsize *ws)
+{
+	struct msg_header h = {.type = MSG_ATTACH, .len = sizeof(*ws)};
+	struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
+			       {.iov_base = (void *)ws, .iov_len = sizeof(*ws)}};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	memset(&control, 0, sizeof(control));
+	struct msghdr mh = {
+		.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.buf, .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	int out = 1;
+	memcpy(CMSG_DATA(cm), &out, sizeof(out));
+	ssize_t n;
+	do
+		n = sendmsg(fd, &mh, 0);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)(sizeof(h) + sizeof(*ws));
 }
 
 static struct winsize own_size(void)
@@ -825,9 +883,6 @@ static int client_attach(char **argv)
 		if (fd < 0)
 			die("connect");
 	}
-	if (!send_msg(fd, MSG_ATTACH, &ws, sizeof(ws)))
-		die("attach");
-
 	if (pipe2(client_signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		die("pipe");
 	struct sigaction sa = {.sa_handler = client_signal, .sa_flags = SA_RESTART};
@@ -842,10 +897,11 @@ static int client_attach(char **argv)
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSADRAIN, &raw);
 	}
-	stdin_flags = fcntl(0, F_GETFL);
-	stdout_flags = fcntl(1, F_GETFL);
 	atexit(restore_terminal);
 	set_nonblock(1); /* ttyd being slow must not hold back typed keys */
+	/* Raw first: the replay may reach the terminal as soon as the attach is sent. */
+	if (!(isatty(1) ? attach_passing(fd, &ws) : send_msg(fd, MSG_ATTACH, &ws, sizeof(ws))))
+		die("attach");
 
 	static char out[READ_MAX];
 	size_t out_len = 0, out_off = 0;
