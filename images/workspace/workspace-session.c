@@ -17,9 +17,9 @@
  * after the replay to redraw itself. The newest client's size wins (tmux's `window-size latest`).
  *
  * Flow control: clients read from the ring at their own offsets; the master stops reading the pty
- * while any client is more than PENDING_MAX behind (the program then blocks, as under a plain
- * terminal), and drops a client that takes nothing for STALL_S while it is behind (it can attach
- * again and gets the replay). Output also touches /tmp/workspace-session-<uid>/activity (at most
+ * while any client is more than PENDING_MAX behind: the program then blocks, as under a plain
+ * terminal, for as long as the slowest reader needs (the relay, too, never gives up on a reader
+ * that stalls; a client that leaves stops holding it back). Output also touches /tmp/workspace-session-<uid>/activity (at most
  * once a second): its mtime is the idle check's "last output".
  */
 #define _GNU_SOURCE
@@ -50,7 +50,6 @@
 #define MAX_RING (64u << 20)
 #define PENDING_MAX (256u << 10)
 #define READ_MAX (64u << 10)
-#define STALL_S 15
 #define MAX_CLIENTS 64
 #define MSG_MAX 4096
 #define INPUT_QUEUE (64u << 10)
@@ -275,7 +274,6 @@ struct client {
 	uint64_t end;	    /* stream offset to stop at (UINT64_MAX: follow the stream) */
 	char prefix[512];   /* sent before the ring bytes: modes for a replay, or a status text */
 	size_t prefix_len, prefix_off;
-	uint64_t behind_since; /* when it last fell PENDING_MAX behind without progress, or 0 */
 	char in[sizeof(struct msg_header) + MSG_MAX];
 	size_t in_len;
 	bool redraw_after_replay;
@@ -542,7 +540,7 @@ static void read_client(int i)
 }
 
 /* Returns false when the client is done or gone (the caller drops it). */
-static bool write_client(struct client *c, uint64_t now)
+static bool write_client(struct client *c)
 {
 	if (c->prefix_off < c->prefix_len) {
 		ssize_t n = write(c->out, c->prefix + c->prefix_off, c->prefix_len - c->prefix_off);
@@ -569,10 +567,8 @@ static bool write_client(struct client *c, uint64_t now)
 		ssize_t n = writev(c->out, iov, n_iov);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
-		if (n > 0) {
+		if (n > 0)
 			c->sent += (uint64_t)n;
-			c->behind_since = 0;
-		}
 	}
 	if (c->redraw_after_replay && c->sent >= c->replay_end) {
 		/* Only now: the redraw lands after the replay on this client's screen. */
@@ -580,12 +576,6 @@ static bool write_client(struct client *c, uint64_t now)
 		pid_t group = tcgetpgrp(M.pty);
 		if (group > 0)
 			kill(-group, SIGWINCH);
-	}
-	if (until - c->sent >= PENDING_MAX) {
-		if (c->behind_since == 0)
-			c->behind_since = now;
-		else if (now - c->behind_since > STALL_S * 1000)
-			return false; /* it reads nothing: let the others go on */
 	}
 	return !(c->query && c->prefix_off >= c->prefix_len && c->sent >= c->end);
 }
@@ -668,7 +658,6 @@ static void master_loop(void)
 		if (!M.ended && M.input_len > 0)
 			pty_events |= POLLOUT;
 		fds[n++] = (struct pollfd){.fd = M.pty, .events = pty_events};
-		bool behind = false;
 		for (int i = 0; i < M.n_clients; i++) {
 			struct client *c = &M.clients[i];
 			uint64_t until = c->end < M.head ? c->end : M.head;
@@ -676,18 +665,16 @@ static void master_loop(void)
 			short out = 0;
 			if (c->prefix_off < c->prefix_len || c->sent < until || c->redraw_after_replay)
 				out = POLLOUT;
-			behind |= until - c->sent >= PENDING_MAX;
 			/* Two entries, also when both are the socket (status, dump). */
 			fds[n++] = (struct pollfd){.fd = c->fd, .events = in};
 			fds[n++] = (struct pollfd){.fd = c->out, .events = out};
 		}
-		int timeout = M.ended ? 100 : behind ? 1000 : -1;
+		int timeout = M.ended ? 100 : -1;
 		if (poll(fds, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll");
 		}
-		now = now_ms();
 		if (fds[0].revents & POLLIN) {
 			char sigs[64];
 			ssize_t got = read(M.signal_pipe[0], sigs, sizeof(sigs));
@@ -716,7 +703,7 @@ static void master_loop(void)
 				if (M.n_clients != before)
 					continue;
 			}
-			if (!write_client(&M.clients[i], now))
+			if (!write_client(&M.clients[i]))
 				drop_client(i);
 		}
 		/* After the clients: a new one has no entry in this round's fds. */
