@@ -17,9 +17,11 @@
  * after the replay to redraw itself. The newest client's size wins (tmux's `window-size latest`).
  *
  * Flow control: clients read from the ring at their own offsets; the master stops reading the pty
- * while any client is more than PENDING_MAX behind: the program then blocks, as under a plain
- * terminal, for as long as the slowest reader needs (the relay, too, never gives up on a reader
- * that stalls; a client that leaves stops holding it back). Output also touches /tmp/workspace-session-<uid>/activity (at most
+ * while any client is more than PENDING_MAX behind, so a slow reader slows the program down, as
+ * under a plain terminal, and misses nothing. A client that takes nothing at all for LAG_MS while
+ * behind (a stalled browser, or one whose ttyd has not yet hung up) stops holding the program
+ * back: it skips ahead to a line start in the ring when the ring moves past it, as tmux skips to a
+ * redraw, and holds back again once it has caught up. It is never dropped. Output also touches /tmp/workspace-session-<uid>/activity (at most
  * once a second): its mtime is the idle check's "last output".
  */
 #define _GNU_SOURCE
@@ -55,6 +57,7 @@
 #define INPUT_QUEUE (64u << 10)
 #define LINE_SCAN_MAX (64u << 10)
 #define END_FLUSH_MS 2000
+#define LAG_MS 2000
 
 enum { MSG_ATTACH = 1, MSG_INPUT, MSG_WINCH, MSG_STATUS, MSG_DUMP };
 
@@ -279,6 +282,8 @@ struct client {
 	bool redraw_after_replay;
 	uint64_t replay_end;
 	bool query; /* status or dump: closed once its answer is out */
+	bool lagging;	    /* took nothing for LAG_MS while behind: skips, holds nothing back */
+	uint64_t stuck_since; /* when it last was behind without taking anything, or 0 */
 };
 
 static struct {
@@ -348,6 +353,8 @@ static uint64_t max_pending(void)
 	uint64_t most = 0;
 	for (int i = 0; i < M.n_clients; i++) {
 		struct client *c = &M.clients[i];
+		if (c->lagging)
+			continue;
 		uint64_t until = c->end < M.head ? c->end : M.head;
 		if (until > c->sent && until - c->sent > most)
 			most = until - c->sent;
@@ -377,6 +384,20 @@ static void read_pty(void)
 	memcpy(M.ring, chunk + first, (size_t)n - first);
 	M.head = new_head;
 	touch_activity();
+	/* A lagging client the ring moved past goes on from the first whole line it still holds. */
+	uint64_t tail = ring_tail();
+	for (int i = 0; i < M.n_clients; i++) {
+		struct client *c = &M.clients[i];
+		if (!c->lagging || c->sent >= tail + READ_MAX)
+			continue;
+		uint64_t from = tail + READ_MAX, limit = from + LINE_SCAN_MAX;
+		c->sent = from < M.head ? from : M.head;
+		for (uint64_t o = from; o < limit && o < M.head; o++)
+			if (M.ring[o % M.cap] == '\n') {
+				c->sent = o + 1;
+				break;
+			}
+	}
 }
 
 /* No new attaches once the program ended: the next one starts a new session. */
@@ -540,7 +561,7 @@ static void read_client(int i)
 }
 
 /* Returns false when the client is done or gone (the caller drops it). */
-static bool write_client(struct client *c)
+static bool write_client(struct client *c, uint64_t now)
 {
 	if (c->prefix_off < c->prefix_len) {
 		ssize_t n = write(c->out, c->prefix + c->prefix_off, c->prefix_len - c->prefix_off);
@@ -567,8 +588,10 @@ static bool write_client(struct client *c)
 		ssize_t n = writev(c->out, iov, n_iov);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
-		if (n > 0)
+		if (n > 0) {
 			c->sent += (uint64_t)n;
+			c->stuck_since = 0;
+		}
 	}
 	if (c->redraw_after_replay && c->sent >= c->replay_end) {
 		/* Only now: the redraw lands after the replay on this client's screen. */
@@ -576,6 +599,14 @@ static bool write_client(struct client *c)
 		pid_t group = tcgetpgrp(M.pty);
 		if (group > 0)
 			kill(-group, SIGWINCH);
+	}
+	if (until - c->sent < PENDING_MAX) {
+		c->lagging = false;
+		c->stuck_since = 0;
+	} else if (c->stuck_since == 0) {
+		c->stuck_since = now;
+	} else if (now - c->stuck_since >= LAG_MS) {
+		c->lagging = true;
 	}
 	return !(c->query && c->prefix_off >= c->prefix_len && c->sent >= c->end);
 }
@@ -641,6 +672,7 @@ static void master_loop(void)
 	uint64_t ended_at = 0;
 	for (;;) {
 		uint64_t now = now_ms();
+		bool behind = false;
 		if (M.ended) {
 			stop_listening();
 			/* Flush what clients still lack, for a bounded time, then go. */
@@ -665,16 +697,18 @@ static void master_loop(void)
 			short out = 0;
 			if (c->prefix_off < c->prefix_len || c->sent < until || c->redraw_after_replay)
 				out = POLLOUT;
+			behind |= !c->lagging && until - c->sent >= PENDING_MAX;
 			/* Two entries, also when both are the socket (status, dump). */
 			fds[n++] = (struct pollfd){.fd = c->fd, .events = in};
 			fds[n++] = (struct pollfd){.fd = c->out, .events = out};
 		}
-		int timeout = M.ended ? 100 : -1;
+		int timeout = M.ended ? 100 : behind ? 500 : -1;
 		if (poll(fds, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll");
 		}
+		now = now_ms();
 		if (fds[0].revents & POLLIN) {
 			char sigs[64];
 			ssize_t got = read(M.signal_pipe[0], sigs, sizeof(sigs));
@@ -703,7 +737,7 @@ static void master_loop(void)
 				if (M.n_clients != before)
 					continue;
 			}
-			if (!write_client(&M.clients[i]))
+			if (!write_client(&M.clients[i], now))
 				drop_client(i);
 		}
 		/* After the clients: a new one has no entry in this round's fds. */
