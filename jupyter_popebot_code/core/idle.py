@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..backends.docker.engine import ContainerError, DockerUnavailable
+from .. import metrics
+from ..errors import ContainerError, DockerUnavailable
 from .service import WorkspaceService
 from .store import Workspace
 
@@ -102,6 +103,7 @@ class IdleStopper:
             workspace.id, last, lambda: self.close_terminals(workspace.id, reason)
         )
         if stopped:
+            metrics.IDLE_STOPS.inc()
             self.log.info(
                 "Stopped idle code workspace %s of %s (last activity %.0f s ago)",
                 workspace.id,

@@ -23,15 +23,19 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from ..backends.docker.engine import (
+from .. import metrics
+from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
+from ..backends.docker.ports import PortListing
+from ..backends.docker.states import ContainerState
+from ..errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
     DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
 )
-from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
-from ..backends.docker.ports import PortListing
-from ..backends.docker.states import ContainerState
 from ..network.policy import NetworkPolicy
 from ..terminal.ttyd import TerminalEndpoint
 from .store import Workspace, WorkspaceStore, volume_name
@@ -40,14 +44,9 @@ from .validation import WorkspaceSpec, WorkspaceValidator
 T = TypeVar("T")
 
 __all__ = [
-    "ContainerError",
-    "DockerUnavailable",
     "EnsureResult",
     "Quota",
-    "QuotaExceeded",
-    "ServerAtCapacity",
     "TerminalEndpoint",
-    "WorkspaceNotFound",
     "WorkspaceService",
 ]
 
@@ -59,18 +58,6 @@ _CAPACITY_KEY = "server:running"
 # Confirming an unpause: attempts, and the pause before reading the state back.
 UNPAUSE_ATTEMPTS = 5
 UNPAUSE_SETTLE_SECONDS = 0.05
-
-
-class WorkspaceNotFound(LookupError):
-    """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
-
-
-class QuotaExceeded(PermissionError):
-    """The owner already has as many workspaces (or running ones) as they may."""
-
-
-class ServerAtCapacity(QuotaExceeded):
-    """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +117,9 @@ class WorkspaceService:
         self.last_activity: dict[str, float] = {}
         # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
         self.owner_activity: dict[str, float] = {}
+        # Awaited with a workspace whose container runs after a create or an ensure, under its
+        # lock (personal secrets are written in then); they handle their own failures.
+        self.container_up_hooks: list[Callable[[Workspace], Awaitable[None]]] = []
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
 
@@ -219,6 +209,7 @@ class WorkspaceService:
 
     # -- changing --------------------------------------------------------------------------
 
+    @metrics.create_operation
     async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
         """Create the record and a started container, or neither."""
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
@@ -234,6 +225,7 @@ class WorkspaceService:
                 except BaseException:
                     await self._discard(workspace)
                     raise
+            await self._container_up(workspace)
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
 
@@ -253,6 +245,7 @@ class WorkspaceService:
         if creating and quota.max_workspaces:
             count = await self._db(self.store.count_for_user, owner)
             if count >= quota.max_workspaces:
+                metrics.quota_refused("workspaces_per_user")
                 raise QuotaExceeded(
                     f"You already have {count} workspaces, the most this server allows "
                     f"({quota.max_workspaces}). Delete one to create another."
@@ -261,6 +254,7 @@ class WorkspaceService:
             running = await self._running_names(owner)
             running.discard(workspace.container_name or "")
             if len(running) >= quota.max_running:
+                metrics.quota_refused("running_per_user")
                 raise QuotaExceeded(
                     f"You already have {len(running)} running workspaces, the most this server "
                     f"allows ({quota.max_running}). Stop or delete one first."
@@ -283,6 +277,7 @@ class WorkspaceService:
             holding |= self._starting
             holding.discard(name)  # its own (paused, restarting) container is already counted
             if len(holding) >= cap:
+                metrics.quota_refused("running_per_server")
                 raise ServerAtCapacity(
                     f"This server already runs {len(holding)} workspaces, the most it allows "
                     f"at once for all users together (max_running_workspaces = {cap}). Try "
@@ -324,6 +319,7 @@ class WorkspaceService:
             raise WorkspaceNotFound(workspace_id)
         return toggled
 
+    @metrics.delete_operation
     async def delete(self, owner: str | None, workspace_id: str) -> None:
         """Remove the container (and volume unless kept), then the record: a failure keeps all."""
         async with self._lock_for(workspace_id):
@@ -358,6 +354,7 @@ class WorkspaceService:
             owner,
         )
 
+    @metrics.ensure_operation
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
         async with self._lock_for(workspace_id):
@@ -366,7 +363,13 @@ class WorkspaceService:
                 return EnsureResult("no_container", "This workspace has no container.")
             # Asking for a workspace is using it: the idle stopper must not stop it right away.
             self.mark_active(workspace_id)
-            return await self._ensure_locked(workspace)
+            result = await self._ensure_locked(workspace)
+            await self._container_up(workspace)
+            return result
+
+    async def _container_up(self, workspace: Workspace) -> None:
+        for hook in self.container_up_hooks:
+            await hook(workspace)
 
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
         name = workspace.container_name
@@ -418,6 +421,7 @@ class WorkspaceService:
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
 
+    @metrics.stop_operation
     async def stop(
         self,
         owner: str | None,

@@ -18,6 +18,7 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IRunningSessionManagers } from '@jupyterlab/running';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces at start
@@ -27,6 +28,8 @@ import { addPreviewCommands } from './preview/commands';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists ports at start
 import { PortsModel } from './preview/ports';
 import type { WorkspacePreview } from './preview/widget';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
+import { addSecretsCommand } from './secrets/commands';
 import { addTerminalCommands } from './terminal/commands';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { terminalOpener } from './terminal/panel';
@@ -37,6 +40,7 @@ import { CommandIDs, ICodeWorkspaceTracker } from './tokens';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { addWorkspaceCommands } from './workspaces/commands';
 import { WorkspaceListModel } from './workspaces/model';
+import { RunningWorkspaces } from './workspaces/running';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar shows at start
 import { WorkspaceSidebar } from './workspaces/sidebar';
 
@@ -61,7 +65,8 @@ const plugin: JupyterFrontEndPlugin<ICodeWorkspaceTracker> = {
     ILayoutRestorer,
     IThemeManager,
     ISettingRegistry,
-    ITranslator
+    ITranslator,
+    IRunningSessionManagers
   ],
   activate
 };
@@ -75,7 +80,8 @@ function activate(
   restorer: ILayoutRestorer | null,
   themeManager: IThemeManager | null,
   settingRegistry: ISettingRegistry | null,
-  translator: ITranslator | null
+  translator: ITranslator | null,
+  runningSessions: IRunningSessionManagers | null
 ): ICodeWorkspaceTracker {
   translator = translator ?? nullTranslator;
   const words = texts(translator.load(TRANSLATION_DOMAIN));
@@ -115,6 +121,7 @@ function activate(
   });
   addTerminalCommands(app, tracker, words);
   addPreviewCommands(app, { model, ports, previews, texts: words });
+  addSecretsCommand(app, client, words);
 
   // Open panels come back after a reload, reconnecting to the same terminal session.
   void restorer?.restore(tracker, {
@@ -160,12 +167,22 @@ function activate(
       open: ({ id, name }) =>
         void commands.execute(CommandIDs.open, { id, name }),
       create: () => void commands.execute(CommandIDs.create),
+      openSecrets: () => void commands.execute(CommandIDs.secrets),
       stop: ({ id, name }) =>
         commands.execute(CommandIDs.stop, { id, name }) as Promise<void>
     }
   });
   shell.add(sidebar, 'left', { rank: 650 });
   restorer?.add(sidebar, sidebar.id);
+  // Running workspaces also show where JupyterLab lists what runs.
+  runningSessions?.add(
+    new RunningWorkspaces(model, words, {
+      open: ({ id, name }) =>
+        void commands.execute(CommandIDs.open, { id, name }),
+      stop: ({ id, name }) =>
+        commands.execute(CommandIDs.stop, { id, name }) as Promise<void>
+    })
+  );
   void model.refresh();
   Private.followModel(tracker, model);
   Private.followNames(previews, model);
@@ -198,7 +215,8 @@ namespace Private {
       CommandIDs.refresh,
       CommandIDs.openPreview,
       CommandIDs.openPreviewTab,
-      CommandIDs.reloadPreview
+      CommandIDs.reloadPreview,
+      CommandIDs.secrets
     ].forEach(command =>
       palette?.addItem({
         command,

@@ -21,34 +21,10 @@ import requests.exceptions
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ... import metrics
+from ...errors import ContainerError, ContainerMissing, DockerUnavailable
+
 T = TypeVar("T")
-
-
-class DockerUnavailable(RuntimeError):
-    """The Docker engine cannot be reached; the request may succeed once it is back."""
-
-
-class NodeUnavailable(DockerUnavailable):
-    """The machine that holds this workspace cannot run it now (a swarm node down or drained).
-
-    Its message names the node and is meant for the user; other workspaces are unaffected.
-    """
-
-
-class ContainerError(RuntimeError):
-    """Docker refused an operation on a workspace container."""
-
-
-class ContainerMissing(ContainerError):
-    """The container went away between two calls."""
-
-
-class ContainerNotRunning(ContainerError):
-    """The container is not running (`status`: Docker's, or "missing"), so it cannot be dialled."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"The workspace container is {status}, not running.")
-        self.status = status
 
 
 def redact_url(url: str) -> str:
@@ -104,12 +80,15 @@ class DockerEngine(LoggingConfigurable):
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             # Start afresh when the engine is back: new connections, API version negotiated again.
             self._drop_client()
+            metrics.engine_error(unavailable=True)
             raise DockerUnavailable(self._unreachable_message(err)) from err
         except docker.errors.ImageNotFound as err:
+            metrics.engine_error(unavailable=False)
             raise ContainerError(self._image_missing_message()) from err
         except docker.errors.NotFound as err:
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
+            metrics.engine_error(unavailable=False)
             raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
 
     async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:
@@ -122,6 +101,7 @@ class DockerEngine(LoggingConfigurable):
                 try:
                     self._client = self._new_client()
                 except docker.errors.DockerException as err:
+                    metrics.engine_error(unavailable=True)
                     raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
 
