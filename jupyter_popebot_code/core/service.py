@@ -23,6 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from .. import metrics
 from ..backends.docker.engine import (
     ContainerError,
     ContainerMissing,
@@ -219,6 +220,7 @@ class WorkspaceService:
 
     # -- changing --------------------------------------------------------------------------
 
+    @metrics.create_operation
     async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
         """Create the record and a started container, or neither."""
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
@@ -253,6 +255,7 @@ class WorkspaceService:
         if creating and quota.max_workspaces:
             count = await self._db(self.store.count_for_user, owner)
             if count >= quota.max_workspaces:
+                metrics.quota_refused("workspaces_per_user")
                 raise QuotaExceeded(
                     f"You already have {count} workspaces, the most this server allows "
                     f"({quota.max_workspaces}). Delete one to create another."
@@ -261,6 +264,7 @@ class WorkspaceService:
             running = await self._running_names(owner)
             running.discard(workspace.container_name or "")
             if len(running) >= quota.max_running:
+                metrics.quota_refused("running_per_user")
                 raise QuotaExceeded(
                     f"You already have {len(running)} running workspaces, the most this server "
                     f"allows ({quota.max_running}). Stop or delete one first."
@@ -283,6 +287,7 @@ class WorkspaceService:
             holding |= self._starting
             holding.discard(name)  # its own (paused, restarting) container is already counted
             if len(holding) >= cap:
+                metrics.quota_refused("running_per_server")
                 raise ServerAtCapacity(
                     f"This server already runs {len(holding)} workspaces, the most it allows "
                     f"at once for all users together (max_running_workspaces = {cap}). Try "
@@ -324,6 +329,7 @@ class WorkspaceService:
             raise WorkspaceNotFound(workspace_id)
         return toggled
 
+    @metrics.delete_operation
     async def delete(self, owner: str | None, workspace_id: str) -> None:
         """Remove the container (and volume unless kept), then the record: a failure keeps all."""
         async with self._lock_for(workspace_id):
@@ -358,6 +364,7 @@ class WorkspaceService:
             owner,
         )
 
+    @metrics.ensure_operation
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
         async with self._lock_for(workspace_id):
@@ -418,6 +425,7 @@ class WorkspaceService:
         await self._recreate(workspace)
         return EnsureResult("created", f"The container was {state.status} and has been recreated.")
 
+    @metrics.stop_operation
     async def stop(
         self,
         owner: str | None,

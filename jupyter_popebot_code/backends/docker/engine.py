@@ -21,6 +21,8 @@ import requests.exceptions
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ... import metrics
+
 T = TypeVar("T")
 
 
@@ -104,12 +106,15 @@ class DockerEngine(LoggingConfigurable):
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             # Start afresh when the engine is back: new connections, API version negotiated again.
             self._drop_client()
+            metrics.engine_error(unavailable=True)
             raise DockerUnavailable(self._unreachable_message(err)) from err
         except docker.errors.ImageNotFound as err:
+            metrics.engine_error(unavailable=False)
             raise ContainerError(self._image_missing_message()) from err
         except docker.errors.NotFound as err:
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
+            metrics.engine_error(unavailable=False)
             raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
 
     async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:
@@ -122,6 +127,7 @@ class DockerEngine(LoggingConfigurable):
                 try:
                     self._client = self._new_client()
                 except docker.errors.DockerException as err:
+                    metrics.engine_error(unavailable=True)
                     raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
 
