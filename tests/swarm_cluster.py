@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,9 +61,15 @@ def server_image(client: docker.DockerClient) -> str:
     try:
         base = client.images.get(SERVER_BASE)
     except docker.errors.ImageNotFound:
+        # The wheel is built by this Python (its pip, and jlpm beside it for the extension).
+        bin_dir = str(Path(sys.executable).parent)
         run_script(
             ROOT / "scripts" / "build-server-image.sh",
-            env={"SERVER_IMAGE": SERVER_BASE},
+            env={
+                "SERVER_IMAGE": SERVER_BASE,
+                "PYTHON": sys.executable,
+                "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+            },
             timeout=3600,
         )
         base = client.images.get(SERVER_BASE)
