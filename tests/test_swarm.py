@@ -126,9 +126,7 @@ def _ensure_overlay(client: docker.DockerClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(
-    swarm: dict[str, str], manager: docker.DockerClient, docker_client: docker.DockerClient
-) -> Iterator[DeployedServer]:
+def server(swarm: dict[str, str], manager: docker.DockerClient) -> Iterator[DeployedServer]:
     """The server as scripts/swarm-server.sh deploys it; at the end it and its store go."""
     server = DeployedServer(
         swarm,
@@ -141,21 +139,9 @@ def server(
     )
     server.up()
     yield server
-    store_id = server.request("GET", "api/code/workspaces").ok and _store_id(manager)
+    # Its workspaces (services, pins, networks, worker volumes) go with the swarm fixture's sweep.
     server.down()
-    if store_id:
-        remove_everything(manager, docker_client, f"{STORE_LABEL}={store_id}")
     manager.volumes.get(STORE_VOLUME).remove(force=True)
-
-
-def _store_id(manager: docker.DockerClient) -> str:
-    """The store id of the deployed server (read from its SQLite store, in its container)."""
-    done = server_container(manager).exec_run(
-        ["python3", "-c", "from jupyter_popebot_code.core.store import WorkspaceStore as S; "
-         "print(S('/var/lib/jupyter-popebot-code/workspaces.sqlite').store_id)"]
-    )  # fmt: skip
-    assert done.exit_code == 0, done.output
-    return str(done.output.decode().strip())
 
 
 def node_of(client: docker.DockerClient, workspace_id: str) -> tuple[str, str]:
