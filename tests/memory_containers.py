@@ -31,6 +31,7 @@ from jupyter_popebot_code.backends.docker.manager import (
 )
 from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
 from jupyter_popebot_code.core.capacity import GIB, HostResources
+from jupyter_popebot_code.core.profiles import ContainerResources, Profile
 from jupyter_popebot_code.core.store import Workspace
 
 T = TypeVar("T")
@@ -64,6 +65,8 @@ class MemoryContainer:
     tmux_output_at: float | None = None
     # What listening_ports answers while it runs (tests set it).
     listening: list[ListeningPort] = field(default_factory=list)
+    # The image and limits it was made with (its workspace profile's over the manager's).
+    resources: ContainerResources | None = None
 
 
 class InMemoryContainerManager(ContainerManager):
@@ -224,7 +227,13 @@ class InMemoryContainerManager(ContainerManager):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
         name = workspace.container_name
         assert name
         await self._enter("create", name)
@@ -237,7 +246,13 @@ class InMemoryContainerManager(ContainerManager):
             queued = self.failures.get("create_container")
             if queued:
                 raise queued.pop(0)
-            self.containers[name] = MemoryContainer(name, labels, dict(env), workspace.volume_name)
+            self.containers[name] = MemoryContainer(
+                name,
+                labels,
+                dict(env),
+                workspace.volume_name,
+                resources=ContainerResources.of(profile, self),
+            )
         finally:
             await self._leave("create", name)
 

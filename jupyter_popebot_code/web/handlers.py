@@ -12,7 +12,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..auth.owner import NoIdentity, is_admin
+from ..auth.owner import NoIdentity, identity_groups, is_admin
+from ..core.profiles import Caller, ProfileForbidden
 from ..core.service import (
     ContainerError,
     DockerUnavailable,
@@ -52,7 +53,7 @@ def translate_errors(
             except ServerAtCapacity as err:
                 # Not the caller's quota: the server is full for now, so "too many", not 403.
                 raise WorkspaceAPIError(429, str(err)) from err
-            except (NoIdentity, QuotaExceeded) as err:
+            except (NoIdentity, QuotaExceeded, ProfileForbidden) as err:
                 raise WorkspaceAPIError(403, str(err)) from err
             except InvalidInput as err:
                 raise WorkspaceAPIError(400, err.message, field=err.field) from err
@@ -111,6 +112,12 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
             return None
         return self.owner
 
+    def caller(self) -> Caller:
+        """Who the request is, as workspace profiles name people: owner, name, email, groups."""
+        user = self.current_user
+        names = [self.owner, getattr(user, "username", None), getattr(user, "email", None)]
+        return Caller.of([n for n in names if isinstance(n, str)], identity_groups(user))
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -147,8 +154,10 @@ class WorkspaceCollectionHandler(WorkspaceAPIHandler):
     @authorized
     @translate_errors()
     async def post(self) -> None:
-        spec = self.validator.create_spec(self.read_json_object({"name", "repo", "branch"}))
-        workspace = await self.service.create(self.owner, spec)
+        body = self.read_json_object({"name", "repo", "branch", "profile"})
+        spec = self.validator.create_spec(body)
+        profile = self.code_app.profile_catalog.choose(body.get("profile"), self.caller())
+        workspace = await self.service.create(self.owner, spec, profile)
         self.set_header(
             "Location",
             url_path_join(self.base_url, "api/code/workspaces", workspace.id),
