@@ -15,6 +15,7 @@
 #   SWARM_WORKERS        number of worker engines (default 2)
 #   WORKSPACE_IMAGE      the local image to publish (default jupyter-popebot-code-workspace:latest)
 #   WORKSPACE_BASE_IMAGE base of the node and registry images (default jupyter-popebot-code-base:sid)
+#   SWARM_EXTRA_IMAGES   more local images to publish, space-separated (workspace profiles' images)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_TAG=swarm-cluster
@@ -103,6 +104,10 @@ up() {
 
 	publish "$IMAGE" "$reg"
 	publish "$FIREWALL_IMAGE" "$reg"
+	local extra
+	for extra in ${SWARM_EXTRA_IMAGES:-}; do
+		publish "$extra" "$reg"
+	done
 
 	# This engine is the manager; made one here only when it is in no swarm yet.
 	local swarm_state
