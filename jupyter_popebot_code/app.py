@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -16,25 +16,32 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default
 from . import metrics
 from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
-from .backends.docker.engine import ContainerError, DockerUnavailable
 from .backends.docker.manager import ContainerManager
 from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
-from .core.profiles import ProfileCatalog, ProfileError, parse_profiles
+from .core.profiles import ProfileCatalog, parse_profiles
+from .core.secret_delivery import open_personal_secrets
+from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
+from .errors import ContainerError, DockerUnavailable, ProfileError
 from .hub.service import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub.sync import HubSync
 from .network.policy import NetworkPolicy
 from .network.swarm_policy import SwarmNetworkPolicy
 from .preview.host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
 from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
-from .terminal.relay import TerminalRelay, relay_handlers
+from .terminal.handler import relay_handlers
+from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
 from .web.profiles import profile_handlers
+from .web.secrets import secret_handlers
+
+if TYPE_CHECKING:
+    from .web.context import WorkspacesApp
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
@@ -69,6 +76,7 @@ class CodeWorkspacesApp(ExtensionApp):
     hub_sync: HubSync
     running_cap: RunningCap
     profile_catalog: ProfileCatalog
+    personal_secrets: PersonalSecrets
 
     enabled = Bool(
         True,
@@ -302,6 +310,7 @@ class CodeWorkspacesApp(ExtensionApp):
         TerminalRelay,
         PreviewProxy,
         HubSync,
+        PersonalSecrets,
     ]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -370,6 +379,7 @@ class CodeWorkspacesApp(ExtensionApp):
             running_cap=self.running_cap,
             profiles=self.profile_catalog,
         )
+        self.personal_secrets = open_personal_secrets(self, self.db_path, self.service, self.log)
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
@@ -487,6 +497,7 @@ class CodeWorkspacesApp(ExtensionApp):
             return
         self.handlers.extend(workspace_handlers())
         self.handlers.extend(profile_handlers())
+        self.handlers.extend(secret_handlers())
         self.handlers.extend(relay_handlers())
         self.handlers.extend(preview_handlers())
         pattern = self.preview_proxy.host_pattern_parsed
@@ -509,4 +520,10 @@ class CodeWorkspacesApp(ExtensionApp):
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
+            self.personal_secrets.close()
             await self.service.close()
+
+
+if TYPE_CHECKING:
+    # Never run: mypy checks here that the app is what web.context says the handlers get.
+    _AS_HANDLERS_SEE_IT: WorkspacesApp = CodeWorkspacesApp()

@@ -22,17 +22,16 @@ from jupyter_popebot_code.backends.docker.manager import (
     HOLDING_STATES,
     STORE_LABEL,
     WORKSPACE_LABEL,
-    ContainerError,
     ContainerManager,
-    ContainerMissing,
     ContainerState,
-    DockerUnavailable,
     workspace_labels,
 )
 from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
+from jupyter_popebot_code.backends.docker.secret_files import install_secret_files
 from jupyter_popebot_code.core.capacity import GIB, HostResources
 from jupyter_popebot_code.core.profiles import ContainerResources, Profile
 from jupyter_popebot_code.core.store import Workspace
+from jupyter_popebot_code.errors import ContainerError, ContainerMissing, DockerUnavailable
 
 T = TypeVar("T")
 
@@ -40,6 +39,13 @@ T = TypeVar("T")
 for _seam in ("_call",):
     if not callable(getattr(ContainerManager, _seam, None)):
         raise ImportError(f"ContainerManager.{_seam} is gone: update tests/memory_containers.py")
+
+
+def parse_secret_payload(payload: bytes) -> dict[str, str]:
+    """File name -> content, as the image's workspace-secrets-install reads its stdin."""
+    fields = payload.decode("utf-8").split("\0")
+    assert fields[-1] == "", "the payload ends with a NUL"
+    return dict(zip(fields[:-1:2], fields[1:-1:2], strict=True))
 
 
 class _NoDocker:
@@ -65,6 +71,8 @@ class MemoryContainer:
     tmux_output_at: float | None = None
     # What listening_ports answers while it runs (tests set it).
     listening: list[ListeningPort] = field(default_factory=list)
+    # Counts its starts: reported as its start time, as Docker's StartedAt changes per start.
+    starts: int = 1
     # The image and limits it was made with (its workspace profile's over the manager's).
     resources: ContainerResources | None = None
 
@@ -86,6 +94,8 @@ class InMemoryContainerManager(ContainerManager):
         self.entered: dict[str, asyncio.Event] = {}
         self.busy: set[str] = set()
         self.overlaps: list[str] = []
+        # Container name -> the files of personal secrets last written into it.
+        self.secret_files: dict[str, dict[str, str]] = {}
         # What host_resources answers: large enough that a derived cap never gets in the way.
         self.host = HostResources(64.0, 256 * GIB, "the in-memory host")
 
@@ -140,6 +150,20 @@ class InMemoryContainerManager(ContainerManager):
 
     # -- the blocking seam -------------------------------------------------------------------
 
+    async def run_with_client(self, fn: Any, *args: Any) -> Any:
+        """Personal secrets written into a container are recorded; anything else as _call."""
+        if fn is not install_secret_files:
+            return await super().run_with_client(fn, *args)
+        name, payload = args
+        await self._enter("install_secrets", name)
+        try:
+            container = self.containers.get(name)
+            if container is None or container.status != "running":
+                raise ContainerError(f"Container {name} is not running.")
+            self.secret_files[name] = parse_secret_payload(payload)
+        finally:
+            await self._leave("install_secrets", name)
+
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(_NoDocker(), *args, **kwargs))
@@ -155,7 +179,7 @@ class InMemoryContainerManager(ContainerManager):
         if container is None:
             return None
         status = container.upcoming.pop(0) if container.upcoming else container.status
-        return ContainerState(status=status, ip_address=container.ip_address)
+        return ContainerState(status, container.ip_address, float(container.starts))
 
     async def statuses(self, store_id: str, names: Any) -> dict[str, str]:
         await self._enter("statuses")
@@ -198,7 +222,7 @@ class InMemoryContainerManager(ContainerManager):
             return None
         if container.status != "running":
             return None
-        return ContainerState(status="running", ip_address=container.ip_address)
+        return ContainerState("running", container.ip_address, float(container.starts))
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         await self._enter("workspace_ids")
@@ -262,6 +286,8 @@ class InMemoryContainerManager(ContainerManager):
             container = self.containers.get(container_name)
             if container is None:
                 raise ContainerMissing(f"No such container: {container_name}")
+            if container.status != "running":
+                container.starts += 1
             container.status = "running"
         finally:
             await self._leave("start", container_name)

@@ -28,7 +28,8 @@ from jupyter_popebot_code.backends.docker.manager import ContainerManager
 from jupyter_popebot_code.core.service import WorkspaceService
 from jupyter_popebot_code.core.store import Workspace, WorkspaceStore, volume_name
 from jupyter_popebot_code.core.validation import WorkspaceValidator
-from jupyter_popebot_code.hub.sync import HubError, HubSync
+from jupyter_popebot_code.errors import HubError
+from jupyter_popebot_code.hub.sync import HubSync
 
 from .conftest import TEST_NETWORK
 from .hub_fixture import (
@@ -247,6 +248,35 @@ def test_each_user_sees_only_their_own_workspaces(hub: Hub) -> None:
     )
     no_access = hub.token_for(BOB, [f"read:users:name!user={BOB}"])
     assert hub.service(no_access, "GET").status_code == 403
+
+
+def test_secrets_live_in_the_service_under_the_hub_user(
+    hub: Hub, docker_client: docker.DockerClient
+) -> None:
+    def secrets(user: str, method: str, name: str = "", **kwargs: Any) -> requests.Response:
+        return requests.request(
+            method,
+            f"{hub.service_url}api/code/secrets/{name}",
+            headers={"Authorization": f"token {hub.tokens[user]}"},
+            timeout=60,
+            **kwargs,
+        )
+
+    workspace = workspace_of(hub, ALICE)
+    value = "hub-secret-" + os.urandom(8).hex()
+    put = secrets(ALICE, "PUT", "HUB_TOKEN", json={"value": value})
+    assert put.status_code in (200, 201), put.text
+    assert value not in put.text
+    assert [s["name"] for s in secrets(ALICE, "GET").json()["secrets"]] == ["HUB_TOKEN"]
+    assert secrets(BOB, "GET").json() == {"secrets": []}
+    assert secrets(BOB, "DELETE", "HUB_TOKEN").status_code == 404
+    assert hub.service(hub.tokens[ALICE], "POST", f"/{workspace['id']}/ensure").status_code == 200
+    container = docker_client.containers.get(workspace["container_name"])
+    shell = container.exec_run(
+        ["bash", "-lc", 'printf %s "$HUB_TOKEN"'], user="coder", environment={"TTYD_CREDENTIAL": ""}
+    )
+    assert shell.output.decode() == value
+    assert secrets(ALICE, "DELETE", "HUB_TOKEN").status_code == 204
 
 
 def test_the_service_answers_nothing_but_workspaces(hub: Hub) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .validation import InvalidInput
+from ..errors import InvalidInput, ProfileError, ProfileForbidden
 
 # A slug is stored with the workspace and shown in URLs and logs: short and plain.
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62})")
@@ -32,14 +32,6 @@ _KEYS = frozenset(
     }
 )
 _LIMIT_KEYS = frozenset({"cpus", "memory", "pids", "disk"})
-
-
-class ProfileError(ValueError):
-    """A profile in the configuration is malformed; the message names the entry and the key."""
-
-
-class ProfileForbidden(PermissionError):
-    """The caller may not use this profile (answered 403)."""
 
 
 @dataclass(frozen=True)

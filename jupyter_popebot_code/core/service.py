@@ -24,15 +24,18 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .. import metrics
-from ..backends.docker.engine import (
+from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
+from ..backends.docker.ports import PortListing
+from ..backends.docker.states import ContainerState
+from ..errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
     DockerUnavailable,
+    QuotaExceeded,
+    ServerAtCapacity,
+    WorkspaceNotFound,
 )
-from ..backends.docker.manager import HOLDING_STATES, TTYD_PORT, ContainerManager
-from ..backends.docker.ports import PortListing
-from ..backends.docker.states import ContainerState
 from ..network.policy import NetworkPolicy
 from ..terminal.ttyd import TerminalEndpoint
 from .profiles import Profile, ProfileCatalog
@@ -42,14 +45,9 @@ from .validation import WorkspaceSpec, WorkspaceValidator
 T = TypeVar("T")
 
 __all__ = [
-    "ContainerError",
-    "DockerUnavailable",
     "EnsureResult",
     "Quota",
-    "QuotaExceeded",
-    "ServerAtCapacity",
     "TerminalEndpoint",
-    "WorkspaceNotFound",
     "WorkspaceService",
 ]
 
@@ -61,18 +59,6 @@ _CAPACITY_KEY = "server:running"
 # Confirming an unpause: attempts, and the pause before reading the state back.
 UNPAUSE_ATTEMPTS = 5
 UNPAUSE_SETTLE_SECONDS = 0.05
-
-
-class WorkspaceNotFound(LookupError):
-    """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
-
-
-class QuotaExceeded(PermissionError):
-    """The owner already has as many workspaces (or running ones) as they may."""
-
-
-class ServerAtCapacity(QuotaExceeded):
-    """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +121,9 @@ class WorkspaceService:
         self.last_activity: dict[str, float] = {}
         # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
         self.owner_activity: dict[str, float] = {}
+        # Awaited with a workspace whose container runs after a create or an ensure, under its
+        # lock (personal secrets are written in then); they handle their own failures.
+        self.container_up_hooks: list[Callable[[Workspace], Awaitable[None]]] = []
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
 
@@ -246,6 +235,7 @@ class WorkspaceService:
                 except BaseException:
                     await self._discard(workspace)
                     raise
+            await self._container_up(workspace)
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
 
@@ -383,7 +373,13 @@ class WorkspaceService:
                 return EnsureResult("no_container", "This workspace has no container.")
             # Asking for a workspace is using it: the idle stopper must not stop it right away.
             self.mark_active(workspace_id)
-            return await self._ensure_locked(workspace)
+            result = await self._ensure_locked(workspace)
+            await self._container_up(workspace)
+            return result
+
+    async def _container_up(self, workspace: Workspace) -> None:
+        for hook in self.container_up_hooks:
+            await hook(workspace)
 
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
         name = workspace.container_name

@@ -12,9 +12,9 @@ import sys
 from traitlets import Bool, Unicode
 from traitlets.config import Application
 
-from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import ContainerManager
 from ..backends.swarm.manager import SwarmContainerManager
+from ..errors import ContainerError
 from .policy import NetworkPolicy
 from .swarm_policy import SwarmNetworkPolicy
 

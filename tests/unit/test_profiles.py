@@ -19,10 +19,10 @@ from jupyter_popebot_code.core.profiles import (
     Caller,
     ContainerResources,
     ProfileCatalog,
-    ProfileError,
     parse_profiles,
 )
 from jupyter_popebot_code.core.store import _MIGRATIONS, WorkspaceStore
+from jupyter_popebot_code.errors import ProfileError
 
 from ..conftest import USER_HEADER, Api
 from ..memory_containers import InMemoryContainerManager

@@ -22,35 +22,9 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ... import metrics
+from ...errors import ContainerError, ContainerMissing, DockerUnavailable
 
 T = TypeVar("T")
-
-
-class DockerUnavailable(RuntimeError):
-    """The Docker engine cannot be reached; the request may succeed once it is back."""
-
-
-class NodeUnavailable(DockerUnavailable):
-    """The machine that holds this workspace cannot run it now (a swarm node down or drained).
-
-    Its message names the node and is meant for the user; other workspaces are unaffected.
-    """
-
-
-class ContainerError(RuntimeError):
-    """Docker refused an operation on a workspace container."""
-
-
-class ContainerMissing(ContainerError):
-    """The container went away between two calls."""
-
-
-class ContainerNotRunning(ContainerError):
-    """The container is not running (`status`: Docker's, or "missing"), so it cannot be dialled."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"The workspace container is {status}, not running.")
-        self.status = status
 
 
 def redact_url(url: str) -> str:

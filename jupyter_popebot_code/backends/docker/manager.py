@@ -29,15 +29,16 @@ from ...core.capacity import HostResources
 from ...core.profiles import ContainerResources, Profile
 from ...core.single_flight import SingleFlight
 from ...core.store import Workspace
-from . import disks
-from .engine import (
+from ...errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
-    DockerEngine,
     DockerUnavailable,
+    ListingUnreadable,
 )
-from .ports import ListingUnreadable, PortListing, listing_command, parse_listing
+from . import disks
+from .engine import DockerEngine
+from .ports import PortListing, listing_command, parse_listing
 from .states import ContainerState, ContainerStates, state_from_inspect
 
 __all__ = [
@@ -81,6 +82,9 @@ EXEC_ENVIRONMENT = {"TTYD_CREDENTIAL": ""}
 WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
 # Home folder of the image's user; the workspace volume is mounted inside it.
 WORKSPACE_HOME = "/home/coder"
+# A tmpfs for the owner's personal secrets (core/secret_delivery.py), root's and group coder's.
+SECRETS_MOUNT = "/run/workspace-secrets"
+SECRETS_TMPFS = "rw,noexec,nosuid,nodev,size=16m,mode=0700"
 # Docker's DNS resolver on user-defined networks listens in every container on a random port.
 DOCKER_DNS_ADDRESS = "127.0.0.11"
 # Container states that hold memory and processes: they count against running-workspace limits.
@@ -344,6 +348,9 @@ class ContainerManager(DockerEngine):
         # existing network and installs the firewall rules for a new one.
         self.network_options: dict[str, str] = {}
         self.network_hook: NetworkHook | None = None
+        # Set when personal secrets are written into containers: they get a tmpfs for them
+        # (and their first-start clone waits for them).
+        self.secrets_tmpfs = False
         # Docker accepts two networks of one name: never create it from two threads at once.
         self._network_lock = threading.Lock()
 
@@ -669,6 +676,8 @@ class ContainerManager(DockerEngine):
         """
         tmp, home = self.tmpfs_bytes()
         tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
+        if self.secrets_tmpfs:
+            tmpfs[SECRETS_MOUNT] = SECRETS_TMPFS
         if home_tmpfs:
             tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
         return {

@@ -10,6 +10,8 @@ import ipaddress
 import sys
 from dataclasses import dataclass
 
+from ...errors import ListingUnreadable
+
 # /proc/net/tcp's `st` column: 0A is TCP_LISTEN.
 _LISTEN = "0A"
 # Preferred address to show for a port bound several times (wildcards reach everything).
@@ -19,10 +21,6 @@ _PROC_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
 _END = "@@popebot-end "
 # The first line of /proc/net/tcp{,6}, always there, even with no socket at all.
 _HEADER = "local_address"
-
-
-class ListingUnreadable(RuntimeError):
-    """The exec's output is not a whole listing (Docker lost it, or the exec failed)."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from traitlets import Bool, Float, Int, Unicode
 from ...core.capacity import HostResources
 from ...core.profiles import ContainerResources, Profile
 from ...core.store import Workspace
-from ..docker.engine import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
+from ...errors import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
 from ..docker.manager import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
