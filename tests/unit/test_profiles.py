@@ -15,18 +15,20 @@ import pytest
 from traitlets import TraitError
 
 from jupyter_popebot_code.app import CodeWorkspacesApp
+from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
 from jupyter_popebot_code.core.profiles import (
     Caller,
     ContainerResources,
     ProfileCatalog,
     parse_profiles,
 )
-from jupyter_popebot_code.core.store import _MIGRATIONS, WorkspaceStore
-from jupyter_popebot_code.errors import ProfileError
+from jupyter_popebot_code.core.store import _MIGRATIONS, Workspace, WorkspaceStore
+from jupyter_popebot_code.errors import ContainerError, ProfileError
 
 from ..conftest import USER_HEADER, Api
 from ..memory_containers import InMemoryContainerManager
 from ..profile_identity import GROUPS_HEADER, GroupsIdentityProvider
+from .test_swarm_task import FakeClient
 
 PYTHON = {
     "slug": "python",
@@ -271,3 +273,30 @@ def test_an_older_store_gets_the_profile_column_empty(tmp_path: Path) -> None:
     assert workspace.profile == ""
     assert "profile" not in workspace.to_json()
     store.close()
+
+
+# -- on a Swarm --------------------------------------------------------------------------------
+
+
+def test_a_swarm_task_gets_its_profile_s_image_and_limits() -> None:
+    manager = SwarmContainerManager(image="default:1", disk_limit="")
+    manager._pinned_node = lambda client, volume: "node-1"  # type: ignore[method-assign]
+    manager._ensure_workspace_network = lambda *args: None  # type: ignore[method-assign]
+    manager._pin = lambda *args: None  # type: ignore[method-assign]
+    python, _, gpu = parse_profiles([PYTHON, PLAIN, GPU])
+    client = FakeClient()
+    workspace = Workspace.new("alice", "Test", "", "", profile="python")
+    resources = ContainerResources.of(python, manager)
+    manager._create_sync(client, workspace, "store", {}, resources)  # type: ignore[arg-type]
+    task = client.api.services[0]
+    assert task["ContainerSpec"]["Image"] == "example/python:1"
+    assert task["Resources"]["Limits"] == {
+        "MemoryBytes": 4 * 1024**3,
+        "NanoCPUs": 2_000_000_000,
+        "Pids": 1024,
+    }
+    # A profile's disk limit is refused there, as ContainerManager.disk_limit is.
+    with pytest.raises(ContainerError, match="not supported on Swarm"):
+        manager._create_sync(  # type: ignore[arg-type]
+            client, workspace, "store", {}, ContainerResources.of(gpu, manager)
+        )
