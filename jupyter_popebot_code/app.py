@@ -389,7 +389,7 @@ class CodeWorkspacesApp(ExtensionApp):
             self.service,
             idle_timeout=self.idle_timeout,
             interval=self.idle_check_interval,
-            close_terminals=self.terminal_relay.close_workspace,
+            close_terminals=self._close_workspace_connections,
             log=self.log,
         )
         self._log_idle_stop()
@@ -491,6 +491,11 @@ class CodeWorkspacesApp(ExtensionApp):
                 relay_config = self.config.TerminalRelay
                 if new not in relay_config:
                     relay_config[new] = given[old]
+
+    def _close_workspace_connections(self, workspace_id: str, reason: str) -> None:
+        """Before an idle stop: its terminals get the reason; its kept app connections close."""
+        self.terminal_relay.close_workspace(workspace_id, reason)
+        self.preview_proxy.close_workspace(workspace_id)
 
     def initialize_handlers(self) -> None:
         if not self.enabled or self.service_url:

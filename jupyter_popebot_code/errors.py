@@ -2,7 +2,7 @@
 
 Every exception a user can meet is defined here, so the table below can name them all without
 importing a layer above it: the REST API (`web.handlers.translate_errors`), the terminal relay
-(`terminal.handler`) and previews (`preview.proxy`) answer from `ANSWERS`, and the docs print it
+(`terminal.handler`) and previews (`preview.base`) answer from `ANSWERS`, and the docs print it
 (docs/conf.py), so the three answers and their description cannot drift apart. This module
 imports nothing from the package: every layer may use it. The Auth.js token errors stay in
 `auth.authjs_session`, which stands alone (usable outside Jupyter); no user sees them as such.

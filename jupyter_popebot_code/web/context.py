@@ -22,6 +22,9 @@ class PreviewURLs(Protocol):
 
     def url_template(self, base_url: str, key: str, workspace_id: str, scheme: str) -> str: ...
 
+    def close_workspace(self, workspace_id: str) -> None:
+        """The workspace stops or is deleted: its kept connections to apps close."""
+
 
 class WorkspacesApp(Protocol):
     """The parts of CodeWorkspacesApp that the handlers use."""

@@ -185,6 +185,7 @@ class WorkspaceHandler(WorkspaceAPIHandler):
     @translate_errors()
     async def delete(self, workspace_id: str) -> None:
         await self.service.delete(self.owner_or_admin(), workspace_id)
+        self.code_app.preview_proxy.close_workspace(workspace_id)
         self.set_status(204)
         self.finish()
 
@@ -216,11 +217,13 @@ class WorkspaceStopHandler(WorkspaceAPIHandler):
     async def post(self, workspace_id: str) -> None:
         self.read_json_object(set())
         relay = self.code_app.terminal_relay
-        result = await self.service.stop(
-            self.owner_or_admin(),
-            workspace_id,
-            lambda: relay.close_workspace(workspace_id, STOPPED_REASON, CLOSE_WORKSPACE_STOPPED),
-        )
+        previews = self.code_app.preview_proxy
+
+        def before_stop() -> None:
+            relay.close_workspace(workspace_id, STOPPED_REASON, CLOSE_WORKSPACE_STOPPED)
+            previews.close_workspace(workspace_id)
+
+        result = await self.service.stop(self.owner_or_admin(), workspace_id, before_stop)
         self.write_json(result.to_json())
 
 
