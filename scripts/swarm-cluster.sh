@@ -21,6 +21,7 @@
 #   SERVER_IMAGE         the local server image to publish (default jupyter-popebot-code-server:latest;
 #                        scripts/build-server-image.sh builds it when missing)
 #   WORKSPACE_BASE_IMAGE base of the node, registry and firewall images (default jupyter-popebot-code-base:sid)
+#   SWARM_EXTRA_IMAGES   more local images to publish, space-separated (workspace profiles' images)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_TAG=swarm-cluster
@@ -160,6 +161,10 @@ up() {
 	publish "$IMAGE" "$registry_ip"
 	publish "$firewall_image" "$registry_ip"
 	publish "$SERVER" "$registry_ip"
+	local extra
+	for extra in ${SWARM_EXTRA_IMAGES:-}; do
+		publish "$extra" "$registry_ip"
+	done
 
 	# The manager: its socket comes out to this machine at $MANAGER_SOCKET_DIR/docker.sock.
 	engine "$MANAGER" "$node_image" "$registry_ip" "$MANAGER_SOCKET_DIR:/run/popebot-export" \
