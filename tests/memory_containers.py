@@ -29,6 +29,7 @@ from jupyter_popebot_code.backends.docker.manager import (
 from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
 from jupyter_popebot_code.backends.docker.secret_files import install_secret_files
 from jupyter_popebot_code.core.capacity import GIB, HostResources
+from jupyter_popebot_code.core.profiles import ContainerResources, Profile
 from jupyter_popebot_code.core.store import Workspace
 from jupyter_popebot_code.errors import ContainerError, ContainerMissing, DockerUnavailable
 
@@ -72,6 +73,8 @@ class MemoryContainer:
     listening: list[ListeningPort] = field(default_factory=list)
     # Counts its starts: reported as its start time, as Docker's StartedAt changes per start.
     starts: int = 1
+    # The image and limits it was made with (its workspace profile's over the manager's).
+    resources: ContainerResources | None = None
 
 
 class InMemoryContainerManager(ContainerManager):
@@ -248,7 +251,13 @@ class InMemoryContainerManager(ContainerManager):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
         name = workspace.container_name
         assert name
         await self._enter("create", name)
@@ -261,7 +270,13 @@ class InMemoryContainerManager(ContainerManager):
             queued = self.failures.get("create_container")
             if queued:
                 raise queued.pop(0)
-            self.containers[name] = MemoryContainer(name, labels, dict(env), workspace.volume_name)
+            self.containers[name] = MemoryContainer(
+                name,
+                labels,
+                dict(env),
+                workspace.volume_name,
+                resources=ContainerResources.of(profile, self),
+            )
         finally:
             await self._leave("create", name)
 

@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..network.policy import NetworkPolicy
 from ..terminal.ttyd import TerminalEndpoint
+from .profiles import Profile, ProfileCatalog
 from .store import Workspace, WorkspaceStore, volume_name
 from .validation import WorkspaceSpec, WorkspaceValidator
 
@@ -98,6 +99,7 @@ class WorkspaceService:
         activity_interval: float = 30.0,
         network_policy: NetworkPolicy | None = None,
         running_cap: Callable[[], Awaitable[int]] | None = None,
+        profiles: ProfileCatalog | None = None,
     ) -> None:
         self.store = store
         self.containers = containers
@@ -108,6 +110,8 @@ class WorkspaceService:
         self.network_policy = network_policy
         # The most workspaces that may hold memory at once, all owners together; 0: no limit.
         self.running_cap = running_cap
+        # The operator's workspace profiles: a workspace's container is (re)made from its own.
+        self.profiles = profiles or ProfileCatalog()
         # Containers being created or started under the cap: they count before Docker says so.
         self._starting: set[str] = set()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -210,15 +214,21 @@ class WorkspaceService:
     # -- changing --------------------------------------------------------------------------
 
     @metrics.create_operation
-    async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
-        """Create the record and a started container, or neither."""
-        workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
+    async def create(
+        self, owner: str, spec: WorkspaceSpec, profile: Profile | None = None
+    ) -> Workspace:
+        """Create the record and a started container, or neither.
+
+        `profile`: the one chosen for the caller (ProfileCatalog.choose); None without profiles.
+        """
+        slug = profile.slug if profile is not None else ""
+        workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch, profile=slug)
         async with self._quota_lock(owner, creating=True), self._lock_for(workspace.id):
             await self._check_quota(owner, workspace, creating=True)
             async with self._running_slot(workspace):
                 try:
                     await self.containers.create(
-                        workspace, self.store.store_id, self._container_env(workspace)
+                        workspace, self.store.store_id, self._container_env(workspace), profile
                     )
                     await self._db(self.store.insert, workspace)
                     await self._container_started()
@@ -493,9 +503,26 @@ class WorkspaceService:
     async def _recreate(self, workspace: Workspace) -> None:
         assert workspace.container_name
         await self.containers.remove(workspace.container_name, recreating=True)
-        await self.containers.create(workspace, self.store.store_id, self._container_env(workspace))
+        await self.containers.create(
+            workspace,
+            self.store.store_id,
+            self._container_env(workspace),
+            self._profile_of(workspace),
+        )
         await self._container_started()
         self.log.info("Recreated container %s", workspace.container_name)
+
+    def _profile_of(self, workspace: Workspace) -> Profile | None:
+        """The workspace's profile as configured now; a removed one falls back to the defaults."""
+        profile = self.profiles.get(workspace.profile)
+        if profile is None and workspace.profile:
+            self.log.warning(
+                "Workspace %s was made with profile %r, which is no longer configured: its "
+                "container gets ContainerManager's image and limits",
+                workspace.id,
+                workspace.profile,
+            )
+        return profile
 
     async def _container_started(self) -> None:
         """A container may have a new address: rules that name addresses follow it."""

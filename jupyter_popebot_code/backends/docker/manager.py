@@ -26,6 +26,7 @@ from traitlets import Callable as CallableTrait
 
 from ...config_traits import Dict
 from ...core.capacity import HostResources
+from ...core.profiles import ContainerResources, Profile
 from ...core.single_flight import SingleFlight
 from ...core.store import Workspace
 from ...errors import (
@@ -63,16 +64,19 @@ DISK_SIZE_LABEL = f"{LABEL_PREFIX}.disk-size"
 # and history last like the files. Volumes made before it hold only the workspace folder.
 HOLDS_HOME_LABEL = f"{LABEL_PREFIX}.holds-home"
 TTYD_PORT = 7681
-# tmux stamps a window's activity whenever its panes write output, attached or not. Only the
-# latest stamp comes back (one line, however many windows a user opened); none without tmux.
+# The image's session keeper (workspace-session) touches its activity file whenever the terminal's
+# program writes output, attached or not; tmux (older images, or one the user runs) stamps its
+# windows. Only the latest stamp comes back (one line); none when neither runs.
 TMUX_ACTIVITY_COMMAND = [
     "sh",
     "-c",
-    "tmux list-windows -a -F '#{window_activity}' 2>/dev/null | sort -rn | head -n 1",
+    '{ stat -c %Y "/tmp/workspace-session-$(id -u)/activity";'
+    " tmux list-windows -a -F '#{window_activity}'; } 2>/dev/null | sort -rn | head -n 1",
 ]
 # Reads of a ports listing whose output Docker lost, before the request fails.
 LISTING_ATTEMPTS = 3
-# The image's unprivileged user, who owns the tmux server; `docker exec` runs as root otherwise.
+# The image's unprivileged user, who owns the terminal session; `docker exec` runs as root
+# otherwise.
 WORKSPACE_USER = "coder"
 # Every `docker exec` gets the container's environment: blank the terminal's credential there, or
 # a process of the user's uid would hold it for the user to read.
@@ -495,9 +499,10 @@ class ContainerManager(DockerEngine):
         return await self._call(list_all)
 
     async def tmux_activity(self, container_name: str) -> float | None:
-        """Epoch seconds of the latest output in any tmux window of the container, in one exec.
+        """Epoch seconds of the latest terminal output in the container, in one exec.
 
-        None when no tmux server runs there (no terminal was ever opened since the start).
+        Read from the session keeper's activity file (and any tmux server's windows); None when
+        no session runs there (no terminal was ever opened since the start).
         """
 
         def ask(client: docker.DockerClient) -> float | None:
@@ -594,8 +599,18 @@ class ContainerManager(DockerEngine):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
-        """Create and start the workspace's container on its (possibly existing) volume."""
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
+        """Create and start the workspace's container on its (possibly existing) volume.
+
+        `profile`: its image and limits over this manager's (None: this manager's).
+        """
+        resources = ContainerResources.of(profile, self)
         environment = {
             **self.extra_env,
             **await self._owner_environment(workspace),
@@ -605,7 +620,7 @@ class ContainerManager(DockerEngine):
         }
         await self._change(
             workspace.container_name or "",
-            lambda client: self._create_sync(client, workspace, store_id, environment),
+            lambda client: self._create_sync(client, workspace, store_id, environment, resources),
         )
 
     async def _change(
@@ -624,9 +639,15 @@ class ContainerManager(DockerEngine):
         await self._call(run)
 
     def _create_sync(
-        self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        resources: ContainerResources | None = None,
     ) -> None:
         assert ws.container_name
+        resources = resources or ContainerResources.of(None, self)
         labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
         network = self.network
@@ -634,23 +655,23 @@ class ContainerManager(DockerEngine):
             network = self.workspace_networks.ensure(
                 client, ws.container_name, labels, self.network_options
             )
-        limited, holds_home = self._ensure_volume(client, ws, labels)
+        limited, holds_home = self._ensure_volume(client, ws, labels, resources.disk)
         options: dict[str, Any] = {}
         if self.log_max_size not in ("", "0"):
             options["log_config"] = {
                 "type": "json-file",
                 "config": {"max-size": self.log_max_size, "max-file": str(self.log_max_files)},
             }
-        if self.mem_limit not in ("", "0"):
-            options["mem_limit"] = options["memswap_limit"] = self.mem_limit
-        if self.cpu_limit:
-            options["nano_cpus"] = int(self.cpu_limit * 1e9)
-        if self.pids_limit:
-            options["pids_limit"] = self.pids_limit
+        if resources.memory not in ("", "0"):
+            options["mem_limit"] = options["memswap_limit"] = resources.memory
+        if resources.cpus:
+            options["nano_cpus"] = int(resources.cpus * 1e9)
+        if resources.pids:
+            options["pids_limit"] = resources.pids
         # Least privilege and a bounded writable layer (issue 17): see confinement_options.
         options.update(self.confinement_options(home_tmpfs=not holds_home))
         container: Container = client.containers.create(
-            self.image,
+            resources.image,
             name=ws.container_name,
             hostname=f"workspace-{ws.id}"[:63],
             labels=labels,
@@ -712,12 +733,20 @@ class ContainerManager(DockerEngine):
             sizes.append(size)
         return sizes[0], sizes[1]
 
-    def disk_size(self, owner: str) -> int:
-        """Bytes of a new volume of this owner (0: no limit): owner_disk_limit, else disk_limit."""
-        return disks.parse_size(self.owner_disk_limit.get(owner, self.disk_limit))
+    def disk_size(self, owner: str, profile_disk: str | None = None) -> int:
+        """Bytes of a new volume of this owner (0: no limit).
+
+        owner_disk_limit, else the workspace profile's disk limit, else disk_limit.
+        """
+        fallback = self.disk_limit if profile_disk is None else profile_disk
+        return disks.parse_size(self.owner_disk_limit.get(owner, fallback))
 
     def _ensure_volume(
-        self, client: docker.DockerClient, ws: Workspace, labels: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        labels: dict[str, str],
+        profile_disk: str | None = None,
     ) -> tuple[bool, bool]:
         """Create the volume (with its disk when limited) or mount an existing one's disk.
 
@@ -734,7 +763,7 @@ class ContainerManager(DockerEngine):
         if self.volume_holds_home():
             labels = {**labels, HOLDS_HOME_LABEL: "1"}
         holds_home = HOLDS_HOME_LABEL in labels
-        size = self.disk_size(ws.user_id)
+        size = self.disk_size(ws.user_id, profile_disk)
         if not size:
             client.volumes.create(name=ws.volume_name, labels=labels)
             return False, holds_home

@@ -37,6 +37,7 @@ import docker.errors
 from traitlets import Bool, Float, Int, Unicode
 
 from ...core.capacity import HostResources
+from ...core.profiles import ContainerResources, Profile
 from ...core.store import Workspace
 from ...errors import ContainerError, ContainerMissing, DockerUnavailable, NodeUnavailable
 from ..docker.manager import (
@@ -393,10 +394,16 @@ class SwarmContainerManager(ContainerManager):
         await self._call(action)
 
     def _create_sync(
-        self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        resources: ContainerResources | None = None,
     ) -> None:
         assert ws.container_name
-        if self.disk_size(ws.user_id):
+        resources = resources or ContainerResources.of(None, self)
+        if self.disk_size(ws.user_id, resources.disk):
             raise ContainerError(
                 "ContainerManager.disk_limit is not supported on Swarm: each node needs its own "
                 "disk images. Set it to '' (and owner_disk_limit empty) for a Swarm."
@@ -408,15 +415,15 @@ class SwarmContainerManager(ContainerManager):
         self._pin(client, ws.volume_name, node_id, store_id)
         labels = {**workspace_labels(ws, store_id), NODE_LABEL: node_id}
         limits: dict[str, int] = {}
-        if self.mem_limit not in ("", "0"):
-            limits["MemoryBytes"] = docker.utils.parse_bytes(self.mem_limit)
-        if self.cpu_limit:
-            limits["NanoCPUs"] = int(self.cpu_limit * 1e9)
-        if self.pids_limit:
-            limits["Pids"] = self.pids_limit
+        if resources.memory not in ("", "0"):
+            limits["MemoryBytes"] = docker.utils.parse_bytes(resources.memory)
+        if resources.cpus:
+            limits["NanoCPUs"] = int(resources.cpus * 1e9)
+        if resources.pids:
+            limits["Pids"] = resources.pids
         task_template = {
             "ContainerSpec": {
-                "Image": self.image,
+                "Image": resources.image,
                 "Labels": labels,
                 "Hostname": f"workspace-{ws.id}"[:63],
                 "Env": [f"{key}={value}" for key, value in env.items()],
@@ -483,8 +490,14 @@ class SwarmContainerManager(ContainerManager):
     async def unmount_volume(self, volume_name: str) -> None:
         """No disk images on a Swarm (the volume lives on its node)."""
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
-        await super().create(workspace, store_id, env)
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
+        await super().create(workspace, store_id, env, profile)
         await self._wait_running(workspace.container_name or "", set())
 
     def _pinned_node(self, client: docker.DockerClient, volume: str) -> str | None:
