@@ -1,4 +1,4 @@
-"""An in-memory ContainerManager for the fast test tier: no Docker engine is ever contacted.
+"""An in-memory workspace backend for the fast test tier: no Docker engine is ever contacted.
 
 It keeps containers and volumes in dicts and behaves like the engine where the service relies on
 it (a name conflict on create, a missing container on start, a volume that outlives its
@@ -6,7 +6,8 @@ container). Tests set states (paused, restarting, dead, ...) and inject failures
 Only the fast tier uses it; every behaviour it stands in for is also tested against the real
 engine in the `docker` tier.
 
-It answers like a server whose Docker event stream is live: `statuses()` and `known_running()`
+It is the third implementation of `backends.base.WorkspaceBackend` (beside Docker and Swarm), and
+answers like a server whose Docker event stream is live: `statuses()` and `known_running()`
 read the dicts. The event stream itself (ContainerStates) has unit tests of its own and is tested
 against the real engine.
 """
@@ -16,36 +17,27 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from jupyter_popebot_code.backends.docker.manager import (
+from traitlets import Bool, Enum, Float
+
+from jupyter_popebot_code.backends.base import (
     HOLDING_STATES,
-    STORE_LABEL,
-    WORKSPACE_LABEL,
     ContainerError,
-    ContainerManager,
     ContainerMissing,
     ContainerState,
     DockerUnavailable,
+    ListeningPort,
+    PortListing,
+    WorkspaceBackend,
+)
+from jupyter_popebot_code.backends.docker.labels import (
+    STORE_LABEL,
+    WORKSPACE_LABEL,
     workspace_labels,
 )
-from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
 from jupyter_popebot_code.core.capacity import GIB, HostResources
 from jupyter_popebot_code.core.store import Workspace
-
-T = TypeVar("T")
-
-# The private seam this stand-in plugs into; a rename in ContainerManager must fail loudly here.
-for _seam in ("_call",):
-    if not callable(getattr(ContainerManager, _seam, None)):
-        raise ImportError(f"ContainerManager.{_seam} is gone: update tests/memory_containers.py")
-
-
-class _NoDocker:
-    """Handed to SDK callbacks in place of a client: any use of it is a test failure."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the in-memory container manager touched Docker (.{name})")
 
 
 @dataclass
@@ -66,10 +58,18 @@ class MemoryContainer:
     listening: list[ListeningPort] = field(default_factory=list)
 
 
-class InMemoryContainerManager(ContainerManager):
-    """ContainerManager's interface over dicts; see the module docstring."""
+class InMemoryContainerManager(WorkspaceBackend):
+    """The backend interface over dicts; see the module docstring."""
+
+    # The few options of the real backends the service's behaviour depends on.
+    connect_via = Enum(["auto", "ip", "name"], "auto", help="As ContainerManager's.").tag(
+        config=True
+    )
+    keep_volume_on_delete = Bool(False, help="As ContainerManager's.").tag(config=True)
+    restart_wait_timeout = Float(30.0, help="As ContainerManager's.").tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("docker_host", None)  # the fast tier names an engine that must never be used
         super().__init__(**kwargs)
         self.containers: dict[str, MemoryContainer] = {}
         self.volumes: dict[str, dict[str, str]] = {}
@@ -134,12 +134,6 @@ class InMemoryContainerManager(ContainerManager):
         finally:
             if name is not None:
                 self.busy.discard(name)
-
-    # -- the blocking seam -------------------------------------------------------------------
-
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(_NoDocker(), *args, **kwargs))
 
     def watch(self, store_id: str) -> None:
         """Nothing to follow: the dicts are always current, like a live event stream."""
@@ -288,12 +282,35 @@ class InMemoryContainerManager(ContainerManager):
             raise ContainerError(f"Volume {volume_name} is in use.")
         self.volumes.pop(volume_name, None)
 
+    async def release_volume(self, volume_name: str) -> None:
+        if self.keep_volume_on_delete:
+            await self.unmount_volume(volume_name)
+        else:
+            await self.remove_volume(volume_name)
+
     async def prepare_start(self, workspace: Workspace) -> None:
         """No disk images here: volumes are dicts."""
 
     async def unmount_volume(self, volume_name: str) -> None:
         """No disk images here: volumes are dicts."""
 
+    async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
+        """Poll like the Docker backend until the state settles or restart_wait_timeout passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.restart_wait_timeout
+        state = await self.state(container_name)
+        while state is not None and state.status == "restarting" and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            state = await self.state(container_name)
+        if state is not None and state.status == "restarting":
+            raise ContainerError(
+                f"Container {container_name} is still restarting after "
+                f"{self.restart_wait_timeout:g} s."
+            )
+        return state
+
+    def limits(self) -> tuple[float, int]:
+        return 1.0, 2 * GIB  # the Docker backend's defaults
+
     def close(self) -> None:
         self.calls["close"] += 1
-        self._executor.shutdown(wait=False, cancel_futures=True)

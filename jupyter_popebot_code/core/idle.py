@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..backends.docker.engine import ContainerError, DockerUnavailable
+from ..backends.base import ContainerError, DockerUnavailable
 from .service import WorkspaceService
 from .store import Workspace
 

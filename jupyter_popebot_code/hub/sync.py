@@ -21,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..backends.docker.engine import ContainerError, DockerUnavailable
+from ..backends.base import ContainerError, DockerUnavailable
 from ..core.service import WorkspaceService
 
 # Scopes the service's token needs before it may conclude that a 404 means "deleted": without

@@ -29,6 +29,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
+from ..backends.swarm.manager import SwarmContainerManager
 from ..config_traits import List
 from .firewall import (
     ICC_OPTION,
@@ -135,7 +136,7 @@ class NetworkPolicy(LoggingConfigurable):
             parse_destination(text)
         return list(proposal["value"])
 
-    def __init__(self, containers: ContainerManager, **kwargs: Any) -> None:
+    def __init__(self, containers: ContainerManager | SwarmContainerManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.containers = containers
         self.firewall_impl = IptablesFirewall(self.iptables_command)

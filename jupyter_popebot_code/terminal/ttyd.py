@@ -25,6 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# Where a workspace's ttyd listens: the backend interface answers it (imported from here too).
+from ..backends.base import TerminalEndpoint as TerminalEndpoint
+
 TTY_SUBPROTOCOL = "tty"
 TTYD_WS_PATH = "/ws"
 # Client message type of a resize: "1" then {"columns": N, "rows": M}.
@@ -140,15 +143,6 @@ def read_handshake(message: str | bytes) -> dict[str, Any]:
             raise InvalidHandshake(f"terminal handshake {key} is not an integer")
         handshake[key] = value
     return handshake
-
-
-@dataclass(frozen=True)
-class TerminalEndpoint:
-    """Where a workspace's ttyd listens, and the credential it wants (server-side only)."""
-
-    host: str
-    port: int
-    credential: str
 
 
 def ttyd_token(credential: str) -> str:

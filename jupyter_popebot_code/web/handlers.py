@@ -15,6 +15,7 @@ from tornado import web
 from ..auth.owner import NoIdentity, is_admin
 from ..core.service import (
     ContainerError,
+    DiskFull,
     DockerUnavailable,
     QuotaExceeded,
     ServerAtCapacity,
@@ -51,8 +52,10 @@ def translate_errors(
                 await method(self, *args, **kwargs)
             except ServerAtCapacity as err:
                 # Not the caller's quota: the server is full for now, so "too many", not 403.
-                raise WorkspaceAPIError(429, str(err)) from err
-            except (NoIdentity, QuotaExceeded) as err:
+                raise WorkspaceAPIError(429, str(err), reason=err.reason) from err
+            except QuotaExceeded as err:
+                raise WorkspaceAPIError(403, str(err), reason=err.reason) from err
+            except NoIdentity as err:
                 raise WorkspaceAPIError(403, str(err)) from err
             except InvalidInput as err:
                 raise WorkspaceAPIError(400, err.message, field=err.field) from err
@@ -60,6 +63,10 @@ def translate_errors(
                 raise WorkspaceAPIError(404, f"No workspace with id {err.args[0]!r}.") from err
             except DockerUnavailable as err:
                 raise WorkspaceAPIError(503, str(err), **server_error_fields) from err
+            except DiskFull as err:
+                # Which disk is full ("host_disk_full", "server_disk_full"), for the UI to say.
+                fields = {**server_error_fields, "reason": f"{err.limit}_disk_full"}
+                raise WorkspaceAPIError(507, str(err), **fields) from err
             except ContainerError as err:
                 raise WorkspaceAPIError(500, str(err), **server_error_fields) from err
 

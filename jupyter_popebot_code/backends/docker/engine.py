@@ -21,34 +21,27 @@ import requests.exceptions
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
+# Defined with the backend interface, which every backend raises; imported from here too.
+from ..base import (
+    ContainerError,
+    ContainerMissing,
+    ContainerNotRunning,
+    DiskFull,
+    DockerUnavailable,
+    NodeUnavailable,
+)
+
 T = TypeVar("T")
 
-
-class DockerUnavailable(RuntimeError):
-    """The Docker engine cannot be reached; the request may succeed once it is back."""
-
-
-class NodeUnavailable(DockerUnavailable):
-    """The machine that holds this workspace cannot run it now (a swarm node down or drained).
-
-    Its message names the node and is meant for the user; other workspaces are unaffected.
-    """
-
-
-class ContainerError(RuntimeError):
-    """Docker refused an operation on a workspace container."""
-
-
-class ContainerMissing(ContainerError):
-    """The container went away between two calls."""
-
-
-class ContainerNotRunning(ContainerError):
-    """The container is not running (`status`: Docker's, or "missing"), so it cannot be dialled."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"The workspace container is {status}, not running.")
-        self.status = status
+__all__ = [
+    "ContainerError",
+    "ContainerMissing",
+    "ContainerNotRunning",
+    "DockerEngine",
+    "DockerUnavailable",
+    "NodeUnavailable",
+    "redact_url",
+]
 
 
 def redact_url(url: str) -> str:
@@ -110,6 +103,12 @@ class DockerEngine(LoggingConfigurable):
         except docker.errors.NotFound as err:
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
+            if "no space left on device" in str(err.explanation or err).lower():
+                raise DiskFull(
+                    "host",
+                    "The Docker host's disk is full: no workspace container can be made or "
+                    "started there until an operator frees room. Your files are safe.",
+                ) from err
             raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
 
     async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:

@@ -13,25 +13,19 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import docker
 import docker.errors
 
+from ..base import ContainerState
+
 # Reconnecting after the stream broke: first pause, and the longest (dockerd restarting).
 _RECONNECT_FIRST = 0.1
 _RECONNECT_MAX = 1.0
 # How long a removed container is remembered as removed.
 _TOMBSTONE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
-    ip_address: str | None
-    started_at: float | None = None  # epoch seconds of the last start, when Docker said it
 
 
 # Docker gives nanoseconds ("2026-11-30T20:17:57.123456789Z"); Python parses up to microseconds.
