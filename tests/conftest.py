@@ -123,11 +123,16 @@ def _remove_test_firewall(client: docker.DockerClient) -> None:
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
     # A container listed here may be gone by the time it is removed (its test's own clean-up,
-    # or the server deleting it): gone is what we want.
-    for sidecar in client.containers.list(all=True, filters={"name": SIDECAR_PREFIX}):
+    # or the server deleting it): gone is what we want. It may even be gone between the listing
+    # and the SDK's inspect of each (another checkout's run on the same engine): ignore_removed.
+    for sidecar in client.containers.list(
+        all=True, filters={"name": SIDECAR_PREFIX}, ignore_removed=True
+    ):
         with contextlib.suppress(docker.errors.NotFound):
             sidecar.remove(force=True)
-    for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
+    for container in client.containers.list(
+        all=True, filters={"label": MANAGED_BY_LABEL}, ignore_removed=True
+    ):
         if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)

@@ -43,10 +43,9 @@ from ..base import (
 )
 from ..docker import execs
 from ..docker.engine import DockerEngine
-from ..docker.labels import STORE_LABEL, WORKSPACE_LABEL, workspace_labels
+from ..docker.labels import workspace_labels
 from ..docker.options import ContainerOptions
-from ..docker.states import parse_docker_time
-from . import jobs, nodes, tasks
+from . import jobs, nodes, services, tasks
 from .nodes import NODE_LABEL, PIN_SUFFIX
 from .overlays import NETWORK_SUFFIX, OverlayNetworks, network_labels
 
@@ -155,59 +154,17 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         return None  # no event stream: every caller asks `state`
 
     async def state(self, container_name: str) -> ContainerState | None:
-        return await self._call(self._service_state, container_name, True)
-
-    def _service_state(
-        self, client: docker.DockerClient, name: str, strict: bool
-    ) -> ContainerState | None:
-        try:
-            service = client.api.inspect_service(name)
-        except docker.errors.NotFound:
-            return None
-        for task in client.api.tasks(filters={"service": name}):
-            if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
-                return ContainerState(
-                    "running",
-                    tasks.task_address(task, self.network_of(name)),
-                    parse_docker_time(task["Status"].get("Timestamp")),
-                )
-        if tasks.replicas(service) == 0:
-            return ContainerState("exited", None)
-        node_id = service["Spec"].get("Labels", {}).get(NODE_LABEL, "")
-        if strict:
-            nodes.check_node(client, node_id, name)
-        return ContainerState("created", None)
+        return await self._call(
+            services.service_state, container_name, self.network_of(container_name), True
+        )
 
     async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
         wanted = set(names)
-
-        def listed(client: docker.DockerClient) -> dict[str, str]:
-            return {
-                name: status
-                for name, status in self._store_statuses(client, store_id).items()
-                if name in wanted
-            }
-
-        return await self._call(listed)
-
-    def _store_statuses(self, client: docker.DockerClient, store_id: str) -> dict[str, str]:
-        services = client.api.services(filters={"label": f"{STORE_LABEL}={store_id}"})
-        running = {
-            task["ServiceID"]
-            for task in client.api.tasks(filters={"desired-state": "running"})
-            if task["Status"]["State"] == "running"
-        }
-        found = {}
-        for service in services:
-            name = service["Spec"]["Name"]
-            if service["ID"] in running:
-                found[name] = "running"
-            else:
-                found[name] = "exited" if tasks.replicas(service) == 0 else "created"
-        return found
+        found = await self._call(services.store_statuses, store_id)
+        return {name: status for name, status in found.items() if name in wanted}
 
     async def running_names(self, store_id: str) -> list[str]:
-        found = await self._call(self._store_statuses, store_id)
+        found = await self._call(services.store_statuses, store_id)
         return [name for name, status in found.items() if status == "running"]
 
     async def holding_names(self, store_id: str) -> list[str]:
@@ -228,21 +185,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         return await self._call(ask)
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
-        def listed(client: docker.DockerClient) -> dict[str, str]:
-            label = f"{STORE_LABEL}={store_id}"
-            found = {}
-            # A workspace's own network is made before its service: a crash in between leaves
-            # the network alone, which the orphan sweep then removes through `remove`.
-            for net in client.api.networks(filters={"label": label}):
-                if net["Name"].endswith(NETWORK_SUFFIX):
-                    workspace_id = (net.get("Labels") or {}).get(WORKSPACE_LABEL, "")
-                    found[net["Name"].removesuffix(NETWORK_SUFFIX)] = workspace_id
-            for service in client.api.services(filters={"label": label}):
-                labels = service["Spec"].get("Labels", {})
-                found[service["Spec"]["Name"]] = labels.get(WORKSPACE_LABEL, "")
-            return found
-
-        return await self._call(listed)
+        return await self._call(services.store_workspace_ids, store_id)
 
     async def tmux_activity(self, container_name: str) -> float | None:
         # `docker exec` reaches only the manager's own engine: idle stop counts relay traffic.
@@ -338,20 +281,6 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         if not self.keep_volume_on_delete:
             await self.remove_volume(volume_name)
 
-    def _scale(self, client: docker.DockerClient, name: str, replicas: int) -> None:
-        service = client.api.inspect_service(name)
-        if tasks.replicas(service) == replicas:
-            return
-        client.api.update_service(
-            service["ID"],
-            service["Version"]["Index"],
-            mode={"Replicated": {"Replicas": replicas}},
-            fetch_current_spec=True,
-        )
-
-    def _task_ids(self, client: docker.DockerClient, name: str) -> set[str]:
-        return {task["ID"] for task in client.api.tasks(filters={"service": name})}
-
     async def start(self, container_name: str) -> None:
         """Scale to one replica and wait until its task runs (or give Docker's error)."""
 
@@ -366,8 +295,8 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
             if self.node_guard is not None:
                 self.node_guard(client, node_id)
             self._ensure_workspace_network(client, container_name, network_labels(labels))
-            before = self._task_ids(client, container_name)
-            self._scale(client, container_name, 1)
+            before = services.task_ids(client, container_name)
+            services.scale(client, container_name, 1)
             return before
 
         before = await self._call(scale_up)
@@ -377,21 +306,9 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         """Poll until a task runs; tasks in `before` were there already and do not count."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
-
-        def look(client: docker.DockerClient) -> tuple[bool, list[dict[str, Any]]]:
-            state = self._service_state(client, name, True)
-            if state is None:
-                raise ContainerMissing(f"Service {name} is gone.")
-            tasks = client.api.tasks(filters={"service": name})
-            failed = [
-                t
-                for t in tasks
-                if t["ID"] not in before and t["Status"]["State"] in tasks.FAILED_TASK_STATES
-            ]
-            return state.status == "running", failed
-
+        network = self.network_of(name)
         while True:
-            running, failed = await self._call(look)
+            running, failed = await self._call(services.start_progress, name, network, before)
             if running:
                 return
             if len(failed) >= max(self.max_failed_tasks, 1) or loop.time() > deadline:
@@ -402,7 +319,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
                     else f"not running after {self.start_timeout:g} s"
                 )
                 # A task that keeps failing must not churn on its node: back to stopped.
-                await self._call(self._scale, name, 0)
+                await self._call(services.scale, name, 0)
                 raise ContainerError(f"Workspace {name} does not start on its node: {reason}")
             await asyncio.sleep(_POLL_SECONDS)
 
@@ -414,16 +331,11 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     async def stop(self, container_name: str) -> None:
         """Scale to 0 and wait (bounded) until no task of it runs; files stay on the node."""
-        await self._call(self._scale, container_name, 0)
+        await self._call(services.scale, container_name, 0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.stop_timeout + 30.0
-
-        def still_running(client: docker.DockerClient) -> bool:
-            tasks = client.api.tasks(filters={"service": container_name})
-            return any(t["Status"]["State"] in ("running", "starting", "preparing") for t in tasks)
-
         while loop.time() < deadline:
-            if not await self._call(still_running):
+            if not await self._call(services.any_task_running, container_name):
                 return
             await asyncio.sleep(_POLL_SECONDS)
         self.log.warning("%s still has a running task after the stop", container_name)
