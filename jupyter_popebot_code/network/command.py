@@ -54,11 +54,10 @@ class NetworkPolicyApp(Application):
     ).tag(config=True)
 
     container_manager_class = Type(
-        default_value=None,
+        default_value=ContainerManager,
         klass=WorkspaceBackend,
-        allow_none=True,
         help=(
-            "The workspace backend whose network policy to install or remove. Default: the "
+            "The workspace backend whose network policy to install or remove. Unset: the "
             "config's CodeWorkspacesApp.container_manager_class (so --config of the server's "
             "file picks it), SwarmContainerManager with --swarm, else ContainerManager."
         ),
@@ -66,15 +65,13 @@ class NetworkPolicyApp(Application):
 
     def backend_class(self) -> type[WorkspaceBackend]:
         """The backend of the server this command serves; it names the policy."""
-        if self.container_manager_class is not None:
-            return self.container_manager_class
-        if self.swarm:
-            return SwarmContainerManager
-        server_choice = self.config.get("CodeWorkspacesApp", {}).get("container_manager_class")
-        if server_choice is not None:
-            self.container_manager_class = server_choice  # resolved (a path or a class)
-            return self.container_manager_class
-        return ContainerManager
+        if "container_manager_class" not in self.config.get("NetworkPolicyApp", {}):
+            server_choice = self.config.get("CodeWorkspacesApp", {}).get("container_manager_class")
+            if self.swarm:
+                self.container_manager_class = SwarmContainerManager
+            elif server_choice is not None:
+                self.container_manager_class = server_choice  # a class or its dotted path
+        return self.container_manager_class
 
     def start(self) -> None:
         if self.config_file:

@@ -19,6 +19,7 @@ import jupyter_popebot_code
 from jupyter_popebot_code.backends.base import NoNetworkPolicy, WorkspaceBackend
 from jupyter_popebot_code.backends.docker.manager import ContainerManager
 from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
+from jupyter_popebot_code.network.command import NetworkPolicyApp
 from jupyter_popebot_code.network.policy import NetworkPolicy
 from jupyter_popebot_code.network.swarm_policy import SwarmNetworkPolicy
 
@@ -136,3 +137,31 @@ def test_the_server_sees_its_backend_through_the_interface_only(app: Any) -> Non
     assert not isinstance(app.container_manager, ContainerManager)
     assert type(app.network_policy) is NoNetworkPolicy
     assert app.service.containers is app.container_manager
+
+
+@pytest.mark.parametrize(
+    ("argv", "server_config", "expected"),
+    [
+        ([], "", ContainerManager),
+        (["--swarm"], "", SwarmContainerManager),
+        ([], "jupyter_popebot_code.backends.swarm.SwarmContainerManager", SwarmContainerManager),
+        (
+            [
+                "--NetworkPolicyApp.container_manager_class=tests.memory_containers.InMemoryContainerManager"
+            ],
+            "jupyter_popebot_code.backends.swarm.SwarmContainerManager",
+            InMemoryContainerManager,
+        ),
+    ],
+)
+def test_the_network_command_serves_the_servers_backend(
+    tmp_path: Path, argv: list[str], server_config: str, expected: type[Any]
+) -> None:
+    """The command asks the backend for its policy: no flag needed with the server's config."""
+    command = NetworkPolicyApp()
+    command.parse_command_line(argv)
+    if server_config:
+        config_file = tmp_path / "jupyter_server_config.py"
+        config_file.write_text(f"c.CodeWorkspacesApp.container_manager_class = {server_config!r}\n")
+        command.load_config_file(str(config_file))
+    assert command.backend_class() is expected
