@@ -105,9 +105,18 @@ class _Api:
         raise docker.errors.APIError("500", response=response, explanation=self.refuse)
 
 
+class _Volumes:
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def create(self, name: str, labels: dict[str, str], **options: Any) -> None:
+        self._api.volumes[name] = {"Name": name, "Labels": labels}
+
+
 class _Client:
     def __init__(self, api: _Api) -> None:
         self.api = api
+        self.volumes = _Volumes(api)
 
 
 def test_a_start_without_a_disk_image_asks_the_engine_once_per_volume() -> None:
@@ -136,6 +145,26 @@ def test_a_volume_with_a_disk_image_is_mounted_before_every_start(
     for _ in range(2):
         volumes.prepare_start(_Client(api), "limited")  # type: ignore[arg-type]
     assert mounted == ["limited", "limited"]
+
+
+def test_a_volume_made_again_with_a_disk_is_mounted_at_every_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What is remembered about a volume without a disk goes when the volume is made anew."""
+    mounted: list[str] = []
+    monkeypatch.setattr(
+        "jupyter_popebot_code.backends.docker.disks.mount",
+        lambda client, image, disk_dir, name, size: mounted.append(name),
+    )
+    workspace = Workspace.new("alice", "x", "", "")
+    api = _Api({workspace.volume_name: {"Name": workspace.volume_name, "Labels": {}}})
+    client: Any = _Client(api)
+    volumes = WorkspaceVolumes(ContainerManager(disk_limit="1g"))
+    volumes.prepare_start(client, workspace.volume_name)  # no disk: remembered
+    del api.volumes[workspace.volume_name]  # `docker volume rm` behind the server's back
+    assert volumes.ensure(client, workspace, {}) == (True, True)
+    volumes.prepare_start(client, workspace.volume_name)
+    assert mounted == [workspace.volume_name, workspace.volume_name]
 
 
 def test_a_full_disk_dir_names_the_hosts_disk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,6 +55,8 @@ class WorkspaceVolumes:
             client.volumes.create(name=ws.volume_name, labels=labels)
             self._remember_plain(ws.volume_name)
             return False, holds_home
+        with self._lock:  # a volume of that name removed behind our back had no disk
+            self._plain.discard(ws.volume_name)
         disk_dir = self.options.disk_dir
         self._run_disk_helper(disks.mount, client, disk_dir, ws.volume_name, size)
         client.volumes.create(
