@@ -164,7 +164,8 @@ class _BackendMeta(abc.ABCMeta, MetaHasTraits):
 
 
 class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
-    """Runs workspace containers; every method but the events' is a coroutine off the loop.
+    """Runs workspace containers. Coroutines may do I/O (off the event loop); plain methods
+    answer from memory.
 
     Container names are the workspaces' `container_name`; `store_id` tells one server's
     containers from another's on a shared engine. Errors: DockerUnavailable (503, try later),
