@@ -62,7 +62,9 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 target="$site/jupyter_popebot_code"
 rm -rf "$target.new"
 mkdir -p "$target.new"
-cp "$root"/jupyter_popebot_code/*.py "$root/jupyter_popebot_code/py.typed" "$target.new/"
+# Every subpackage's Python files; the built extension goes where the wheel puts it (below).
+tar -C "$root/jupyter_popebot_code" --exclude=./labextension --exclude=__pycache__ -cf - . |
+	tar -C "$target.new" -xf -
 rm -rf "$target"
 mv "$target.new" "$target"
 # The prebuilt JupyterLab extension, where the wheel puts it, so users' JupyterLab has the UI.

@@ -123,20 +123,18 @@ def _remove_test_firewall(client: docker.DockerClient) -> None:
 
 def _remove_test_containers(client: docker.DockerClient) -> None:
     # A container listed here may be gone by the time it is removed (its test's own clean-up,
-    # or the server deleting it): gone is what we want. It may even be gone between the listing
-    # and the SDK's inspect of each (another checkout's run on the same engine): ignore_removed.
-    for sidecar in client.containers.list(
-        all=True, filters={"name": SIDECAR_PREFIX}, ignore_removed=True
-    ):
+    # or the server deleting it): gone is what we want. Sparse lists, because a full list
+    # inspects each container and fails when one goes between the list and its inspect.
+    for sidecar in client.containers.list(all=True, sparse=True, filters={"name": SIDECAR_PREFIX}):
         with contextlib.suppress(docker.errors.NotFound):
             sidecar.remove(force=True)
-    for container in client.containers.list(
-        all=True, filters={"label": MANAGED_BY_LABEL}, ignore_removed=True
-    ):
+    managed = client.containers.list(all=True, sparse=True, filters={"label": MANAGED_BY_LABEL})
+    for container in managed:
         if TEST_NETWORK in (container.attrs["NetworkSettings"]["Networks"] or {}):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            for volume in client.volumes.list(filters={"name": container.name}):
+            name = container.attrs["Names"][0].lstrip("/")
+            for volume in client.volumes.list(filters={"name": name}):
                 with contextlib.suppress(docker.errors.NotFound):
                     volume.remove(force=True)
 
