@@ -96,6 +96,11 @@ def _store_containers(client: docker.DockerClient, store_id: str) -> dict[str, d
     return {c["Names"][0].lstrip("/"): c for c in found}
 
 
+def _store_states(client: docker.DockerClient, store_id: str) -> dict[str, str]:
+    """Name -> Docker status of every container of one store, in one listing."""
+    return {name: c["State"] for name, c in _store_containers(client, store_id).items()}
+
+
 class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     """Creates, inspects, starts and removes workspace containers and their volumes."""
 
@@ -160,53 +165,34 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
             self._states.observe(name, state, observed_at)
         return state
 
-    async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
-        """Name -> Docker status of those of `names` that exist, all of one store.
+    # The three listings answer from memory while the event stream is live (cost: the names
+    # asked for, or the running ones, never every workspace ever made), else from one Docker
+    # listing of the store.
 
-        From memory while the event stream is live (cost: the names asked for), else one Docker
-        call for the whole store.
-        """
+    async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
+        """Name -> Docker status of those of `names` that exist, all of one store."""
         states = self._states
         if states is not None and states.live:
             return states.statuses(names)
         wanted = set(names)
-
-        def listed(client: docker.DockerClient) -> dict[str, str]:
-            found = _store_containers(client, store_id)
-            return {name: c["State"] for name, c in found.items() if name in wanted}
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return {name: status for name, status in found.items() if name in wanted}
 
     async def running_names(self, store_id: str) -> list[str]:
-        """Names of the store's containers that run now.
-
-        From memory while the event stream is live (cost: the running ones, not every
-        workspace ever made), else one Docker listing of the store.
-        """
+        """Names of the store's containers that run now."""
         states = self._states
         if states is not None and states.live:
             return states.running_names()
-
-        def listed(client: docker.DockerClient) -> list[str]:
-            found = _store_containers(client, store_id)
-            return [name for name, c in found.items() if c["State"] == "running"]
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return [name for name, status in found.items() if status == "running"]
 
     async def holding_names(self, store_id: str) -> list[str]:
-        """Names of the store's containers that hold memory now (running, paused, restarting).
-
-        From memory while the event stream is live, else one Docker listing of the store.
-        """
+        """Names of the store's containers that hold memory now (running, paused, restarting)."""
         states = self._states
         if states is not None and states.live:
             return states.names_in(HOLDING_STATES)
-
-        def listed(client: docker.DockerClient) -> list[str]:
-            found = _store_containers(client, store_id)
-            return [name for name, c in found.items() if c["State"] in HOLDING_STATES]
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return [name for name, status in found.items() if status in HOLDING_STATES]
 
     async def host_resources(self) -> HostResources:
         """The CPUs and memory of the engine's host (`docker info`), for sizing the defaults."""

@@ -172,17 +172,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     async def host_resources(self) -> HostResources:
         """The summed CPUs and memory of the nodes that may run workspaces now."""
-
-        def ask(client: docker.DockerClient) -> HostResources:
-            usable = self.usable_nodes(client)
-            resources = [node["Description"]["Resources"] for node in usable]
-            return HostResources(
-                sum(r.get("NanoCPUs", 0) for r in resources) / 1e9,
-                sum(r.get("MemoryBytes", 0) for r in resources),
-                f"{len(usable)} usable swarm node(s)",
-            )
-
-        return await self._call(ask)
+        return await self._call(nodes.resources, self.workspace_node_label)
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         return await self._call(services.store_workspace_ids, store_id)

@@ -13,6 +13,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from ...core.capacity import HostResources
 from ..base import DockerUnavailable, NodeUnavailable
 from ..docker.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_LABEL
 
@@ -52,6 +53,17 @@ def usable_nodes(client: docker.DockerClient, node_label: str) -> list[dict[str,
         for node in client.api.nodes(filters=filters)
         if node["Status"]["State"] == "ready" and node["Spec"]["Availability"] == "active"
     ]
+
+
+def resources(client: docker.DockerClient, node_label: str) -> HostResources:
+    """The summed CPUs and memory of the usable workspace nodes (for the server-wide cap)."""
+    usable = usable_nodes(client, node_label)
+    found = [node["Description"]["Resources"] for node in usable]
+    return HostResources(
+        sum(r.get("NanoCPUs", 0) for r in found) / 1e9,
+        sum(r.get("MemoryBytes", 0) for r in found),
+        f"{len(usable)} usable swarm node(s)",
+    )
 
 
 def choose_node(client: docker.DockerClient, store_id: str, node_label: str) -> str:
