@@ -6,7 +6,7 @@ node-local, so the service is pinned (`node.id==X`) to the node where the volume
 is also kept in a swarm config object (`code-workspace-{id}.node`), which outlives the service, so
 a recreated service goes back to its files and never starts elsewhere on an empty volume.
 
-Mapping of the single-engine states (docs in README, "Docker Swarm"):
+Mapping of the single-engine states (docs/deployment/swarm.md):
 
 - replicas 0                               -> "exited" (stopped; start scales to 1)
 - replicas 1 and a task running            -> "running" (address: the task's on the overlay)
@@ -15,9 +15,8 @@ Mapping of the single-engine states (docs in README, "Docker Swarm"):
 - no service                               -> None (ensure recreates it on the pinned node)
 
 There is no pause on Swarm. Every Docker call goes through `DockerEngine._call` (a thread pool).
-There is no pause on Swarm. Every Docker call goes through `DockerEngine._call` (a thread pool).
-Pure pieces live beside it: the service's task (`tasks`), the node pin (`nodes`), the overlay
-networks (`overlays`) and one-off jobs (`jobs`).
+Beside it: the service's task (`tasks`), reading and scaling services (`services`), the node
+pin (`nodes`), the overlay networks (`overlays`) and one-off jobs (`jobs`).
 """
 
 from __future__ import annotations
