@@ -33,8 +33,13 @@ HELPER_LABEL = "org.jupyter.popebot-code.disk-helper"
 
 # Runs in the helper with the host's PIDs visible: enter dockerd's mount namespace (PID 1's when
 # dockerd is not found), where Docker resolves volume binds, then run the script given as $0.
+# The engine's dockerd is in the host PID namespace, which this helper shares (--pid=host); a
+# dockerd in a Docker-in-Docker container (a swarm test node, a CI runner) is visible here too,
+# in a namespace of its own, and must not be taken for it.
 _ENTER = (
-    'p=1; for d in /proc/[0-9]*; do if [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ]; '
+    'p=1; host="$(readlink /proc/self/ns/pid)"; for d in /proc/[0-9]*; do '
+    'if [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ] '
+    '&& [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$host" ]; '
     'then p="${d#/proc/}"; break; fi; done; '
     'exec nsenter -t "$p" -m -- sh -c "$0" disk "$@"'
 )
