@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default, validate
 
+from . import metrics
 from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
 from .backends.base import (
@@ -354,6 +355,7 @@ class CodeWorkspacesApp(ExtensionApp):
         IOLoop.current().add_callback(self.idle_stopper.start)
         self.hub_sync = HubSync(self.service, parent=self, log=self.log)
         IOLoop.current().add_callback(self.hub_sync.start)
+        metrics.LIVE.watch(self)
         self.log.info(
             "Code workspaces: store %s, %s", self.db_path, self.container_manager.describe()
         )
@@ -441,6 +443,7 @@ class CodeWorkspacesApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         if self.enabled and hasattr(self, "service"):
+            metrics.LIVE.unwatch(self)
             await self.idle_stopper.stop()
             await self.hub_sync.stop()
             # Terminals get a clean close; their containers and tmux sessions keep running.

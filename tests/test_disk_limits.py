@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from jupyter_popebot_code.backends.docker.manager import DISK_SIZE_LABEL
 from jupyter_popebot_code.core.store import volume_name
 
-from .conftest import TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
+from .conftest import IMAGE, SIDECAR_PREFIX, TEST_DISK_DIR, Api, HeaderIdentityProvider, wait_for
 from .server_process import AUTHJS_OPTIONS, ServerProcess, run_and_clean_up
 from .terminal_client import WsFetch, terminal
 
@@ -92,6 +93,57 @@ async def test_the_volume_has_the_limit_and_a_write_past_it_fails(
     assert "rc=1=rc" in screen
     # The host gives the workspace no more than its image's size.
     assert image_of(workspace).stat().st_blocks * 512 <= 64 * MIB
+
+
+@pytest.fixture
+def decoy_dockerds(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    """Processes named dockerd in mount namespaces of their own, as Docker in Docker makes.
+
+    With the host's PIDs in view, the disk helper must enter the namespace of the dockerd that
+    runs it, not the first process called dockerd in /proc's order (what it did before; whether
+    a decoy comes first depends on PIDs, so this holds the helper to the right one in any order).
+    A helper that entered a decoy would have made the image inside it, not on the host.
+    """
+    decoys = [
+        docker_client.containers.run(
+            IMAGE,
+            entrypoint=["sh", "-c", "cp /bin/sleep /tmp/dockerd && exec /tmp/dockerd 600"],
+            name=f"{SIDECAR_PREFIX}decoy-dockerd-{index}",
+            user="0",
+            network_mode="none",
+            detach=True,
+        )
+        for index in range(3)
+    ]
+    try:
+        for decoy in decoys:
+            wait_for_sync(lambda d=decoy: "dockerd" in d.top()["Processes"][0][-1])
+        yield [decoy.name for decoy in decoys]
+    finally:
+        for decoy in decoys:
+            decoy.remove(force=True)
+
+
+def wait_for_sync(condition: Any, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the decoy never started")
+
+
+@pytest.mark.parametrize("server_settings", [settings(disk_limit="64m")])
+async def test_the_helper_finds_its_own_dockerd_among_others(
+    api: Api, jp_ws_fetch: WsFetch, docker_client: docker.DockerClient, decoy_dockerds: list[str]
+) -> None:
+    workspace = await api.create()
+    assert image_of(workspace).is_file()
+    assert os.path.ismount(mount_of(workspace))
+    assert 48 * 1024 <= await df_kib(jp_ws_fetch, workspace["id"]) <= 64 * 1024
+    for name in decoy_dockerds:
+        decoy = docker_client.containers.get(name)
+        found = decoy.exec_run(["sh", "-c", f"ls {TEST_DISK_DIR} 2>&1 || true"]).output
+        assert b"No such file" in found, found
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,11 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
         For the hot paths (ensure, the relay): None makes the caller ask `state`.
         """
 
+    def status_counts(self) -> dict[str, int] | None:
+        """Status -> how many of the store's containers have it, from the followed events;
+        None when the backend follows none or they are not live (metrics)."""
+        return None
+
     @abc.abstractmethod
     def close(self) -> None:
         """Stop following events and taking calls; never waits on a call in flight."""

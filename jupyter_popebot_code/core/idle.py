@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from .. import metrics
 from ..backends.base import ContainerError, DockerUnavailable
 from .service import WorkspaceService
 from .store import Workspace
@@ -102,6 +103,7 @@ class IdleStopper:
             workspace.id, last, lambda: self.close_terminals(workspace.id, reason)
         )
         if stopped:
+            metrics.IDLE_STOPS.inc()
             self.log.info(
                 "Stopped idle code workspace %s of %s (last activity %.0f s ago)",
                 workspace.id,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from .. import metrics
 from ..backends.base import HOLDING_STATES, WorkspaceBackend
 from .locks import KeyedLocks
 from .store import Workspace, WorkspaceStore
@@ -83,6 +84,7 @@ class WorkspaceLimits:
             count = await self._db(self.store.count_for_user, owner)
             assert isinstance(count, int)
             if count >= quota.max_workspaces:
+                metrics.quota_refused("workspaces_per_user")
                 raise QuotaExceeded(
                     f"You already have {count} workspaces, the most this server allows "
                     f"({quota.max_workspaces}). Delete one to create another."
@@ -91,6 +93,7 @@ class WorkspaceLimits:
             running = await self._running_names(owner)
             running.discard(workspace.container_name or "")
             if len(running) >= quota.max_running:
+                metrics.quota_refused("running_per_user")
                 raise QuotaExceeded(
                     f"You already have {len(running)} running workspaces, the most this server "
                     f"allows ({quota.max_running}). Stop or delete one first."
@@ -113,6 +116,7 @@ class WorkspaceLimits:
             holding |= self._starting
             holding.discard(name)  # its own (paused, restarting) container is already counted
             if len(holding) >= cap:
+                metrics.quota_refused("running_per_server")
                 raise ServerAtCapacity(
                     f"This server already runs {len(holding)} workspaces, the most it allows "
                     f"at once for all users together (max_running_workspaces = {cap}). Try "

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from .. import metrics
 from ..backends.base import (
     ContainerError,
     DiskFull,
@@ -107,6 +108,7 @@ class WorkspaceService(WorkspaceReader):
             "GIT_ALLOW_PROTOCOL": self.validator.git_allow_protocol(),
         }
 
+    @metrics.create_operation
     async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
         """Create the record and a started container, or neither."""
         workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
@@ -138,6 +140,7 @@ class WorkspaceService(WorkspaceReader):
             raise WorkspaceNotFound(workspace_id)
         return toggled
 
+    @metrics.delete_operation
     async def delete(self, owner: str | None, workspace_id: str) -> None:
         """Remove the container (and volume unless kept), then the record: a failure keeps all."""
         async with self._lock_for(workspace_id):
@@ -168,6 +171,7 @@ class WorkspaceService(WorkspaceReader):
             owner,
         )
 
+    @metrics.ensure_operation
     async def ensure(self, owner: str, workspace_id: str) -> EnsureResult:
         """Bring the workspace's container up, keeping the user's processes where possible."""
         async with self._lock_for(workspace_id):
@@ -192,6 +196,7 @@ class WorkspaceService(WorkspaceReader):
             async with limits.running_slot(workspace):
                 return await self.steps.bring_up(workspace, name, state)
 
+    @metrics.stop_operation
     async def stop(
         self,
         owner: str | None,

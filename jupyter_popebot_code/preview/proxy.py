@@ -41,6 +41,7 @@ from tornado.websocket import (
 from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .. import metrics
 from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
 from ..core.service import (
     ContainerError,
@@ -214,6 +215,10 @@ class PreviewProxy(LoggingConfigurable):
 
     def open_connections(self, workspace_id: str) -> int:
         return self._open[workspace_id]
+
+    def connection_count(self) -> int:
+        """Connections open now, all workspaces together (metrics)."""
+        return sum(self._open.values())
 
     def due_for_activity(self, workspace_id: str, now: float) -> bool:
         """Whether activity should be recorded now (at most once a second per workspace)."""
@@ -587,6 +592,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         self, written: asyncio.Future[None], size: int, backlog: WriteBacklog
     ) -> Awaitable[None] | None:
         """Count bytes in flight; the write to wait for once over buffer_limit, else None."""
+        metrics.preview_relayed(size, to_browser=backlog is self._backlog)
         if written.done():
             written.exception()
             return None

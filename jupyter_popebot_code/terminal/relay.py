@@ -25,6 +25,7 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
+from .. import metrics
 from ..auth.owner import NoIdentity
 from ..backends.docker.engine import ContainerNotRunning, NodeUnavailable
 from ..core.service import ContainerError, DockerUnavailable, QuotaExceeded, WorkspaceNotFound
@@ -327,6 +328,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """Forward a browser frame to ttyd, or queue it in order until ttyd is connected."""
+        metrics.TERMINAL_FROM_BROWSER.inc(len(message))
         self._record_activity()
         if not self._handshake_read:
             # Checked on arrival, not when ttyd is reached: a bad one closes at once.
@@ -452,6 +454,7 @@ class TerminalRelayHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler
 
     def forward(self, frames: memoryview) -> bool:
         """Write ttyd's frames to the browser; False: stop reading ttyd until it catches up."""
+        metrics.TERMINAL_TO_BROWSER.inc(len(frames))
         self._record_activity()
         if self._held or not self.client_backlog.room_for(len(frames)):
             # Not reading ttyd fills its socket, and ttyd stops reading the pty.

@@ -18,6 +18,7 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IRunningSessionManagers } from '@jupyterlab/running';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists workspaces at start
@@ -37,6 +38,7 @@ import { CommandIDs, ICodeWorkspaceTracker } from './tokens';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { addWorkspaceCommands } from './workspaces/commands';
 import { WorkspaceListModel } from './workspaces/model';
+import { RunningWorkspaces } from './workspaces/running';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar shows at start
 import { WorkspaceSidebar } from './workspaces/sidebar';
 
@@ -61,7 +63,8 @@ const plugin: JupyterFrontEndPlugin<ICodeWorkspaceTracker> = {
     ILayoutRestorer,
     IThemeManager,
     ISettingRegistry,
-    ITranslator
+    ITranslator,
+    IRunningSessionManagers
   ],
   activate
 };
@@ -75,7 +78,8 @@ function activate(
   restorer: ILayoutRestorer | null,
   themeManager: IThemeManager | null,
   settingRegistry: ISettingRegistry | null,
-  translator: ITranslator | null
+  translator: ITranslator | null,
+  runningSessions: IRunningSessionManagers | null
 ): ICodeWorkspaceTracker {
   translator = translator ?? nullTranslator;
   const words = texts(translator.load(TRANSLATION_DOMAIN));
@@ -166,6 +170,15 @@ function activate(
   });
   shell.add(sidebar, 'left', { rank: 650 });
   restorer?.add(sidebar, sidebar.id);
+  // Running workspaces also show where JupyterLab lists what runs.
+  runningSessions?.add(
+    new RunningWorkspaces(model, words, {
+      open: ({ id, name }) =>
+        void commands.execute(CommandIDs.open, { id, name }),
+      stop: ({ id, name }) =>
+        commands.execute(CommandIDs.stop, { id, name }) as Promise<void>
+    })
+  );
   void model.refresh();
   Private.followModel(tracker, model);
   Private.followNames(previews, model);

@@ -31,16 +31,17 @@ MIN_DISK_BYTES = 16 * 1024 * 1024
 HELPER_TIMEOUT = 120
 HELPER_LABEL = "org.jupyter.popebot-code.disk-helper"
 
-# Runs in the helper with the host's PIDs visible: enter dockerd's mount namespace (PID 1's when
-# dockerd is not found), where Docker resolves volume binds, then run the script given as $0.
-# The engine's dockerd is in the host PID namespace, which this helper shares (--pid=host); a
-# dockerd in a Docker-in-Docker container (a swarm test node, a CI runner) is visible here too,
-# in a namespace of its own, and must not be taken for it.
+# Runs in the helper with the host's PIDs visible: enter the mount namespace of the dockerd that
+# runs this helper, where Docker resolves volume binds, then run the script given as $0. The host
+# may run other dockerds (Docker in Docker, a swarm node, rootless): the right one is the one
+# whose root ($DOCKER_ROOT) holds this container's folder. PID 1's namespace when none is found.
 _ENTER = (
-    'p=1; host="$(readlink /proc/self/ns/pid)"; for d in /proc/[0-9]*; do '
-    'if [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ] '
-    '&& [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$host" ]; '
-    'then p="${d#/proc/}"; break; fi; done; '
+    'self="$(cat /etc/hostname)"; p=1; '
+    "for d in /proc/[0-9]*; do "
+    '[ "$(cat "$d/comm" 2>/dev/null)" = dockerd ] || continue; '
+    'for c in "$d/root$DOCKER_ROOT/containers/$self"*; do [ -d "$c" ] && p="${d#/proc/}"; done; '
+    '[ "$p" = 1 ] || break; '
+    "done; "
     'exec nsenter -t "$p" -m -- sh -c "$0" disk "$@"'
 )
 
@@ -134,6 +135,7 @@ def _create_helper(
     return client.containers.create(
         image,
         entrypoint=["sh", "-c", _ENTER, script, *args],
+        environment={"DOCKER_ROOT": _docker_root(client)},
         user="0",
         # Not --privileged: some engines may not grant every capability (e.g. no SYS_RESOURCE).
         # nsenter needs SYS_ADMIN, SYS_CHROOT and SYS_PTRACE; chattr LINUX_IMMUTABLE; mount the
@@ -145,6 +147,17 @@ def _create_helper(
         labels={HELPER_LABEL: "1"},
         detach=True,
     )
+
+
+_docker_roots: dict[str, str] = {}
+
+
+def _docker_root(client: docker.DockerClient) -> str:
+    """The engine's data folder (DockerRootDir), asked once per engine."""
+    url = client.api.base_url
+    if url not in _docker_roots:
+        _docker_roots[url] = client.info()["DockerRootDir"]
+    return _docker_roots[url]
 
 
 def mount(

@@ -21,6 +21,8 @@ import requests.exceptions
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ... import metrics
+
 # Defined with the backend interface, which every backend raises; imported from here too.
 from ..base import (
     ContainerError,
@@ -97,12 +99,15 @@ class DockerEngine(LoggingConfigurable):
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             # Start afresh when the engine is back: new connections, API version negotiated again.
             self._drop_client()
+            metrics.engine_error(unavailable=True)
             raise DockerUnavailable(self._unreachable_message(err)) from err
         except docker.errors.ImageNotFound as err:
+            metrics.engine_error(unavailable=False)
             raise ContainerError(self._image_missing_message()) from err
         except docker.errors.NotFound as err:
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
+            metrics.engine_error(unavailable=False)
             if "no space left on device" in str(err.explanation or err).lower():
                 raise DiskFull(
                     "host",
@@ -121,6 +126,7 @@ class DockerEngine(LoggingConfigurable):
                 try:
                     self._client = self._new_client()
                 except docker.errors.DockerException as err:
+                    metrics.engine_error(unavailable=True)
                     raise DockerUnavailable(self._unreachable_message(err)) from err
             return self._client
 

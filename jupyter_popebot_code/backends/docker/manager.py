@@ -130,6 +130,10 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     def states(self) -> ContainerStates | None:
         return self._states
 
+    def status_counts(self) -> dict[str, int] | None:
+        states = self._states
+        return states.status_counts() if states is not None and states.live else None
+
     def close(self) -> None:
         """Stop following events and taking calls; never waits on a call in flight."""
         if self._states is not None:

@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
@@ -120,6 +121,12 @@ class ContainerStates:
         with self._lock:
             entries = list(self._states.items())
         return [name for name, (_, state) in entries if state and state.status in statuses]
+
+    def status_counts(self) -> dict[str, int]:
+        """Status -> how many containers have it (metrics; only meaningful while live)."""
+        with self._lock:
+            entries = list(self._states.values())
+        return dict(Counter(state.status for _, state in entries if state))
 
     def observe(self, name: str, state: ContainerState | None, observed_at: float) -> None:
         """Record what Docker said about `name` at `observed_at` (time.monotonic() before asking).
