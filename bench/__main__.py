@@ -179,7 +179,12 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    relay = ROOT / "jupyter_popebot_code" / "terminal" / "relay.py"
+    package = ROOT / "jupyter_popebot_code"
+    # The relay's code: the terminal package and the WebSocket plumbing it shares.
+    relay_sources = [*sorted((package / "terminal").glob("*.py")), package / "web" / "websocket.py"]
+    relay_hash = hashlib.sha256()
+    for source in relay_sources:
+        relay_hash.update(source.read_bytes())
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -189,9 +194,7 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
         "git_commit": _git("rev-parse", "--short", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         # Identifies the relay that was measured when comparing runs before/after a change.
-        "relay_py_sha256": hashlib.sha256(relay.read_bytes()).hexdigest()[:16]
-        if relay.exists()
-        else None,
+        "relay_py_sha256": relay_hash.hexdigest()[:16],
     }
 
 

@@ -171,17 +171,67 @@ def module_map() -> str:
     return "\n".join(rows) + "\n"
 
 
-def _write_module_map(app: Sphinx) -> None:
+def _message(template: str) -> str:
+    """A message template of errors.ANSWERS as the docs show it."""
+    if template == "{error}":
+        return "its message"
+    text = template.replace("{error}", "<its message>").replace("{args[0]!r}", "'<id>'")
+    return f"`{text}`".replace("|", "\\|")
+
+
+def errors_table() -> str:
+    """A Markdown table of errors.ANSWERS: each exception's answer on every surface."""
+    from jupyter_popebot_code.errors import ANSWERS
+
+    rows = [
+        "| exception | REST API | previews | terminal, after the upgrade |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in ANSWERS:
+        rest = f"{row.status}, {_message(row.message)}" if row.status else "not raised"
+        if row.preview_status is None:
+            preview = "as the REST API" if row.status else "not raised"
+        else:
+            preview = f"{row.preview_status}, {_message(row.preview_message or row.message)}"
+        if row.close_code is None:
+            terminal = "unexpected: 1011, logged"
+        else:
+            terminal = f"{row.close_code}, {_message(row.close_reason or row.message)}"
+        doc = " ".join((row.exception.__doc__ or "").split("\n\n", 1)[0].split())
+        name = f"`{row.exception.__name__}`: {doc}".replace("|", "\\|")
+        rows.append(f"| {name} | {rest} | {preview} | {terminal} |")
+    return "\n".join(rows) + "\n"
+
+
+def close_codes_table() -> str:
+    """A Markdown table of the close codes the terminal relay sends, and which errors lead there."""
+    from jupyter_popebot_code.errors import ANSWERS, RELAY_CLOSE_CODES
+
+    rows = ["| code | when | exceptions |", "| --- | --- | --- |"]
+    for close in RELAY_CLOSE_CODES:
+        raised = ", ".join(
+            f"`{r.exception.__name__}`" for r in ANSWERS if r.close_code == close.code
+        )
+        when = close.when.replace("|", "\\|")
+        rows.append(f"| {close.code} | {when} | {raised or '-'} |")
+    return "\n".join(rows) + "\n"
+
+
+def _write_generated(app: Sphinx) -> None:
     generated = Path(app.srcdir) / "_generated"
     generated.mkdir(exist_ok=True)
-    target = generated / "modules.md"
-    text = module_map()
-    if not target.exists() or target.read_text() != text:
-        target.write_text(text)
+    for name, text in (
+        ("modules.md", module_map()),
+        ("errors.md", errors_table()),
+        ("close-codes.md", close_codes_table()),
+    ):
+        target = generated / name
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
 
 
 def setup(app: Sphinx) -> None:
-    app.connect("builder-inited", _write_module_map)
+    app.connect("builder-inited", _write_generated)
     app.add_autodocumenter(OwnOptionsDocumenter, override=True)
     app.add_autodocumenter(OptionDocumenter, override=True)
     app.connect("autodoc-process-docstring", _plain_help)

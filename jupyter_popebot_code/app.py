@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -15,12 +15,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default
 from . import metrics
 from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
-from .backends.base import (
-    ContainerError,
-    DockerUnavailable,
-    WorkspaceBackend,
-    WorkspaceNetworkPolicy,
-)
+from .backends.base import WorkspaceBackend, WorkspaceNetworkPolicy
 from .backends.docker.manager import ContainerManager
 from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
@@ -29,14 +24,19 @@ from .core.idle import IdleStopper
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
+from .errors import ContainerError, DockerUnavailable
 from .hub.service import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub.sync import HubSync
 from .network.policy import NetworkPolicy
 from .network.swarm_policy import SwarmNetworkPolicy
 from .preview.host import AUTH_PATH, PreviewAuthHandler, install_host_routes, login_handlers
 from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
-from .terminal.relay import TerminalRelay, relay_handlers
+from .terminal.handler import relay_handlers
+from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
+
+if TYPE_CHECKING:
+    from .web.context import WorkspacesApp
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
@@ -450,3 +450,8 @@ class CodeWorkspacesApp(ExtensionApp):
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
             await self.service.close()
+
+
+if TYPE_CHECKING:
+    # Never run: mypy checks here that the app is what web.context says the handlers get.
+    _AS_HANDLERS_SEE_IT: WorkspacesApp = CodeWorkspacesApp()

@@ -13,14 +13,11 @@ import asyncio
 import functools
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-
-if TYPE_CHECKING:
-    from .app import CodeWorkspacesApp
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -153,6 +150,41 @@ def quota_refused(limit: str) -> None:
     QUOTA_REFUSALS.labels(limit).inc()
 
 
+class _Backend(Protocol):
+    def status_counts(self) -> dict[str, int] | None:
+        """Status -> count from the backend's followed events; None when not live."""
+
+
+class _Terminal(Protocol):
+    @property
+    def browser_connected(self) -> bool: ...
+
+
+class _Relay(Protocol):
+    def open_relays(self) -> Iterable[_Terminal]: ...
+
+
+class _Previews(Protocol):
+    def connection_count(self) -> int: ...
+
+
+class WatchedApp(Protocol):
+    """What the live gauges read of a CodeWorkspacesApp.
+
+    A Protocol, not the app's class: the service, the relay and previews import this module, so
+    it imports no layer above them, not even for the type checker.
+    """
+
+    @property
+    def container_manager(self) -> _Backend: ...
+
+    @property
+    def terminal_relay(self) -> _Relay: ...
+
+    @property
+    def preview_proxy(self) -> _Previews: ...
+
+
 class LiveCollector:
     """Gauges read at scrape time from the servers of this process (one, outside tests).
 
@@ -160,12 +192,12 @@ class LiveCollector:
     """
 
     def __init__(self) -> None:
-        self._apps: weakref.WeakSet[CodeWorkspacesApp] = weakref.WeakSet()
+        self._apps: weakref.WeakSet[WatchedApp] = weakref.WeakSet()
 
-    def watch(self, app: CodeWorkspacesApp) -> None:
+    def watch(self, app: WatchedApp) -> None:
         self._apps.add(app)
 
-    def unwatch(self, app: CodeWorkspacesApp) -> None:
+    def unwatch(self, app: WatchedApp) -> None:
         self._apps.discard(app)
 
     def describe(self) -> Iterator[Metric]:
@@ -175,7 +207,7 @@ class LiveCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._families(list(self._apps))
 
-    def _families(self, apps: list[CodeWorkspacesApp] | None = None) -> Iterator[Metric]:
+    def _families(self, apps: list[WatchedApp] | None = None) -> Iterator[Metric]:
         apps = apps or []
         live = GaugeMetricFamily(
             f"{PREFIX}container_states_live",

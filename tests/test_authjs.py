@@ -21,7 +21,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from jupyter_popebot_code.auth import authjs_session
-from jupyter_popebot_code.auth.authjs import AuthJSConfigError, AuthJSIdentityProvider
+from jupyter_popebot_code.auth.authjs import AuthJSIdentityProvider
 from jupyter_popebot_code.auth.authjs_session import (
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,
@@ -34,6 +34,7 @@ from jupyter_popebot_code.auth.authjs_session import (
     session_cookie_values,
     session_identity,
 )
+from jupyter_popebot_code.errors import AuthJSConfigError
 
 from .terminal_client import refusal, relay_fetch, terminal
 

@@ -28,7 +28,8 @@ from jupyter_popebot_code.backends.docker.manager import ContainerManager
 from jupyter_popebot_code.core.service import WorkspaceService
 from jupyter_popebot_code.core.store import Workspace, WorkspaceStore, volume_name
 from jupyter_popebot_code.core.validation import WorkspaceValidator
-from jupyter_popebot_code.hub.sync import HubError, HubSync
+from jupyter_popebot_code.errors import HubError
+from jupyter_popebot_code.hub.sync import HubSync
 
 from .conftest import TEST_NETWORK
 from .hub_fixture import (

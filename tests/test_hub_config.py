@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
+from jupyter_popebot_code.errors import ServiceUserError
 from jupyter_popebot_code.hub.service import (
     SERVICE_ARGS,
     SERVICE_NAME_ENV,
     SERVICE_SCOPES,
     SERVICE_URL_ENV,
-    ServiceUserError,
     configure_jupyterhub,
     service_url_from_environment,
 )

@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from jupyter_popebot_code.core.idle import check_interval
-from jupyter_popebot_code.terminal.relay import CLOSE_IDLE_STOPPED
+from jupyter_popebot_code.errors import CLOSE_IDLE_STOPPED
 
 from .conftest import Api, wait_for
 from .server_process import AUTHJS_OPTIONS, ServerProcess, run_and_clean_up

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from jupyter_popebot_code.preview.proxy import preview_handlers
-from jupyter_popebot_code.terminal.relay import relay_handlers
+from jupyter_popebot_code.terminal.handler import relay_handlers
 from jupyter_popebot_code.web.handlers import workspace_handlers
 
 from .conftest import Api

@@ -13,8 +13,11 @@ import docker
 import pytest
 
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
-from jupyter_popebot_code.terminal.relay import CLOSE_POLICY_VIOLATION
-from jupyter_popebot_code.web.handlers import CLOSE_WORKSPACE_STOPPED, STOPPED_REASON
+from jupyter_popebot_code.errors import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_WORKSPACE_STOPPED,
+    STOPPED_REASON,
+)
 
 from .conftest import Api, HeaderIdentityProvider
 from .server_process import ServerProcess, run_and_clean_up

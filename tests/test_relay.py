@@ -16,7 +16,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
-from jupyter_popebot_code.terminal.relay import (
+from jupyter_popebot_code.errors import (
     BACKEND_LOST_REASON,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
@@ -24,8 +24,8 @@ from jupyter_popebot_code.terminal.relay import (
     ENGINE_DOWN_REASON,
     SESSION_ENDED_REASON,
     SHUTDOWN_REASON,
-    TerminalRelay,
 )
+from jupyter_popebot_code.terminal.relay import TerminalRelay
 
 from .conftest import TEST_NETWORK, USER_HEADER, Api, HeaderIdentityProvider, wait_for
 from .docker_proxy import DockerSocketProxy

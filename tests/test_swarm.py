@@ -27,7 +27,6 @@ from docker.models.containers import Container
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from jupyter_popebot_code.backends.docker.engine import ContainerError
 from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
 from jupyter_popebot_code.backends.swarm.manager import (
     NETWORK_SUFFIX,
@@ -36,6 +35,7 @@ from jupyter_popebot_code.backends.swarm.manager import (
     SwarmContainerManager,
 )
 from jupyter_popebot_code.core.store import Workspace, WorkspaceStore
+from jupyter_popebot_code.errors import ContainerError
 from jupyter_popebot_code.network.swarm_policy import FIREWALL_SERVICE, NODE_VIEW
 
 from .conftest import ROOT, SIDECAR_PREFIX, TEST_NETWORK

@@ -10,7 +10,9 @@ import asyncio
 import struct
 from collections.abc import Callable
 
-from jupyter_popebot_code.terminal.ttyd import CLOSE_MESSAGE_TOO_BIG, _TtydProtocol, mask_payload
+from jupyter_popebot_code.errors import CLOSE_MESSAGE_TOO_BIG
+from jupyter_popebot_code.terminal.frames import mask_payload
+from jupyter_popebot_code.terminal.ttyd_protocol import TtydProtocol
 
 
 def server_frame(opcode: int, payload: bytes) -> bytes:
@@ -74,9 +76,9 @@ class Sink:
         self.closed = True
 
 
-def run(test: Callable[[_TtydProtocol, Transport, Sink], None], limit: int = 1 << 20) -> None:
+def run(test: Callable[[TtydProtocol, Transport, Sink], None], limit: int = 1 << 20) -> None:
     async def main() -> None:
-        protocol = _TtydProtocol("ttyd", 7681, {}, limit)
+        protocol = TtydProtocol("ttyd", 7681, {}, limit)
         transport = Transport()
         protocol.transport = transport  # type: ignore[assignment]
         protocol.upgraded.set_result(None)
@@ -91,7 +93,7 @@ OUT = [server_frame(0x2, b"0" + bytes([65 + i]) * (100 + 400 * i)) for i in rang
 
 
 def test_complete_frames_go_in_one_write_and_a_partial_one_waits() -> None:
-    def check(protocol: _TtydProtocol, transport: Transport, sink: Sink) -> None:
+    def check(protocol: TtydProtocol, transport: Transport, sink: Sink) -> None:
         stream = b"".join(OUT)
         cut = len(OUT[0]) + len(OUT[1]) + 3  # inside the third frame's header
         protocol.data_received(stream[:cut])
@@ -103,7 +105,7 @@ def test_complete_frames_go_in_one_write_and_a_partial_one_waits() -> None:
 
 
 def test_a_ping_between_output_is_answered_and_not_forwarded() -> None:
-    def check(protocol: _TtydProtocol, transport: Transport, sink: Sink) -> None:
+    def check(protocol: TtydProtocol, transport: Transport, sink: Sink) -> None:
         protocol.data_received(OUT[0] + server_frame(0x9, b"hi") + OUT[1])
         assert sink.batches == [OUT[0], OUT[1]]
         assert [client_payload(frame) for frame in transport.written] == [(0xA, b"hi")]
@@ -112,7 +114,7 @@ def test_a_ping_between_output_is_answered_and_not_forwarded() -> None:
 
 
 def test_a_sink_that_is_behind_pauses_reading_until_resumed() -> None:
-    def check(protocol: _TtydProtocol, transport: Transport, sink: Sink) -> None:
+    def check(protocol: TtydProtocol, transport: Transport, sink: Sink) -> None:
         sink.accept = False
         protocol.data_received(OUT[0] + server_frame(0x9, b"") + OUT[1])
         # The frames before the ping were taken; the rest waits, unread, until resume().
@@ -129,7 +131,7 @@ def test_a_sink_that_is_behind_pauses_reading_until_resumed() -> None:
 
 
 def test_a_close_frame_keeps_its_code_and_reason_and_is_answered() -> None:
-    def check(protocol: _TtydProtocol, transport: Transport, sink: Sink) -> None:
+    def check(protocol: TtydProtocol, transport: Transport, sink: Sink) -> None:
         protocol.data_received(OUT[0] + server_frame(0x8, struct.pack("!H", 1000) + b"bye"))
         assert sink.batches == [OUT[0]]
         assert (protocol.close_code, protocol.close_reason) == (1000, "bye")
@@ -142,7 +144,7 @@ def test_a_close_frame_keeps_its_code_and_reason_and_is_answered() -> None:
 
 
 def test_a_message_over_the_limit_closes_the_leg() -> None:
-    def check(protocol: _TtydProtocol, transport: Transport, sink: Sink) -> None:
+    def check(protocol: TtydProtocol, transport: Transport, sink: Sink) -> None:
         protocol.data_received(OUT[3][:20])
         assert sink.batches == []
         assert protocol.close_code == CLOSE_MESSAGE_TOO_BIG

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from jupyter_popebot_code.core.validation import InvalidInput, WorkspaceValidator, validate_branch
+from jupyter_popebot_code.core.validation import WorkspaceValidator, validate_branch
+from jupyter_popebot_code.errors import InvalidInput
 
 BRANCHES = [
     "main", "feature/x", "release-1.2", "v1.0", "a_b", "ünïcode", "a.b", "x/y/z", "HEAD-ish",

@@ -19,6 +19,7 @@ from tornado.httputil import url_concat
 from traitlets import Bool, TraitError, Unicode, default, validate
 
 from ..config_traits import List
+from ..errors import AuthJSConfigError
 from .authjs_session import (
     DEFAULT_COOKIE_NAMES,
     NoSessionCookie,
@@ -28,10 +29,6 @@ from .authjs_session import (
     secrets_from_environment,
     session_identity,
 )
-
-
-class AuthJSConfigError(RuntimeError):
-    """The Auth.js identity provider is configured so that nobody could (safely) sign in."""
 
 
 class AuthJSUser(User):

@@ -23,6 +23,17 @@ from jwcrypto.common import JWException
 from jwcrypto.jwe import JWE
 from jwcrypto.jwk import JWK
 
+
+# Defined here, not in errors.py, so that this module stands alone (usable outside Jupyter);
+# errors.py re-exports them into the one table.
+class SessionTokenError(Exception):
+    """A session token that must not be trusted; the message is a fixed reason, never a secret."""
+
+
+class NoSessionCookie(SessionTokenError):
+    """The request carries no session cookie under any of the accepted names."""
+
+
 SESSION_COOKIE_NAME = "authjs.session-token"
 SECURE_SESSION_COOKIE_NAME = f"__Secure-{SESSION_COOKIE_NAME}"
 # Precedence: a __Secure- cookie can only have been set over https, a plain one by anyone who
@@ -37,14 +48,6 @@ _KEY_SPECS: dict[str, tuple[int, hashes.HashAlgorithm]] = {
 }
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CHUNK_INDEX = re.compile(r"0|[1-9][0-9]{0,3}")
-
-
-class SessionTokenError(Exception):
-    """A session token that must not be trusted; the message is a fixed reason, never a secret."""
-
-
-class NoSessionCookie(SessionTokenError):
-    """The request carries no session cookie under any of the accepted names."""
 
 
 @dataclass(frozen=True)

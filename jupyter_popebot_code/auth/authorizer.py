@@ -152,6 +152,15 @@ class WorkspaceAuthorizer(Authorizer):
         jupyter-server calls the authorizer only from `@authorized`; JupyterLab's own handlers
         (its page, settings, extension manager, build) have none. The application's dispatch is
         wrapped once, so handlers that other extensions add later are guarded too.
+
+        No public hook does this. jupyter-server has none before a handler's verb beyond
+        `@authorized` on the handler's own methods; tornado's OutputTransform sees only the
+        request and acts on the first chunk of output, after the verb ran; its routers are a
+        private class (`_ApplicationRouter`), and jupyter-server makes the Application itself,
+        so it cannot be a subclass of ours. Every route does end in the Application's public,
+        documented `get_handler_delegate`, so that method of this one instance is wrapped;
+        tests/unit/test_framework_hooks.py fails, saying so, if tornado stops dispatching
+        through it.
         """
         if getattr(web_app, "_popebot_guarded", False):
             return

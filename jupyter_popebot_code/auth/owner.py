@@ -11,16 +11,14 @@ from jupyter_server.auth.identity import (
     PasswordIdentityProvider,
 )
 
+from ..errors import NoIdentity
+
 # The authorizer resource of everything this extension serves: the REST API and the relay alike.
 AUTH_RESOURCE = "code_workspaces"
 
 # jupyter-server's own providers give a token login a fresh random "anonymous" user each time,
 # which would hide a user's workspaces from themselves; with them the server's owner_name is used.
 ANONYMOUS_IDENTITY_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
-
-
-class NoIdentity(PermissionError):
-    """The request carries no user that could own workspaces (answered 403, never 500)."""
 
 
 def resolve_owner(

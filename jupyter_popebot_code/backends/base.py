@@ -23,6 +23,14 @@ from traitlets.utils.importstring import import_item
 
 from ..core.capacity import HostResources
 from ..core.store import Workspace
+from ..errors import (
+    ContainerError,
+    ContainerMissing,
+    ContainerNotRunning,
+    DiskFull,
+    DockerUnavailable,
+    NodeUnavailable,
+)
 
 __all__ = [
     "HOLDING_STATES",
@@ -48,46 +56,10 @@ TTYD_PORT = 7681
 HOLDING_STATES = frozenset({"running", "paused", "restarting"})
 
 
-# -- what goes wrong (the names say Docker: the first backend; they mean any backend) -----------
-
-
-class DockerUnavailable(RuntimeError):
-    """The backend's engine cannot be reached; the request may succeed once it is back."""
-
-
-class NodeUnavailable(DockerUnavailable):
-    """The machine that holds this workspace cannot run it now (a swarm node down or drained).
-
-    Its message names the node and is meant for the user; other workspaces are unaffected.
-    """
-
-
-class ContainerError(RuntimeError):
-    """The backend refused an operation on a workspace container."""
-
-
-class ContainerMissing(ContainerError):
-    """The container went away between two calls."""
-
-
-class ContainerNotRunning(ContainerError):
-    """The container is not running (`status`: the backend's, or "missing"): not dialled."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"The workspace container is {status}, not running.")
-        self.status = status
-
-
-class DiskFull(ContainerError):
-    """A disk limit stopped the operation; `limit` says whose disk is full.
-
-    "workspace": the workspace's own disk (ContainerManager.disk_limit); "server": the disk of
-    the machine that holds workspaces, their disk images or the server's records.
-    """
-
-    def __init__(self, limit: str, message: str) -> None:
-        super().__init__(message)
-        self.limit = limit
+# What goes wrong: the package's errors (errors.py, with how each is answered), re-exported
+# here because every backend raises them. The names say Docker, the first backend; they mean
+# any backend: DockerUnavailable (503, try later), NodeUnavailable (its machine is down),
+# ContainerError (refused), ContainerMissing, ContainerNotRunning, DiskFull (507, whose disk).
 
 
 # -- what a backend answers ----------------------------------------------------------------------

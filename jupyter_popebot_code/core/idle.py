@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from .. import metrics
-from ..backends.base import ContainerError, DockerUnavailable
+from ..errors import ContainerError, DockerUnavailable
 from .service import WorkspaceService
 from .store import Workspace
 

@@ -13,23 +13,12 @@ from dataclasses import dataclass
 
 from .. import metrics
 from ..backends.base import HOLDING_STATES, WorkspaceBackend
+from ..errors import QuotaExceeded, ServerAtCapacity
 from .locks import KeyedLocks
 from .store import Workspace, WorkspaceStore
 
 # The lock of the server-wide count of running workspaces; workspace ids never contain ':'.
 _CAPACITY_KEY = "server:running"
-
-
-class QuotaExceeded(PermissionError):
-    """The owner already has as many workspaces (or running ones) as they may."""
-
-    reason = "owner_quota"
-
-
-class ServerAtCapacity(QuotaExceeded):
-    """The server runs as many workspaces as it allows, all owners together (answered 429)."""
-
-    reason = "server_capacity"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ..backends.base import (
     TerminalEndpoint,
     WorkspaceBackend,
 )
+from ..errors import WorkspaceNotFound
 from .store import Workspace, WorkspaceStore
 
 T = TypeVar("T")
@@ -31,10 +32,6 @@ T = TypeVar("T")
 # The container is queried in one call for a listing; these mean "no answer" and "no container".
 STATUS_UNKNOWN = "unknown"
 STATUS_MISSING = "missing"
-
-
-class WorkspaceNotFound(LookupError):
-    """No such workspace, or not the caller's: the two are indistinguishable on purpose."""
 
 
 class WorkspaceReader:

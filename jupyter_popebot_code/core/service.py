@@ -19,16 +19,16 @@ from typing import TypeVar
 from .. import metrics
 from ..backends.base import (
     ContainerError,
-    DiskFull,
     DockerUnavailable,
     TerminalEndpoint,
     WorkspaceBackend,
     WorkspaceNetworkPolicy,
 )
+from ..errors import WorkspaceNotFound
 from .activity import ActivityLog
-from .limits import Quota, QuotaExceeded, ServerAtCapacity, WorkspaceLimits
+from .limits import Quota, WorkspaceLimits
 from .locks import KeyedLocks
-from .reader import WorkspaceNotFound, WorkspaceReader
+from .reader import WorkspaceReader
 from .steps import ContainerSteps, EnsureResult
 from .store import Workspace, WorkspaceStore, volume_name
 from .validation import WorkspaceSpec, WorkspaceValidator
@@ -36,15 +36,9 @@ from .validation import WorkspaceSpec, WorkspaceValidator
 T = TypeVar("T")
 
 __all__ = [
-    "ContainerError",
-    "DiskFull",
-    "DockerUnavailable",
     "EnsureResult",
     "Quota",
-    "QuotaExceeded",
-    "ServerAtCapacity",
     "TerminalEndpoint",
-    "WorkspaceNotFound",
     "WorkspaceService",
 ]
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import InvalidInput
+
 NAME_MAX_LENGTH = 100
 REPO_MAX_LENGTH = 2048
 BRANCH_MAX_LENGTH = 255
@@ -33,15 +35,6 @@ _CREDENTIAL_HINT = (
     "(e.g. `gh auth setup-git`, or `git config --global credential.helper store`) or an ssh key."
 )
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-class InvalidInput(ValueError):
-    """A request field that cannot be accepted; `field` names it for the UI."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 `python -m jupyter_popebot_code.hub` is the service's command.
 """
 
+from ..errors import ServiceUserError
 from .service import (
     DEFAULT_SERVICE_NAME,
     DEFAULT_SERVICE_PORT,
@@ -11,7 +12,6 @@ from .service import (
     SERVICE_SCOPES,
     SERVICE_URL_ENV,
     CodeWorkspacesOnlyAuthorizer,
-    ServiceUserError,
     access_scope,
     check_service_user,
     configure_jupyterhub,

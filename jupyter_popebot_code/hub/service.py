@@ -17,6 +17,7 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from ..auth.owner import AUTH_RESOURCE
+from ..errors import ServiceUserError
 
 DEFAULT_SERVICE_NAME = "code-workspaces"
 DEFAULT_SERVICE_PORT = 10101
@@ -51,10 +52,6 @@ def service_command(config_file: str | None = None, python: str | None = None) -
     if config_file:
         command.append(f"--config={config_file}")
     return command
-
-
-class ServiceUserError(ValueError):
-    """configure_jupyterhub was asked for a service user the hub could not start it as."""
 
 
 def check_service_user(user: str | None) -> None:

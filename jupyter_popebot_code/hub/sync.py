@@ -21,8 +21,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..backends.base import ContainerError, DockerUnavailable
 from ..core.service import WorkspaceService
+from ..errors import ContainerError, DockerUnavailable, HubError
 
 # Scopes the service's token needs before it may conclude that a 404 means "deleted": without
 # them the hub answers 404 for users that exist.
@@ -31,10 +31,6 @@ REQUIRED_READ_SCOPES = ("list:users", "read:users:name")
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class HubError(RuntimeError):
-    """The hub's API could not be used; nothing is concluded from it."""
 
 
 class HubSync(LoggingConfigurable):

@@ -12,9 +12,10 @@ import sys
 from traitlets import Bool, Type, Unicode
 from traitlets.config import Application
 
-from ..backends.base import ContainerError, WorkspaceBackend
+from ..backends.base import WorkspaceBackend
 from ..backends.docker.manager import ContainerManager
 from ..backends.swarm.manager import SwarmContainerManager
+from ..errors import ContainerError
 from .policy import NetworkPolicy
 from .swarm_policy import SwarmNetworkPolicy
 

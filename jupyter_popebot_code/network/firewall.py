@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.docker.engine import ContainerError
+from ..errors import FirewallError
 
 FORWARD_CHAIN_PREFIX = "POPEBOT-FWD-"
 INPUT_CHAIN_PREFIX = "POPEBOT-IN-"
@@ -26,10 +26,6 @@ REJECT = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
 IPTABLES_TIMEOUT = 30.0
 LINK_LOCAL = "169.254.0.0/16"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
-
-
-class FirewallError(ContainerError):
-    """The firewall rules could not be read or written."""
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,13 @@ import docker
 from traitlets import Bool, Enum, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from ..backends.docker.engine import ContainerError
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
 from ..backends.swarm.manager import SwarmContainerManager
 from ..config_traits import List
+from ..errors import ContainerError, FirewallError
 from .firewall import (
     ICC_OPTION,
     LINK_LOCAL,
-    FirewallError,
     IptablesFirewall,
     Members,
     NetworkView,

@@ -27,16 +27,10 @@ import docker
 import docker.errors
 from traitlets import Float, Unicode
 
-from ..backends.docker.engine import NodeUnavailable
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL
 from ..backends.swarm.manager import SwarmContainerManager
-from .firewall import (
-    FirewallError,
-    Members,
-    NetworkView,
-    PolicySettings,
-    firewall_script,
-)
+from ..errors import FirewallError, NodeUnavailable
+from .firewall import Members, NetworkView, PolicySettings, firewall_script
 from .policy import NetworkPolicy
 
 FIREWALL_SERVICE = "code-workspace-firewall"

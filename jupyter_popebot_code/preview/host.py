@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import quote, urlencode
 
 from jupyter_core.utils import ensure_async
@@ -32,7 +32,8 @@ from tornado import web
 from tornado.httputil import HTTPMessageDelegate, HTTPServerRequest
 from tornado.routing import HostMatches, Rule, RuleRouter
 
-from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
+from ..auth.owner import AUTH_RESOURCE, is_admin
+from ..errors import NoIdentity
 from ..web.base import CodeWorkspacesMixin
 
 COOKIE_NAME = "popebot-preview"
@@ -126,12 +127,19 @@ class TicketBook:
         return True
 
 
+class HostModeProxy(Protocol):
+    """What host mode needs of the app's PreviewProxy (typed here: proxy.py imports this module)."""
+
+    host_pattern_parsed: HostPattern | None
+    tickets: TicketBook
+
+
 class PreviewLoginHandler(CodeWorkspacesMixin, JupyterHandler):
     """Step 2 on the Jupyter origin: the signed-in owner (or an admin) gets a ticket."""
 
     @web.authenticated
     async def get(self, workspace_id: str, port: str) -> None:
-        proxy = self.code_app.preview_proxy
+        proxy = cast(HostModeProxy, self.code_app.preview_proxy)
         pattern = proxy.host_pattern_parsed
         if pattern is None:
             raise web.HTTPError(404)
@@ -165,9 +173,7 @@ class PreviewAuthHandler(ExtensionHandlerMixin, web.RequestHandler):
     """Step 3 on the preview host: a valid ticket for this host becomes the proxy's cookie."""
 
     def get(self) -> None:
-        from .proxy import PreviewProxy  # the app's proxy (no import cycle at module load)
-
-        proxy: PreviewProxy = self.extensionapp.preview_proxy  # type: ignore[attr-defined]
+        proxy: HostModeProxy = self.extensionapp.preview_proxy  # type: ignore[attr-defined]
         pattern = proxy.host_pattern_parsed
         parsed = pattern.parse(self.request.host_name) if pattern else None
         secret = self.settings["cookie_secret"]

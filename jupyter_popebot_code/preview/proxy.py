@@ -11,13 +11,9 @@ once `PreviewProxy.buffer_limit` bytes wait for it; nothing is buffered whole.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections import Counter
 from collections.abc import Awaitable
-from functools import partial
-from http.client import responses
 from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
@@ -42,18 +38,24 @@ from traitlets import Enum, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import metrics
-from ..auth.owner import AUTH_RESOURCE, NoIdentity, is_admin
-from ..core.service import (
-    ContainerError,
-    DockerUnavailable,
-    QuotaExceeded,
-    ServerAtCapacity,
-    WorkspaceNotFound,
-)
+from ..auth.owner import AUTH_RESOURCE, is_admin
 from ..core.store import Workspace
-from ..terminal.relay import CLOSE_POLICY_VIOLATION, close_reason, sendable_close
-from ..terminal.ttyd import WriteBacklog
+from ..errors import (
+    ANSWERED,
+    CLOSE_POLICY_VIOLATION,
+    PREVIEW_NOT_FOUND_MESSAGE,
+    NoIdentity,
+    answer,
+)
 from ..web.base import CodeWorkspacesMixin
+from ..web.websocket import (
+    ConnectionCounter,
+    JSONRefusalsMixin,
+    WriteBacklog,
+    close_reason,
+    quietly,
+    sendable_close,
+)
 from .host import (
     COOKIE_DAYS,
     COOKIE_NAME,
@@ -88,7 +90,7 @@ _MAX_HEADER_SIZE = 64 * 1024
 _WS_PING_INTERVAL = 30.0
 # Connecting again while a freshly started workspace's app comes up.
 _RETRY_DELAY = 0.2
-NOT_FOUND_MESSAGE = "No such preview for this user (wrong key, or not your workspace)."
+NOT_FOUND_MESSAGE = PREVIEW_NOT_FOUND_MESSAGE
 
 
 class PreviewProxy(LoggingConfigurable):
@@ -186,7 +188,7 @@ class PreviewProxy(LoggingConfigurable):
                 raise ValueError("PreviewProxy.mode = 'host' needs PreviewProxy.jupyter_url.")
             self.host_pattern_parsed = HostPattern(self.host_pattern)
         self.tickets = TicketBook()
-        self._open: Counter[str] = Counter()
+        self._open = ConnectionCounter()
         self._websockets: set[PreviewHandler] = set()
         self._activity_at: dict[str, float] = {}
 
@@ -200,25 +202,23 @@ class PreviewProxy(LoggingConfigurable):
     def acquire(self, workspace_id: str) -> str | None:
         """Take a connection place for the workspace; the reason it is refused, or None."""
         limit = self.max_connections_per_workspace
-        if limit and self._open[workspace_id] >= limit:
+        if self._open.full(workspace_id, limit):
             return (
-                f"this workspace's previews already have {self._open[workspace_id]} connections "
-                f"open (limit {limit}); close some first"
+                f"this workspace's previews already have {self._open.count(workspace_id)} "
+                f"connections open (limit {limit}); close some first"
             )
-        self._open[workspace_id] += 1
+        self._open.add(workspace_id)
         return None
 
     def release(self, workspace_id: str) -> None:
-        self._open[workspace_id] -= 1
-        if self._open[workspace_id] <= 0:
-            del self._open[workspace_id]
+        self._open.remove(workspace_id)
 
     def open_connections(self, workspace_id: str) -> int:
-        return self._open[workspace_id]
+        return self._open.count(workspace_id)
 
     def connection_count(self) -> int:
         """Connections open now, all workspaces together (metrics)."""
-        return sum(self._open.values())
+        return self._open.total()
 
     def due_for_activity(self, workspace_id: str, now: float) -> bool:
         """Whether activity should be recorded now (at most once a second per workspace)."""
@@ -267,7 +267,9 @@ class _UpstreamResponse(httputil.HTTPMessageDelegate):
 
 
 @web.stream_request_body
-class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
+class PreviewHandler(
+    JSONRefusalsMixin, CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, JupyterHandler
+):
     """One request (or WebSocket) to an app in a workspace; authorized before anything runs."""
 
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
@@ -295,7 +297,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
 
     @property
     def proxy(self) -> PreviewProxy:
-        return self.code_app.preview_proxy
+        return cast(PreviewProxy, self.code_app.preview_proxy)  # web.context types it narrowly
 
     # Sandbox mode: pages run in an opaque origin on the Jupyter server's (see preview_rules).
     sandboxed = True
@@ -335,15 +337,6 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
         if origin_kind(origin) != "other":
             return True
         return bool(WebSocketMixin.check_origin(self, origin))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Refusals are JSON with a message, like the REST API's."""
-        self.set_header("Content-Type", "application/json")
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        reply = {"message": responses.get(status_code, "Unknown HTTP Error"), "reason": None}
-        if isinstance(exc, web.HTTPError):
-            reply = {"message": exc.log_message or reply["message"], "reason": exc.reason}
-        self.finish(json.dumps(reply))
 
     # -- authorization, before anything is started or sent ----------------------------------
 
@@ -463,16 +456,11 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                     raise web.HTTPError(503, result.message or f"workspace is {result.status}")
                 started = result.status != "running"
             return await self.service.container_host(workspace), started
-        except ServerAtCapacity as exc:
-            raise web.HTTPError(429, str(exc)) from exc
-        except QuotaExceeded as exc:
-            raise web.HTTPError(403, str(exc)) from exc
-        except DockerUnavailable as exc:
-            raise web.HTTPError(503, str(exc)) from exc
-        except WorkspaceNotFound as exc:
-            raise web.HTTPError(403, NOT_FOUND_MESSAGE) from exc
-        except ContainerError as exc:
-            raise web.HTTPError(503, f"The workspace could not be started: {exc}") from exc
+        except ANSWERED as exc:
+            refusal = answer(exc, "preview")  # errors.ANSWERS: the status and message
+            if refusal is None:
+                raise
+            raise web.HTTPError(refusal.code, refusal.message) from exc
 
     async def _connect(self, connect: Any) -> Any:
         """Run `connect(host)` until the app accepts; retried while a started workspace boots."""
@@ -591,27 +579,9 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
     def _tracked(
         self, written: asyncio.Future[None], size: int, backlog: WriteBacklog
     ) -> Awaitable[None] | None:
-        """Count bytes in flight; the write to wait for once over buffer_limit, else None."""
+        """Count bytes relayed (metrics) and in flight; the write to wait for, or None."""
         metrics.preview_relayed(size, to_browser=backlog is self._backlog)
-        if written.done():
-            written.exception()
-            return None
-        backlog.add(size)
-        written.add_done_callback(partial(self._flushed, size, backlog))
-        if backlog.bytes > backlog.limit:
-            return self._quietly(written)
-        return None
-
-    @staticmethod
-    def _flushed(size: int, backlog: WriteBacklog, written: asyncio.Future[None]) -> None:
-        backlog.flushed(size)
-        if not written.cancelled():
-            written.exception()  # a closed socket is handled where it is read
-
-    @staticmethod
-    async def _quietly(written: Awaitable[None]) -> None:
-        with contextlib.suppress(StreamClosedError, WebSocketClosedError):
-            await written
+        return backlog.track(written, size)
 
     # -- the app's response -------------------------------------------------------------------
 
@@ -700,7 +670,7 @@ class PreviewHandler(CodeWorkspacesMixin, WebSocketMixin, WebSocketHandler, Jupy
                 self.add_header(name, value)
             self.add_header("Content-Security-Policy", SANDBOX_CSP)
         # Headers now, so event streams and long polls start before the first byte of body.
-        return self._quietly(self.flush())
+        return quietly(self.flush())
 
     def _app_response_headers(self, headers: httputil.HTTPHeaders) -> list[tuple[str, str]]:
         return browser_response_headers(headers.get_all(), extra=self.proxy.extra_response_headers)

@@ -9,9 +9,9 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from ..auth.owner import AUTH_RESOURCE, resolve_owner
 
 if TYPE_CHECKING:
-    from ..app import CodeWorkspacesApp
     from ..core.service import WorkspaceService
     from ..core.validation import WorkspaceValidator
+    from .context import WorkspacesApp
 
 
 class CodeWorkspacesMixin(ExtensionHandlerMixin):
@@ -20,8 +20,9 @@ class CodeWorkspacesMixin(ExtensionHandlerMixin):
     auth_resource = AUTH_RESOURCE
 
     @property
-    def code_app(self) -> CodeWorkspacesApp:
-        return cast("CodeWorkspacesApp", self.extensionapp)
+    def code_app(self) -> WorkspacesApp:
+        """The extension app, as far as handlers may know it (`context.WorkspacesApp`)."""
+        return cast("WorkspacesApp", self.extensionapp)
 
     @property
     def service(self) -> WorkspaceService:

@@ -12,16 +12,15 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..auth.owner import NoIdentity, is_admin
-from ..core.service import (
-    ContainerError,
-    DiskFull,
-    DockerUnavailable,
-    QuotaExceeded,
-    ServerAtCapacity,
-    WorkspaceNotFound,
+from ..auth.owner import is_admin
+from ..core.validation import validate_name
+from ..errors import (
+    ANSWERED,
+    CLOSE_WORKSPACE_STOPPED,
+    STOPPED_REASON,
+    InvalidInput,
+    answer,
 )
-from ..core.validation import InvalidInput, validate_name
 from ..preview.rules import preview_key
 from .base import CodeWorkspacesMixin
 
@@ -42,7 +41,8 @@ def translate_errors(
 ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
     """Turn the service's exceptions into HTTP answers that tell the user what to do.
 
-    `server_error_fields` are added to the JSON of 5xx answers (ensure adds `status: error`).
+    The status and message come from `errors.ANSWERS`; `server_error_fields` are added to the
+    JSON of 5xx answers (ensure adds `status: error`).
     """
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -50,25 +50,12 @@ def translate_errors(
         async def wrapper(self: WorkspaceAPIHandler, *args: Any, **kwargs: Any) -> None:
             try:
                 await method(self, *args, **kwargs)
-            except ServerAtCapacity as err:
-                # Not the caller's quota: the server is full for now, so "too many", not 403.
-                raise WorkspaceAPIError(429, str(err), reason=err.reason) from err
-            except QuotaExceeded as err:
-                raise WorkspaceAPIError(403, str(err), reason=err.reason) from err
-            except NoIdentity as err:
-                raise WorkspaceAPIError(403, str(err)) from err
-            except InvalidInput as err:
-                raise WorkspaceAPIError(400, err.message, field=err.field) from err
-            except WorkspaceNotFound as err:
-                raise WorkspaceAPIError(404, f"No workspace with id {err.args[0]!r}.") from err
-            except DockerUnavailable as err:
-                raise WorkspaceAPIError(503, str(err), **server_error_fields) from err
-            except DiskFull as err:
-                # Which disk is full ("host_disk_full", "server_disk_full"), for the UI to say.
-                fields = {**server_error_fields, "reason": f"{err.limit}_disk_full"}
-                raise WorkspaceAPIError(507, str(err), **fields) from err
-            except ContainerError as err:
-                raise WorkspaceAPIError(500, str(err), **server_error_fields) from err
+            except ANSWERED as err:
+                reply = answer(err, "rest")
+                if reply is None:
+                    raise
+                extra = server_error_fields if reply.code >= 500 else {}
+                raise WorkspaceAPIError(reply.code, reply.message, **reply.fields, **extra) from err
 
         return wrapper
 
@@ -208,11 +195,6 @@ class WorkspaceEnsureHandler(WorkspaceAPIHandler):
         self.read_json_object(set())
         result = await self.service.ensure(self.owner, workspace_id)
         self.write_json(result.to_json())
-
-
-# A stopped workspace's terminals close with a final code: reconnecting would start it again.
-CLOSE_WORKSPACE_STOPPED = 4409
-STOPPED_REASON = "the workspace was stopped; its files are kept"
 
 
 class WorkspaceStopHandler(WorkspaceAPIHandler):

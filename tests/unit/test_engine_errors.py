@@ -9,8 +9,9 @@ import pytest
 import requests.exceptions
 from urllib3.exceptions import ProtocolError
 
-from jupyter_popebot_code.backends.docker.engine import DockerUnavailable, redact_url
+from jupyter_popebot_code.backends.docker.engine import redact_url
 from jupyter_popebot_code.backends.docker.manager import ContainerManager
+from jupyter_popebot_code.errors import DockerUnavailable
 
 
 def refused_by(error: OSError) -> docker.errors.DockerException:

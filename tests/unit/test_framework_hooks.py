@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+from typing import Any
 
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
@@ -17,7 +18,7 @@ from tornado.netutil import bind_sockets
 from tornado.routing import RuleRouter
 
 from jupyter_popebot_code.preview.host import HostPattern, install_host_routes
-from jupyter_popebot_code.terminal.ttyd import mask_payload
+from jupyter_popebot_code.terminal.frames import mask_payload
 
 
 def naive_mask(mask: bytes, payload: bytes) -> bytes:
@@ -61,6 +62,42 @@ class Answer(web.RequestHandler):
 
     def get(self) -> None:
         self.write(self.text)
+
+
+async def fetch_paths(app: web.Application, paths: list[str]) -> list[bytes]:
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    client = AsyncHTTPClient()
+    try:
+        return [
+            (await asyncio.wait_for(client.fetch(f"http://127.0.0.1:{port}{path}"), 10)).body
+            for path in paths
+        ]
+    finally:
+        server.stop()
+
+
+async def test_tornado_dispatches_every_route_through_the_instances_get_handler_delegate() -> None:
+    """Routes given at creation and added later both go through the instance's method."""
+    app = web.Application([(r"/early", Answer, {"text": "early"})])
+    dispatched: list[str] = []
+    dispatch = app.get_handler_delegate
+
+    def spy(request: Any, target_class: type, *args: Any, **kwargs: Any) -> Any:
+        dispatched.append(request.path)
+        return dispatch(request, target_class, *args, **kwargs)
+
+    app.get_handler_delegate = spy  # type: ignore[method-assign]
+    app.add_handlers(".*$", [(r"/late", Answer, {"text": "late"})])
+    bodies = await fetch_paths(app, ["/early", "/late"])
+    assert bodies == [b"early", b"late"]
+    assert dispatched == ["/early", "/late"], (
+        "tornado no longer dispatches every route through Application.get_handler_delegate: "
+        "WorkspaceAuthorizer.guard_handlers (auth/authorizer.py) would no longer ask the "
+        "authorizer before JupyterLab's own handlers run, so non-admins could reach them"
+    )
 
 
 async def test_preview_host_routes_come_before_the_applications_own() -> None:

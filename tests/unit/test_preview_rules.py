@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.backends.docker.ports import (
-    ListeningPort,
-    ListingUnreadable,
-    parse_listening,
-    parse_listing,
-)
+from jupyter_popebot_code.backends.docker.ports import ListeningPort, parse_listening, parse_listing
+from jupyter_popebot_code.errors import ListingUnreadable
 from jupyter_popebot_code.preview.host import (
     HostPattern,
     TicketBook,

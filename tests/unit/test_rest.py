@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_popebot_code.backends.docker.manager import OWNER_LABEL, ContainerError
+from jupyter_popebot_code.backends.docker.manager import OWNER_LABEL
+from jupyter_popebot_code.errors import ContainerError
 
 from ..conftest import Api, HeaderIdentityProvider, wait_for
 from ..memory_containers import InMemoryContainerManager

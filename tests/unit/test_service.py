@@ -20,15 +20,19 @@ from jupyter_popebot_code.backends.docker.manager import (
     STORE_LABEL,
     TTYD_PORT,
     WORKSPACE_LABEL,
+)
+from jupyter_popebot_code.core.idle import IdleStopper
+from jupyter_popebot_code.core.service import WorkspaceService
+from jupyter_popebot_code.core.store import Workspace
+from jupyter_popebot_code.core.validation import WorkspaceSpec
+from jupyter_popebot_code.errors import (
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
     DockerUnavailable,
+    ServerAtCapacity,
+    WorkspaceNotFound,
 )
-from jupyter_popebot_code.core.idle import IdleStopper
-from jupyter_popebot_code.core.service import ServerAtCapacity, WorkspaceNotFound, WorkspaceService
-from jupyter_popebot_code.core.store import Workspace
-from jupyter_popebot_code.core.validation import WorkspaceSpec
 
 from ..memory_containers import InMemoryContainerManager
 

@@ -11,7 +11,8 @@ import pytest
 from traitlets.config import Config
 
 from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
-from jupyter_popebot_code.network.firewall import FirewallError, PolicySettings, parse_destination
+from jupyter_popebot_code.errors import FirewallError
+from jupyter_popebot_code.network.firewall import PolicySettings, parse_destination
 from jupyter_popebot_code.network.swarm_policy import (
     NODE_VIEW,
     SwarmNetworkPolicy,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from jupyter_popebot_code.backends.docker.engine import ContainerError
 from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
 from jupyter_popebot_code.core.store import Workspace
+from jupyter_popebot_code.errors import ContainerError
 
 
 class FakeApi:

@@ -21,7 +21,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from .engine import ContainerError
+from ...errors import ContainerError
 
 # The workspace image's user (coder), who must own the new file system's root.
 WORKSPACE_UID = 1000

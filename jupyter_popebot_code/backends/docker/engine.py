@@ -22,28 +22,9 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ... import metrics
-
-# Defined with the backend interface, which every backend raises; imported from here too.
-from ..base import (
-    ContainerError,
-    ContainerMissing,
-    ContainerNotRunning,
-    DiskFull,
-    DockerUnavailable,
-    NodeUnavailable,
-)
+from ...errors import ContainerError, ContainerMissing, DiskFull, DockerUnavailable
 
 T = TypeVar("T")
-
-__all__ = [
-    "ContainerError",
-    "ContainerMissing",
-    "ContainerNotRunning",
-    "DockerEngine",
-    "DockerUnavailable",
-    "NodeUnavailable",
-    "redact_url",
-]
 
 
 def redact_url(url: str) -> str:

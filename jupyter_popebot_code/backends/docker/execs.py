@@ -14,10 +14,11 @@ import docker
 import docker.errors
 
 from ...core.single_flight import SingleFlight
-from ..base import TTYD_PORT, ContainerError, ContainerState, PortListing
+from ...errors import ContainerError, ListingUnreadable
+from ..base import TTYD_PORT, ContainerState, PortListing
 from .engine import DockerEngine
 from .options import ContainerOptions
-from .ports import ListingUnreadable, listing_command, parse_listing
+from .ports import listing_command, parse_listing
 
 # tmux stamps a window's activity whenever its panes write output, attached or not. Only the
 # latest stamp comes back (one line, however many windows a user opened); none without tmux.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import sys
 
+from ...errors import ListingUnreadable
+
 # The listing types belong to the backend interface; imported from here too.
 from ..base import ListeningPort, PortListing
 
@@ -23,10 +25,6 @@ _PROC_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
 _END = "@@popebot-end "
 # The first line of /proc/net/tcp{,6}, always there, even with no socket at all.
 _HEADER = "local_address"
-
-
-class ListingUnreadable(RuntimeError):
-    """The exec's output is not a whole listing (Docker lost it, or the exec failed)."""
 
 
 def listing_command(max_bytes: int) -> list[str]:
