@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -109,7 +110,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--soak-lines", type=int, default=500_000, help="seq lines per stream")
     parser.add_argument(
-        "--preview-mib", type=int, default=200, help="MiB per download in the preview part"
+        "--preview-mib",
+        type=int,
+        default=64,
+        help=(
+            "MiB per download in the preview part (at most 95: jupyter-server-proxy buffers a "
+            "whole answer, and tornado's client refuses bodies over 100 MB)"
+        ),
     )
     parser.add_argument("--preview-rounds", type=int, default=5, help="downloads per path")
     parser.add_argument(
@@ -163,6 +170,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.parts) - set(PARTS)
     if unknown or not args.parts:
         parser.error(f"--only takes {', '.join(PARTS)}; got {args.only!r}")
+    if "preview" in args.parts and importlib.util.find_spec("jupyter_server_proxy") is None:
+        parser.error(
+            "the preview part measures jupyter-server-proxy beside our proxy: install the bench "
+            "extra (POPEBOT_EXTRAS=lab,test,docs,bench scripts/setup.sh), or leave out preview"
+        )
     return args
 
 
@@ -237,6 +249,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
         store_ids.add(store_id)
+        if "preview" in args.parts:
+            server.config_py = preview_bench.jsp_config(client)  # the peer, in the same server
         server.start()
         workspace = create_workspace(server)
         container = workspace["container_name"]
@@ -315,7 +329,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             results["terminals"] = terminals
 
         if "preview" in args.parts:
-            print("preview: downloads and small GETs, through the proxy vs direct ...", flush=True)
+            print(
+                "preview: downloads, small GETs, WebSocket echo: ours, jupyter-server-proxy, "
+                "straight to the app ...",
+                flush=True,
+            )
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()
             results["preview"] = preview_bench.bench_preview(
                 server,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ from jupyter_popebot_code.backends.docker.manager import (
 )
 from jupyter_popebot_code.core.store import _COLUMNS, Workspace, WorkspaceStore
 
-NETWORK = "popebot-code-bench"
+# POPEBOT_BENCH_NETWORK: another network, so two benches on one engine never sweep each other's.
+NETWORK = os.environ.get("POPEBOT_BENCH_NETWORK", "popebot-code-bench")
 BENCH_LABEL = "org.jupyter.popebot-code.bench"
 # Few threads: the engine serializes most of the work anyway, and the machine has 2 cores.
 SEED_THREADS = 4

@@ -1,8 +1,15 @@
-"""Previews: throughput and request latency through the proxy vs straight to the app's port.
+"""Previews: our proxy beside jupyter-server-proxy and straight to the app, in the same run.
 
 The app is the preview tests' node server (tests/preview_app/app.js), started in the bench's
-workspace on port 8080. Both paths use one keep-alive `requests.Session`; the proxy opens a new
-connection to the app per request (no upstream keep-alive), which is part of what is measured.
+workspace on port 8080. Three paths to it, interleaved (the order rotates every round):
+
+- `proxy`: our preview URL (`code/preview/{id}/{key}/8080/`, from the ports listing);
+- `jsp`: jupyter-server-proxy in the same Jupyter server, arbitrary-host mode
+  (`proxy/{container ip}:8080/`, allowed by `JSP_CONFIG` for the bench network's subnet);
+- `direct`: `http://{container ip}:8080/` from the host.
+
+and `GET api` (jupyter_server's cheapest route) for the server's own floor. Every HTTP path uses
+one keep-alive `requests.Session`; WebSockets use one `websockets` (sync) client per path.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 
 import docker
 import requests
+from websockets.sync.client import connect
 
 from . import docker_env
 from .server import BenchServer
@@ -24,19 +32,47 @@ APP_SOURCE = Path(__file__).resolve().parent.parent / "tests" / "preview_app" / 
 APP_PORT = 8080
 MB = 1_000_000
 CHUNK = 1024 * 1024
+PATHS = ("proxy", "jsp", "direct")
+# Written into the bench server's config dir: jupyter-server-proxy may reach the bench network.
+JSP_CONFIG = """
+import ipaddress
+
+_SUBNET = ipaddress.ip_network({subnet!r})
+
+
+def _bench_network(handler, host):
+    try:
+        return ipaddress.ip_address(host) in _SUBNET
+    except ValueError:
+        return False
+
+
+c.ServerApp.jpserver_extensions.update({{"jupyter_server_proxy": True}})
+c.ServerProxy.host_allowlist = _bench_network
+"""
+
+
+def jsp_config(client: docker.DockerClient) -> str:
+    network = client.networks.get(docker_env.NETWORK)
+    subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
+    return JSP_CONFIG.format(subnet=subnet)
 
 
 def start_app(client: docker.DockerClient, container_name: str) -> None:
-    """Copy the test app into the workspace and run it on 0.0.0.0:APP_PORT."""
+    """Copy the test app into the workspace volume and run it on 0.0.0.0:APP_PORT."""
     data = APP_SOURCE.read_bytes()
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         info = tarfile.TarInfo("preview-app.js")
         info.size = len(data)
+        info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
     container = client.containers.get(container_name)
-    container.put_archive("/tmp", archive.getvalue())
-    container.exec_run(["node", "/tmp/preview-app.js", str(APP_PORT)], detach=True)
+    # The root file system is read-only: the workspace volume is where `docker cp` reaches.
+    container.put_archive("/home/coder/workspace", archive.getvalue())
+    container.exec_run(
+        ["node", "/home/coder/workspace/preview-app.js", str(APP_PORT)], detach=True, user="coder"
+    )
 
 
 def _download(session: requests.Session, url: str, expected: int) -> float:
@@ -62,6 +98,26 @@ def _get(session: requests.Session, url: str) -> float:
     return elapsed
 
 
+def _echo_trips(url: str, headers: dict[str, str], trips: int) -> list[float]:
+    """Round trips of a 32-byte text message through the app's WebSocket echo."""
+    samples = []
+    with connect(url, additional_headers=headers, compression=None, open_timeout=30) as ws:
+        ws.recv(timeout=30)  # the app's hello
+        message = "x" * 32
+        for _ in range(trips):
+            started = time.perf_counter()
+            ws.send(message)
+            if ws.recv(timeout=30) != message:
+                raise RuntimeError(f"{url}: the echo differs")
+            samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _rotated(index: int) -> list[str]:
+    shift = index % len(PATHS)
+    return list(PATHS[shift:] + PATHS[:shift])
+
+
 def bench_preview(
     server: BenchServer,
     client: docker.DockerClient,
@@ -72,50 +128,109 @@ def bench_preview(
     rounds: int,
     requests_count: int,
     budget_s: float,
+    echo_trips: int = 200,
 ) -> dict[str, Any]:
     start_app(client, container)
     host = docker_env.container_ip(client, container)
     docker_env.wait_for_port(host, APP_PORT)
     listed = server.api("GET", f"api/code/workspaces/{workspace_id}/ports").json()
     preview_path = next(p["url"] for p in listed["ports"] if p["port"] == APP_PORT)
-    bases = {"proxy": server.url(preview_path), "direct": f"http://{host}:{APP_PORT}/"}
-    sessions = {name: requests.Session() for name in bases}
-    sessions["proxy"].headers.update(server.auth_headers)
+    bases = {
+        "proxy": server.url(preview_path),
+        "jsp": server.url(f"proxy/{host}:{APP_PORT}/"),
+        "direct": f"http://{host}:{APP_PORT}/",
+    }
+    sessions = {name: requests.Session() for name in PATHS}
+    for name in ("proxy", "jsp"):
+        sessions[name].headers.update(server.auth_headers)
+    api_session = requests.Session()
+    api_session.headers.update(server.auth_headers)
     size = download_mib * 1024 * 1024
-    downloads: dict[str, list[float]] = {name: [] for name in bases}
-    latencies: dict[str, list[float]] = {name: [] for name in bases}
+    downloads: dict[str, list[float]] = {name: [] for name in PATHS}
+    latencies: dict[str, list[float]] = {name: [] for name in (*PATHS, "api")}
     deadline = time.monotonic() + budget_s
-    for name in bases:  # warm-up: connections, the server's code paths, the app's JIT
+    for name in PATHS:  # warm-up: connections, the server's code paths, the app's JIT
         _download(sessions[name], bases[name] + "big?mb=8", 8 * 1024 * 1024)
         for _ in range(20):
             _get(sessions[name], bases[name] + "progress")
+    for _ in range(20):
+        _get(api_session, server.url("api"))
     for round_index in range(rounds):
-        # Alternate which path goes first, so drift on a shared machine hits both alike.
-        order = list(bases) if round_index % 2 == 0 else list(reversed(bases))
-        for name in order:
+        for name in _rotated(round_index):
             url = f"{bases[name]}big?mb={download_mib}"
             downloads[name].append(_download(sessions[name], url, size))
     for index in range(requests_count):
         if time.monotonic() > deadline:
             break
-        order = list(bases) if index % 2 == 0 else list(reversed(bases))
-        for name in order:
+        for name in _rotated(index):
             latencies[name].append(_get(sessions[name], bases[name] + "progress"))
-    server_rss_mib = server.rss_bytes() / 2**20
-    results: dict[str, Any] = {"download_mib": download_mib, "server_rss_mib": server_rss_mib}
-    for name in bases:
-        best = min(downloads[name])
+        latencies["api"].append(_get(api_session, server.url("api")))
+    echoes = _bench_echo(server, bases, echo_trips, deadline)
+    results: dict[str, Any] = {
+        "download_mib": download_mib,
+        "server_rss_mib": server.rss_bytes() / 2**20,
+        "api": {"latency": summarize(latencies["api"])},
+    }
+    for name in PATHS:
         median = sorted(downloads[name])[len(downloads[name]) // 2]
         results[name] = {
             "throughput_mb_s_median": size / MB / median,
-            "throughput_mb_s_best": size / MB / best,
+            "throughput_mb_s_best": size / MB / min(downloads[name]),
             "download_seconds": downloads[name],
             "latency": summarize(latencies[name]),
+            "echo": summarize(echoes[name]),
         }
-    proxy, direct = results["proxy"], results["direct"]
-    results["ratios"] = {
-        "throughput": ratio(proxy["throughput_mb_s_median"], direct["throughput_mb_s_median"]),
-        "latency_p50": ratio(proxy["latency"]["p50_ms"], direct["latency"]["p50_ms"]),
-        "latency_p90": ratio(proxy["latency"]["p90_ms"], direct["latency"]["p90_ms"]),
-    }
+    results["ratios"] = _ratios(results)
+    results["verdicts"] = _verdicts(results)
     return results
+
+
+def _bench_echo(
+    server: BenchServer, bases: dict[str, str], trips: int, deadline: float
+) -> dict[str, list[float]]:
+    """WebSocket echo round trips per path: a warm-up session, then rounds in rotated order."""
+    urls = {name: "ws" + base.removeprefix("http") + "ws" for name, base in bases.items()}
+    headers = {"proxy": server.auth_headers, "jsp": server.auth_headers, "direct": {}}
+    samples: dict[str, list[float]] = {name: [] for name in PATHS}
+    for name in PATHS:
+        _echo_trips(urls[name], headers[name], 20)
+    for round_index in range(5):
+        if time.monotonic() > deadline:
+            break
+        for name in _rotated(round_index):
+            samples[name] += _echo_trips(urls[name], headers[name], max(1, trips // 5))
+    return samples
+
+
+def _ratios(results: dict[str, Any]) -> dict[str, Any]:
+    proxy, jsp, direct = results["proxy"], results["jsp"], results["direct"]
+    out: dict[str, Any] = {}
+    for peer_name, peer in (("direct", direct), ("jsp", jsp)):
+        out[peer_name] = {
+            "throughput": ratio(proxy["throughput_mb_s_median"], peer["throughput_mb_s_median"]),
+            "latency_p50": ratio(proxy["latency"]["p50_ms"], peer["latency"]["p50_ms"]),
+            "latency_p90": ratio(proxy["latency"]["p90_ms"], peer["latency"]["p90_ms"]),
+            "echo_p50": ratio(proxy["echo"]["p50_ms"], peer["echo"]["p50_ms"]),
+            "echo_p90": ratio(proxy["echo"]["p90_ms"], peer["echo"]["p90_ms"]),
+        }
+    return out
+
+
+def _verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    """The targets of issue 18: near the floor, near the app's own speed, ahead of the peer."""
+    proxy, jsp, direct = results["proxy"], results["jsp"], results["direct"]
+    floor = results["api"]["latency"]["p50_ms"] + direct["latency"]["p50_ms"]
+
+    def ahead(key: str, stat: str) -> bool:
+        return bool(proxy[key][stat] < jsp[key][stat])
+
+    return {
+        "get_p50_within_0.5ms_of_api_plus_direct": proxy["latency"]["p50_ms"] <= floor + 0.5,
+        "download_at_least_0.8x_direct": proxy["throughput_mb_s_median"]
+        >= 0.8 * direct["throughput_mb_s_median"],
+        "ahead_of_jsp_get_p50": ahead("latency", "p50_ms"),
+        "ahead_of_jsp_get_p90": ahead("latency", "p90_ms"),
+        "ahead_of_jsp_download": proxy["throughput_mb_s_median"] > jsp["throughput_mb_s_median"],
+        "ahead_of_jsp_echo_p50": ahead("echo", "p50_ms"),
+        "ahead_of_jsp_echo_p90": ahead("echo", "p90_ms"),
+    }

@@ -260,36 +260,49 @@ def events_table(events: dict[str, Any]) -> str:
 
 
 def preview_table(preview: dict[str, Any]) -> str:
-    """Through the preview proxy vs straight to the app's port, with the proxy/direct ratios."""
-    ratios = preview["ratios"]
+    """Our preview proxy, jupyter-server-proxy and straight to the app, with ratios and targets."""
     rows = []
-    for name, label in (("proxy", "through the preview proxy"), ("direct", "straight to the app")):
+    labels = (
+        ("proxy", "our preview proxy"),
+        ("jsp", "jupyter-server-proxy"),
+        ("direct", "straight to the app"),
+    )
+    for name, label in labels:
         path = preview[name]
-        latency = path["latency"]
+        latency, echo = path["latency"], path["echo"]
         rows.append(
             [
                 label,
                 f"{path['throughput_mb_s_median']:.0f}",
                 _ms(latency["p50_ms"]),
                 _ms(latency["p90_ms"]),
-                str(latency["n"]),
+                _ms(echo["p50_ms"]),
+                _ms(echo["p90_ms"]),
             ]
         )
-    rows.append(
-        [
-            "ratio proxy / direct",
-            _ratio(ratios["throughput"]),
-            _ratio(ratios["latency_p50"]),
-            _ratio(ratios["latency_p90"]),
-            "",
-        ]
-    )
+    api = preview["api"]["latency"]
+    rows.append(["GET api (server floor)", "", _ms(api["p50_ms"]), _ms(api["p90_ms"]), "", ""])
+    for peer, label in (("jsp", "ours / jupyter-server-proxy"), ("direct", "ours / straight")):
+        r = preview["ratios"][peer]
+        rows.append(
+            [
+                label,
+                _ratio(r["throughput"]),
+                _ratio(r["latency_p50"]),
+                _ratio(r["latency_p90"]),
+                _ratio(r["echo_p50"]),
+                _ratio(r["echo_p90"]),
+            ]
+        )
     title = (
-        f"preview: {preview['download_mib']} MiB downloads (median MB/s), small GETs (ms); "
-        f"server RSS after: {preview['server_rss_mib']:.0f} MiB"
+        f"preview: {preview['download_mib']} MiB downloads (median MB/s), small GETs and "
+        f"WebSocket echo round trips (ms); server RSS after: {preview['server_rss_mib']:.0f} MiB"
     )
-    headers = ["path", "MB/s", "GET p50", "GET p90", "GETs"]
-    return title + "\n" + table(headers, rows)
+    headers = ["path", "MB/s", "GET p50", "GET p90", "echo p50", "echo p90"]
+    verdicts = "\n".join(
+        f"  {'met' if met else 'NOT met'}: {name}" for name, met in preview["verdicts"].items()
+    )
+    return title + "\n" + table(headers, rows) + "\ntargets:\n" + verdicts
 
 
 def ports_table(ports: dict[str, Any]) -> str:

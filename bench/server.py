@@ -56,6 +56,8 @@ class BenchServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {self.token}"
+        # Python config for the server (jupyter_server_config.py in its private config dir).
+        self.config_py = ""
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -64,6 +66,8 @@ class BenchServer:
     def start(self) -> None:
         for folder in ("root", "config", "runtime"):
             (self.workdir / folder).mkdir(exist_ok=True)
+        if self.config_py:
+            (self.workdir / "config" / "jupyter_server_config.py").write_text(self.config_py)
         env = {
             **os.environ,
             # A private config dir keeps the user's ~/.jupyter settings out of the measurement.

@@ -72,6 +72,7 @@ DOCUMENTED_CLASSES = {
     "TerminalRelay",
     "PreviewProxy",
     "HubSync",
+    "PersonalSecrets",
     "AuthJSIdentityProvider",
     "WorkspaceAuthorizer",
     "NetworkPolicyApp",

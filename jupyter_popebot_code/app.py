@@ -21,6 +21,8 @@ from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
+from .core.secret_delivery import open_personal_secrets
+from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
@@ -34,6 +36,7 @@ from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
 from .terminal.handler import relay_handlers
 from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
+from .web.secrets import secret_handlers
 
 if TYPE_CHECKING:
     from .web.context import WorkspacesApp
@@ -68,6 +71,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_stopper: IdleStopper
     hub_sync: HubSync
     running_cap: RunningCap
+    personal_secrets: PersonalSecrets
 
     enabled = Bool(
         True,
@@ -278,6 +282,7 @@ class CodeWorkspacesApp(ExtensionApp):
         TerminalRelay,
         PreviewProxy,
         HubSync,
+        PersonalSecrets,
     ]
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -339,6 +344,7 @@ class CodeWorkspacesApp(ExtensionApp):
             network_policy=self.network_policy,
             running_cap=self.running_cap,
         )
+        self.personal_secrets = open_personal_secrets(self, self.db_path, self.service, self.log)
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
@@ -348,7 +354,7 @@ class CodeWorkspacesApp(ExtensionApp):
             self.service,
             idle_timeout=self.idle_timeout,
             interval=self.idle_check_interval,
-            close_terminals=self.terminal_relay.close_workspace,
+            close_terminals=self._close_workspace_connections,
             log=self.log,
         )
         self._log_idle_stop()
@@ -423,10 +429,16 @@ class CodeWorkspacesApp(ExtensionApp):
                 if new not in relay_config:
                     relay_config[new] = given[old]
 
+    def _close_workspace_connections(self, workspace_id: str, reason: str) -> None:
+        """Before an idle stop: its terminals get the reason; its kept app connections close."""
+        self.terminal_relay.close_workspace(workspace_id, reason)
+        self.preview_proxy.close_workspace(workspace_id)
+
     def initialize_handlers(self) -> None:
         if not self.enabled or self.service_url:
             return
         self.handlers.extend(workspace_handlers())
+        self.handlers.extend(secret_handlers())
         self.handlers.extend(relay_handlers())
         self.handlers.extend(preview_handlers())
         pattern = self.preview_proxy.host_pattern_parsed
@@ -449,6 +461,7 @@ class CodeWorkspacesApp(ExtensionApp):
             # Terminals get a clean close; their containers and tmux sessions keep running.
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
+            self.personal_secrets.close()
             await self.service.close()
 
 

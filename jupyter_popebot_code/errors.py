@@ -2,7 +2,7 @@
 
 Every exception a user can meet is defined here, so the table below can name them all without
 importing a layer above it: the REST API (`web.handlers.translate_errors`), the terminal relay
-(`terminal.handler`) and previews (`preview.proxy`) answer from `ANSWERS`, and the docs print it
+(`terminal.handler`) and previews (`preview.base`) answer from `ANSWERS`, and the docs print it
 (docs/conf.py), so the three answers and their description cannot drift apart. This module
 imports nothing from the package: every layer may use it. The Auth.js token errors stay in
 `auth.authjs_session`, which stands alone (usable outside Jupyter); no user sees them as such.
@@ -83,6 +83,26 @@ class ServerAtCapacity(QuotaExceeded):
     """The server runs as many workspaces as it allows, all owners together (answered 429)."""
 
     reason = "server_capacity"
+
+
+class SecretKeyError(ValueError):
+    """A key of personal secrets (option or file) that cannot be used: the server does not start."""
+
+
+class UnreadableSecret(LookupError):
+    """A stored value that none of the keys decrypts (a key was dropped, or the row altered)."""
+
+
+class SecretNotFound(LookupError):
+    """No personal secret of that name, or not the caller's: the two are indistinguishable."""
+
+    field = "name"
+
+
+class TooManySecrets(QuotaExceeded):
+    """The owner already has as many personal secrets as the server allows."""
+
+    field = "name"
 
 
 class InvalidInput(ValueError):
@@ -219,6 +239,8 @@ ANSWERS: tuple[ErrorAnswer, ...] = (
         preview_status=403,
         preview_message=PREVIEW_NOT_FOUND_MESSAGE,
     ),
+    ErrorAnswer(SecretNotFound, 404, "You have no secret named {args[0]!r}.", fields=("field",)),
+    ErrorAnswer(TooManySecrets, 403, fields=("field",)),
     ErrorAnswer(
         DockerUnavailable, 503, close_code=CLOSE_INTERNAL_ERROR, close_reason=ENGINE_DOWN_REASON
     ),

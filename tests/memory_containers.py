@@ -40,6 +40,13 @@ from jupyter_popebot_code.core.capacity import GIB, HostResources
 from jupyter_popebot_code.core.store import Workspace
 
 
+def parse_secret_payload(payload: bytes) -> dict[str, str]:
+    """File name -> content, as the image's workspace-secrets-install reads its stdin."""
+    fields = payload.decode("utf-8").split("\0")
+    assert fields[-1] == "", "the payload ends with a NUL"
+    return dict(zip(fields[:-1:2], fields[1:-1:2], strict=True))
+
+
 @dataclass
 class MemoryContainer:
     name: str
@@ -56,6 +63,8 @@ class MemoryContainer:
     tmux_output_at: float | None = None
     # What listening_ports answers while it runs (tests set it).
     listening: list[ListeningPort] = field(default_factory=list)
+    # Counts its starts: reported as its start time, as Docker's StartedAt changes per start.
+    starts: int = 1
 
 
 class InMemoryContainerManager(WorkspaceBackend):
@@ -83,6 +92,9 @@ class InMemoryContainerManager(WorkspaceBackend):
         self.entered: dict[str, asyncio.Event] = {}
         self.busy: set[str] = set()
         self.overlaps: list[str] = []
+        # Container name -> the files of personal secrets last written into it.
+        self.secret_files: dict[str, dict[str, str]] = {}
+        self.secrets_enabled = False
         # What host_resources answers: large enough that a derived cap never gets in the way.
         self.host = HostResources(64.0, 256 * GIB, "the in-memory host")
 
@@ -135,6 +147,23 @@ class InMemoryContainerManager(WorkspaceBackend):
             if name is not None:
                 self.busy.discard(name)
 
+    # -- personal secrets ----------------------------------------------------------------------
+
+    def enable_secret_files(self) -> bool:
+        self.secrets_enabled = True
+        return True
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        """Personal secrets written into a container are recorded."""
+        await self._enter("install_secrets", container_name)
+        try:
+            container = self.containers.get(container_name)
+            if container is None or container.status != "running":
+                raise ContainerError(f"Container {container_name} is not running.")
+            self.secret_files[container_name] = parse_secret_payload(payload)
+        finally:
+            await self._leave("install_secrets", container_name)
+
     def watch(self, store_id: str) -> None:
         """Nothing to follow: the dicts are always current, like a live event stream."""
 
@@ -146,7 +175,7 @@ class InMemoryContainerManager(WorkspaceBackend):
         if container is None:
             return None
         status = container.upcoming.pop(0) if container.upcoming else container.status
-        return ContainerState(status=status, ip_address=container.ip_address)
+        return ContainerState(status, container.ip_address, float(container.starts))
 
     async def statuses(self, store_id: str, names: Any) -> dict[str, str]:
         await self._enter("statuses")
@@ -189,7 +218,7 @@ class InMemoryContainerManager(WorkspaceBackend):
             return None
         if container.status != "running":
             return None
-        return ContainerState(status="running", ip_address=container.ip_address)
+        return ContainerState("running", container.ip_address, float(container.starts))
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         await self._enter("workspace_ids")
@@ -241,6 +270,8 @@ class InMemoryContainerManager(WorkspaceBackend):
             container = self.containers.get(container_name)
             if container is None:
                 raise ContainerMissing(f"No such container: {container_name}")
+            if container.status != "running":
+                container.starts += 1
             container.status = "running"
         finally:
             await self._leave("start", container_name)

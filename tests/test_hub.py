@@ -250,6 +250,35 @@ def test_each_user_sees_only_their_own_workspaces(hub: Hub) -> None:
     assert hub.service(no_access, "GET").status_code == 403
 
 
+def test_secrets_live_in_the_service_under_the_hub_user(
+    hub: Hub, docker_client: docker.DockerClient
+) -> None:
+    def secrets(user: str, method: str, name: str = "", **kwargs: Any) -> requests.Response:
+        return requests.request(
+            method,
+            f"{hub.service_url}api/code/secrets/{name}",
+            headers={"Authorization": f"token {hub.tokens[user]}"},
+            timeout=60,
+            **kwargs,
+        )
+
+    workspace = workspace_of(hub, ALICE)
+    value = "hub-secret-" + os.urandom(8).hex()
+    put = secrets(ALICE, "PUT", "HUB_TOKEN", json={"value": value})
+    assert put.status_code in (200, 201), put.text
+    assert value not in put.text
+    assert [s["name"] for s in secrets(ALICE, "GET").json()["secrets"]] == ["HUB_TOKEN"]
+    assert secrets(BOB, "GET").json() == {"secrets": []}
+    assert secrets(BOB, "DELETE", "HUB_TOKEN").status_code == 404
+    assert hub.service(hub.tokens[ALICE], "POST", f"/{workspace['id']}/ensure").status_code == 200
+    container = docker_client.containers.get(workspace["container_name"])
+    shell = container.exec_run(
+        ["bash", "-lc", 'printf %s "$HUB_TOKEN"'], user="coder", environment={"TTYD_CREDENTIAL": ""}
+    )
+    assert shell.output.decode() == value
+    assert secrets(ALICE, "DELETE", "HUB_TOKEN").status_code == 204
+
+
 def test_the_service_answers_nothing_but_workspaces(hub: Hub) -> None:
     headers = {"Authorization": f"token {hub.tokens[ALICE]}"}
     for method, path in (

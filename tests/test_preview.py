@@ -272,6 +272,21 @@ async def test_bodies_stream_both_ways_with_every_method(new_preview: NewPreview
     assert (await preview.fetch("headers")).code == 200
 
 
+async def test_a_large_body_arrives_whole_or_visibly_cut(
+    new_preview: NewPreview, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bodies from 1 MiB on are spliced in the kernel: cut short by the app, the browser sees it."""
+    preview = await new_preview()
+    whole = await preview.fetch("big?mb=3")
+    assert whole.code == 200
+    assert len(whole.body) == 3 * 1024 * 1024
+    with pytest.raises(HTTPClientError) as broken:
+        await preview.fetch("big?mb=4&cut=1")
+    assert broken.value.code == 599  # the connection broke off, never a whole-looking body
+    assert "body broke off" in caplog.text  # in the kernel copy, past what tornado had read
+    assert (await preview.fetch("headers")).code == 200
+
+
 # -- what the app may send ------------------------------------------------------------------------
 
 
@@ -397,6 +412,91 @@ async def test_a_malformed_answer_is_a_502_at_once(
         assert broken.value.code == 599, path
     assert (await preview.fetch("headers")).code == 200
     no_traceback(caplog)
+
+
+@pytest.mark.parametrize("server_settings", [{**SETTINGS, "PreviewProxy": {"header_timeout": 1.0}}])
+async def test_an_answer_that_never_ends_its_head_is_a_502(
+    new_preview: NewPreview, docker_client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something that is not HTTP (an SSH banner) or a head that trickles on: bounded in time."""
+    preview = await raw_preview(new_preview, docker_client)
+    for path in ("ssh-banner", "slow-head"):
+        answer = await preview.fetch(path)
+        assert answer.code == 502, path
+        message = json_of(answer)["message"]
+        assert message.startswith(f"The app on port {RAW_PORT} did not finish its response head"), (
+            message
+        )
+        assert "within 1 s" in message
+    assert (await preview.fetch("headers")).code == 200
+    no_traceback(caplog)
+
+
+async def test_an_apps_cookies_never_reach_the_jupyter_origin(new_preview: NewPreview) -> None:
+    """Path mode: whatever their Domain or Path, the app's cookies are the Jupyter origin's."""
+    preview = await new_preview()
+    answer = await preview.fetch("cookies")
+    assert answer.code == 200
+    assert answer.body == b"cookies"
+    assert answer.headers.get_list("Set-Cookie") == []
+
+
+# -- connections to the app -----------------------------------------------------------------------
+
+
+async def peer_of(preview: Preview, query: str = "") -> dict[str, int]:
+    """The app's view of the connection that carried a request: its port, its request count."""
+    answer = await preview.fetch("peer" + query, mode="cors", headers={"Origin": "null"})
+    assert answer.code == 200, answer.body
+    return json_of(answer)  # type: ignore[no-any-return]
+
+
+KEEP = {**SETTINGS, "PreviewProxy": {"ready_timeout": 1.0, "pool_idle_timeout": 60.0}}
+
+
+@pytest.mark.parametrize("server_settings", [KEEP])
+async def test_a_connection_to_the_app_carries_the_next_requests(
+    new_preview: NewPreview, jp_serverapp: Any
+) -> None:
+    preview = await new_preview()
+    first = await peer_of(preview)
+    second = await peer_of(preview)
+    third = await peer_of(preview)
+    assert second["port"] == first["port"] == third["port"]
+    assert (first["requests"], second["requests"], third["requests"]) == (1, 2, 3)
+    assert relay_of(jp_serverapp).pool.idle(preview.id) == 1
+    # A body goes on a new connection (it could not be sent again), which is kept after.
+    posted = await preview.fetch("echo", method="POST", body=b"x" * 10, mode="cors")
+    assert posted.code == 200
+    assert relay_of(jp_serverapp).pool.idle(preview.id) == 2
+    # The app closes a kept connection while it is idle: the next request takes a new one.
+    closing = await peer_of(preview, "?close=1")
+    await asyncio.sleep(0.5)
+    after = await peer_of(preview)
+    assert after["port"] != closing["port"]
+
+
+@pytest.mark.parametrize("server_settings", [KEEP])
+async def test_kept_connections_belong_to_one_workspace_and_close_when_it_stops(
+    new_preview: NewPreview, jp_serverapp: Any
+) -> None:
+    first = await new_preview()
+    second = await new_preview()
+    seen = await peer_of(first)
+    assert (await peer_of(first))["requests"] == seen["requests"] + 1
+    # Another workspace of the same owner, same port: its own connection, never the first's.
+    assert (await peer_of(second))["requests"] == 1
+    assert (await peer_of(second))["requests"] == 2
+    pool = relay_of(jp_serverapp).pool
+    assert pool.idle(first.id) == 1
+    assert pool.idle(second.id) == 1
+    code, _ = await first.api.call("POST", f"{first.id}/stop")
+    assert code == 200
+    assert pool.idle(first.id) == 0
+    assert pool.idle(second.id) == 1
+    code, _ = await second.api.call("DELETE", second.id)
+    assert code == 204
+    assert pool.idle(second.id) == 0
 
 
 # -- who may use it -------------------------------------------------------------------------------

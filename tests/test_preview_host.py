@@ -141,3 +141,31 @@ async def test_a_preview_host_hands_its_cookie_over_from_the_jupyter_login(
                 HTTPRequest(f"ws://127.0.0.1:{jp_http_port}/ws", headers={"Host": host, **headers})
             )
         assert refused.value.code in (401, 403)
+
+
+async def handed_over(
+    api: Api, port: int, docker_client: docker.DockerClient
+) -> tuple[str, dict[str, str]]:
+    """Alice's preview host of APP_PORT, and the Cookie header its hand-off left her with."""
+    alice = api.as_user("alice")
+    workspace = await alice.create("host mode")
+    await asyncio.to_thread(start_app, docker_client, workspace["container_name"], APP_PORT)
+    host = f"{APP_PORT}-{workspace['id']}.preview.localhost:{port}"
+    login = (await fetch(port, f"http://{host}/")).headers["Location"]
+    auth = (await fetch(port, login, user="alice")).headers["Location"]
+    landed = await fetch(port, auth)
+    return host, {"Cookie": cookie_of(landed)}
+
+
+async def test_an_apps_cookies_stay_on_its_own_preview_host(
+    api: Api, jp_http_port: int, docker_client: docker.DockerClient
+) -> None:
+    """A Domain attribute would hand the cookie to every sibling preview host (other users')."""
+    host, cookie = await handed_over(api, jp_http_port, docker_client)
+    answer = await fetch(jp_http_port, f"http://{host}/cookies", headers=cookie)
+    assert answer.code == 200
+    assert answer.headers.get_list("Set-Cookie") == [
+        "shared=1; Path=/",
+        "parent=1; Path=/; HttpOnly",
+        "own=1; Path=/app; SameSite=Lax",
+    ]

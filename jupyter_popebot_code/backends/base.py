@@ -265,6 +265,18 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
     async def release_volume(self, volume_name: str) -> None:
         """The workspace was deleted: remove its volume, or keep it if the backend keeps them."""
 
+    # -- personal secrets ------------------------------------------------------------------------
+
+    def enable_secret_files(self) -> bool:
+        """Prepare new containers to receive the owners' personal secrets; False when this
+        backend cannot deliver them (they are then kept, not written into workspaces)."""
+        return False
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        """Write the owner's personal secrets (NUL-separated name, content pairs) into the
+        running container, replacing those it holds."""
+        raise ContainerError(f"{type(self).__name__} cannot deliver personal secrets.")
+
     # -- the terminal, ports and activity --------------------------------------------------------
 
     @abc.abstractmethod

@@ -62,6 +62,9 @@ class WorkspaceService(WorkspaceReader):
         self.validator = validator
         self.log = log
         self._locks = KeyedLocks()
+        # Awaited with a workspace whose container runs after a create or an ensure, under its
+        # lock (personal secrets are written in then); they handle their own failures.
+        self.container_up_hooks: list[Callable[[Workspace], Awaitable[None]]] = []
         # One thread: the store serialises its calls anyway, and order is kept.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popebot-store")
         self.limits = WorkspaceLimits(
@@ -117,6 +120,7 @@ class WorkspaceService(WorkspaceReader):
                 except BaseException:
                     await self.steps.discard(workspace)
                     raise
+            await self._container_up(workspace)
         self.log.info("Created code workspace %s for %s", workspace.id, owner)
         return workspace
 
@@ -174,7 +178,13 @@ class WorkspaceService(WorkspaceReader):
                 return EnsureResult("no_container", "This workspace has no container.")
             # Asking for a workspace is using it: the idle stopper must not stop it right away.
             self.mark_active(workspace_id)
-            return await self._ensure_locked(workspace)
+            result = await self._ensure_locked(workspace)
+            await self._container_up(workspace)
+            return result
+
+    async def _container_up(self, workspace: Workspace) -> None:
+        for hook in self.container_up_hooks:
+            await hook(workspace)
 
     async def _ensure_locked(self, workspace: Workspace) -> EnsureResult:
         name = workspace.container_name

@@ -279,8 +279,8 @@ def browser_response_headers(
 
     Sandbox mode (`own_cookie` None): only the allowed ones (`response_header_allowed`). Host
     mode (the app's own origin): all but hop-by-hop ones and a Set-Cookie of the proxy's own
-    cookie. One Content-Length either way (`response_framing` checked they agree). Location is
-    rewritten by the caller.
+    cookie, and cookies stay on the preview host (`host_only_cookie`). One Content-Length
+    either way (`response_framing` checked they agree). Location is rewritten by the caller.
     """
     pairs = list(headers)
     drop = HOP_BY_HOP | _connection_tokens(pairs)
@@ -293,8 +293,10 @@ def browser_response_headers(
         if own_cookie is None:
             if not response_header_allowed(name, extra):
                 continue
-        elif lower == "set-cookie" and value.split("=", 1)[0].strip() == own_cookie:
-            continue
+        elif lower == "set-cookie":
+            if value.split("=", 1)[0].strip() == own_cookie:
+                continue
+            value = host_only_cookie(value)
         if lower == "content-length":
             if length_sent:
                 continue
@@ -302,6 +304,18 @@ def browser_response_headers(
             value = value.split(",", 1)[0].strip()
         kept.append((name, value))
     return kept
+
+
+def host_only_cookie(set_cookie: str) -> str:
+    """A Set-Cookie value without Domain attributes, so the cookie stays on the host that set it.
+
+    Host mode: `Domain=preview.example.com` would reach every other preview host (other users'
+    workspaces, which would receive it in their Cookie header), `Domain=example.com` the Jupyter
+    server too. Without Domain, a browser keeps a cookie for the exact host only.
+    """
+    pair, *attributes = set_cookie.split(";")
+    kept = [a for a in attributes if a.split("=", 1)[0].strip().lower() != "domain"]
+    return ";".join([pair, *kept])
 
 
 def response_framing(code: int, headers: Iterable[tuple[str, str]]) -> str | None:

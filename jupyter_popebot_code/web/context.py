@@ -10,6 +10,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..core.secrets import PersonalSecrets
     from ..core.service import WorkspaceService
     from ..core.validation import WorkspaceValidator
     from ..terminal.relay import TerminalRelay
@@ -19,6 +20,9 @@ class PreviewURLs(Protocol):
     """What the REST API needs of the preview proxy (the proxy's own handlers use the rest)."""
 
     def url_template(self, base_url: str, key: str, workspace_id: str, scheme: str) -> str: ...
+
+    def close_workspace(self, workspace_id: str) -> None:
+        """The workspace stops or is deleted: its kept connections to apps close."""
 
 
 class WorkspacesApp(Protocol):
@@ -35,6 +39,9 @@ class WorkspacesApp(Protocol):
 
     @property
     def preview_proxy(self) -> PreviewURLs: ...
+
+    @property
+    def personal_secrets(self) -> PersonalSecrets: ...
 
     @property
     def owner_source(self) -> str: ...

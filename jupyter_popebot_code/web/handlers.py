@@ -65,6 +65,8 @@ def translate_errors(
 class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
     """JSON in and out; errors carry a `message` (and the `field` at fault)."""
 
+    max_body_bytes = MAX_BODY_BYTES
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
@@ -79,8 +81,9 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
     def read_json_object(self, allowed: set[str]) -> dict[str, Any]:
         """The body as a JSON object with only `allowed` keys, or a 400 that says what is wrong."""
         body = self.request.body or b""
-        if len(body) > MAX_BODY_BYTES:
-            raise WorkspaceAPIError(400, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        limit = self.max_body_bytes
+        if len(body) > limit:
+            raise WorkspaceAPIError(400, f"The request body is larger than {limit} bytes.")
         try:
             data = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -173,6 +176,7 @@ class WorkspaceHandler(WorkspaceAPIHandler):
     @translate_errors()
     async def delete(self, workspace_id: str) -> None:
         await self.service.delete(self.owner_or_admin(), workspace_id)
+        self.code_app.preview_proxy.close_workspace(workspace_id)
         self.set_status(204)
         self.finish()
 
@@ -204,11 +208,13 @@ class WorkspaceStopHandler(WorkspaceAPIHandler):
     async def post(self, workspace_id: str) -> None:
         self.read_json_object(set())
         relay = self.code_app.terminal_relay
-        result = await self.service.stop(
-            self.owner_or_admin(),
-            workspace_id,
-            lambda: relay.close_workspace(workspace_id, STOPPED_REASON, CLOSE_WORKSPACE_STOPPED),
-        )
+        previews = self.code_app.preview_proxy
+
+        def before_stop() -> None:
+            relay.close_workspace(workspace_id, STOPPED_REASON, CLOSE_WORKSPACE_STOPPED)
+            previews.close_workspace(workspace_id)
+
+        result = await self.service.stop(self.owner_or_admin(), workspace_id, before_stop)
         self.write_json(result.to_json())
 
 

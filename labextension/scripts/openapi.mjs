@@ -52,7 +52,15 @@ function runtimeValues(spec) {
       schemas.Port.properties.port.minimum,
       'Port.port.minimum'
     ),
-    portMaximum: need(schemas.Port.properties.port.maximum, 'Port.port.maximum')
+    portMaximum: need(
+      schemas.Port.properties.port.maximum,
+      'Port.port.maximum'
+    ),
+    secretFields: ['name', ...Object.keys(schemas.SecretPut.properties)],
+    secretValueMaxLength: need(
+      schemas.SecretPut.properties.value.maxLength,
+      'SecretPut.value.maxLength'
+    )
   };
   return `
 /**

@@ -28,6 +28,8 @@ import { addPreviewCommands } from './preview/commands';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- the sidebar lists ports at start
 import { PortsModel } from './preview/ports';
 import type { WorkspacePreview } from './preview/widget';
+// eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
+import { addSecretsCommand } from './secrets/commands';
 import { addTerminalCommands } from './terminal/commands';
 // eslint-disable-next-line jupyter/prefer-lazy-imports -- commands register at start
 import { terminalOpener } from './terminal/panel';
@@ -119,6 +121,7 @@ function activate(
   });
   addTerminalCommands(app, tracker, words);
   addPreviewCommands(app, { model, ports, previews, texts: words });
+  addSecretsCommand(app, client, words);
 
   // Open panels come back after a reload, reconnecting to the same tmux session.
   void restorer?.restore(tracker, {
@@ -164,6 +167,7 @@ function activate(
       open: ({ id, name }) =>
         void commands.execute(CommandIDs.open, { id, name }),
       create: () => void commands.execute(CommandIDs.create),
+      openSecrets: () => void commands.execute(CommandIDs.secrets),
       stop: ({ id, name }) =>
         commands.execute(CommandIDs.stop, { id, name }) as Promise<void>
     }
@@ -211,7 +215,8 @@ namespace Private {
       CommandIDs.refresh,
       CommandIDs.openPreview,
       CommandIDs.openPreviewTab,
-      CommandIDs.reloadPreview
+      CommandIDs.reloadPreview,
+      CommandIDs.secrets
     ].forEach(command =>
       palette?.addItem({
         command,

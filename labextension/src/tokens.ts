@@ -40,4 +40,5 @@ export namespace CommandIDs {
   export const openPreviewTab = 'popebot-code:open-preview-tab';
   export const copyPreviewLink = 'popebot-code:copy-preview-link';
   export const reloadPreview = 'popebot-code:reload-preview';
+  export const secrets = 'popebot-code:secrets';
 }

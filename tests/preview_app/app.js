@@ -32,8 +32,10 @@ function big(req, res, url) {
   const chunk = Buffer.alloc(64 * 1024, 120);
   res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": total });
   sent = 0;
+  const cut = url.searchParams.get("cut") ? total / 2 : Infinity; // die halfway if asked
   const pump = () => {
     while (sent < total) {
+      if (sent >= cut) return req.socket.destroy();
       const piece = chunk.subarray(0, Math.min(chunk.length, total - sent));
       sent += piece.length;
       if (!res.write(piece)) return res.once("drain", pump);
@@ -88,6 +90,22 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, headers);
     res.write("x".repeat(10));
     setTimeout(() => req.socket.destroy(), 100);
+  } else if (route === "/peer") {
+    // Which connection of the proxy carried this request, and how many it carried so far.
+    req.socket.requests = (req.socket.requests || 0) + 1;
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ port: req.socket.remotePort, requests: req.socket.requests }));
+    if (url.searchParams.get("close")) setTimeout(() => req.socket.destroy(), 50);
+  } else if (route === "/cookies") {
+    res.writeHead(200, {
+      "Content-Type": "text/plain",
+      "Set-Cookie": [
+        "shared=1; Domain=preview.localhost; Path=/",
+        "parent=1; Path=/; domain=.localhost; HttpOnly",
+        "own=1; Path=/app; SameSite=Lax",
+      ],
+    });
+    res.end("cookies");
   } else if (route === "/empty") {
     res.writeHead(204);
     res.end();

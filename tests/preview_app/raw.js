@@ -61,13 +61,15 @@ const ANSWERS = {
   "/http2": "HTTP/2 200\r\ncontent-length: 0\r\n\r\n",
   "/bad-header-line": "HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n",
   "/mid-headers": "HTTP/1.1 200 OK\r\nContent-Type: te",
+  // Not HTTP, and never a blank line: an SSH server's banner (the proxy bounds the wait).
+  "/ssh-banner": "SSH-2.0-OpenSSH_9.6\r\n",
   // Agreeing duplicates are one length.
   "/equal-lengths": head("Content-Length: 5", "Content-Length: 5") + "hello",
   // The head went out already: the browser's connection is cut, never a whole-looking body.
   "/bad-chunk": head("Transfer-Encoding: chunked") + "5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n",
   "/bad-chunk-end": head("Transfer-Encoding: chunked") + "5\r\nhelloXX0\r\n\r\n",
 };
-const KEEP_OPEN = new Set(["/not-http", "/bad-status", "/bad-header-line", "/two-lengths", "/bad-chunk"]);
+const KEEP_OPEN = new Set(["/ssh-banner", "/not-http", "/bad-status", "/bad-header-line", "/two-lengths", "/bad-chunk"]);
 
 const server = net.createServer((socket) => {
   let buf = "";
@@ -80,7 +82,14 @@ const server = net.createServer((socket) => {
     const path = buf.split(" ")[1] || "/";
     buf = null;
     const answer = ANSWERS[path];
-    if (answer === undefined) {
+    if (path === "/slow-head") {
+      // A head that never ends: a header line every 100 ms (well under any size limit).
+      socket.write("HTTP/1.1 200 OK\r\n");
+      let n = 0;
+      const timer = setInterval(() => socket.write(`X-Line-${n++}: more\r\n`), 100);
+      socket.on("close", () => clearInterval(timer));
+      setTimeout(() => socket.destroy(), 120000);
+    } else if (answer === undefined) {
       socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
     } else if (KEEP_OPEN.has(path)) {
       socket.write(answer, "latin1");

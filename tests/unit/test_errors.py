@@ -41,6 +41,10 @@ from jupyter_popebot_code.errors import (
 # Exceptions that never leave the module that raises them (signals between two functions).
 INTERNAL = {
     "jupyter_popebot_code.terminal.ttyd_protocol.NotReady",
+    # The preview's HTTP leg catches them where they are raised and answers 502 or cuts the
+    # browser's connection: signals between its own parts, never an answer of their own.
+    "jupyter_popebot_code.preview.upstream.HeadTimeout",
+    "jupyter_popebot_code.preview.splice.BodyCutShort",
     # The stand-alone Auth.js decoder (usable outside Jupyter) keeps its own; the identity
     # provider turns them into "not signed in", never into an answer of their own.
     "jupyter_popebot_code.auth.authjs_session.SessionTokenError",

@@ -7,17 +7,23 @@ the nearest documented attribute; each test names what broke and which feature i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from tornado import web
+from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, RequestStartLine
 from tornado.netutil import bind_sockets
 from tornado.routing import RuleRouter
 
 from jupyter_popebot_code.preview.host import HostPattern, install_host_routes
+from jupyter_popebot_code.preview.upstream import HeadTimeout, open_app_stream
 from jupyter_popebot_code.terminal.frames import mask_payload
 
 
@@ -120,3 +126,67 @@ async def test_preview_host_routes_come_before_the_applications_own() -> None:
         server.stop()
     assert on_preview.body == b"preview"
     assert elsewhere.body == b"jupyter"
+
+
+@contextlib.asynccontextmanager
+async def answering(script: bytes) -> AsyncIterator[int]:
+    """A loopback server (its port) writing `script` on each connection once a request came."""
+    done = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(script)
+        await writer.drain()
+        await done.wait()  # keeps the connection open: the reader must not wait for its end
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        done.set()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+
+async def read_answer(port: int, header_timeout: float) -> tuple[bool, list[bytes]]:
+    stream = await open_app_stream(
+        "127.0.0.1", port, connect_timeout=5, header_timeout=header_timeout
+    )
+    body: list[bytes] = []
+
+    class Delegate(HTTPMessageDelegate):
+        def data_received(self, chunk: bytes) -> None:
+            body.append(chunk)
+
+    connection = HTTP1Connection(stream, True, HTTP1ConnectionParameters(max_header_size=1024))
+    try:
+        await connection.write_headers(
+            RequestStartLine("GET", "/", "HTTP/1.1"), HTTPHeaders({"Host": "x"})
+        )
+        connection.finish()
+        whole = await asyncio.wait_for(connection.read_response(Delegate()), 10)
+    finally:
+        connection.close()
+    return whole, body
+
+
+async def test_tornado_reads_a_response_head_through_read_until_regex() -> None:
+    """preview.upstream.AppStream bounds the head read by overriding `read_until_regex`."""
+    broken = (
+        "tornado's HTTP1Connection no longer reads a response head with "
+        "IOStream.read_until_regex: PreviewProxy.header_timeout has no effect any more "
+        "(preview/upstream.py)"
+    )
+    async with answering(b"HTTP/1.1 200 OK\r\nX-Trickle: never ends") as port:
+        try:
+            with pytest.raises(HeadTimeout):
+                await read_answer(port, header_timeout=0.2)
+        except asyncio.TimeoutError:
+            raise AssertionError(broken) from None
+    async with answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as port:
+        assert await read_answer(port, header_timeout=0.2) == (True, [b"ok"]), broken

@@ -22,6 +22,7 @@ from jupyter_popebot_code.preview.rules import (
     SANDBOX_RESPONSE_HEADERS,
     browser_response_headers,
     cors_for_sandbox,
+    host_only_cookie,
     key_matches,
     origin_kind,
     page_load,
@@ -461,4 +462,22 @@ def test_host_mode_keeps_the_apps_cookies_but_not_the_proxys() -> None:
     ]
     assert browser_response_headers(answer, own_cookie="popebot-preview") == [
         ("Set-Cookie", "app=1")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("a=1; Domain=preview.example.com; Path=/", "a=1; Path=/"),
+        ("a=1; path=/x; domain=.example.com; HttpOnly", "a=1; path=/x; HttpOnly"),
+        ("a=1;DOMAIN=example.com", "a=1"),
+        ("a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Secure", None),
+        ("domain=x; Path=/", None),  # a cookie named domain keeps its value
+    ],
+)
+def test_host_mode_cookies_stay_on_their_host(sent: str, kept: str | None) -> None:
+    assert host_only_cookie(sent) == (sent if kept is None else kept)
+    answer = [("Set-Cookie", sent)]
+    assert browser_response_headers(answer, own_cookie="popebot-preview") == [
+        ("Set-Cookie", sent if kept is None else kept)
     ]

@@ -45,7 +45,14 @@ from .labels import (
     WORKSPACE_LABEL,
     workspace_labels,
 )
-from .options import WORKSPACE_CAPABILITIES, WORKSPACE_HOME, ContainerOptions
+from .options import (
+    SECRETS_MOUNT,
+    SECRETS_TMPFS,
+    WORKSPACE_CAPABILITIES,
+    WORKSPACE_HOME,
+    ContainerOptions,
+)
+from .secret_files import install_secret_files
 from .states import ContainerStates, state_from_inspect
 from .volumes import WorkspaceVolumes
 
@@ -58,6 +65,8 @@ __all__ = [
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "OWNER_LABEL",
+    "SECRETS_MOUNT",
+    "SECRETS_TMPFS",
     "STORE_LABEL",
     "TTYD_PORT",
     "WORKSPACE_CAPABILITIES",
@@ -116,8 +125,18 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         # existing network and installs the firewall rules for a new one.
         self.network_options: dict[str, str] = {}
         self.network_hook: NetworkHook | None = None
+        # Set when personal secrets are written into containers: they get a tmpfs for them
+        # (and their first-start clone waits for them).
+        self.secrets_tmpfs = False
         # Docker accepts two networks of one name: never create it from two threads at once.
         self._network_lock = threading.Lock()
+
+    def enable_secret_files(self) -> bool:
+        self.secrets_tmpfs = True
+        return True
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        await self._call(install_secret_files, container_name, payload)
 
     def watch(self, store_id: str) -> None:
         """Keep the states of this store's containers from Docker's event stream (see state)."""

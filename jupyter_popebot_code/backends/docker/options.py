@@ -27,6 +27,9 @@ from .storage import StorageOptions
 WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
 # Home folder of the image's user; the workspace volume is mounted inside it.
 WORKSPACE_HOME = "/home/coder"
+# A tmpfs for the owner's personal secrets (core/secret_delivery.py), root's and group coder's.
+SECRETS_MOUNT = "/run/workspace-secrets"
+SECRETS_TMPFS = "rw,noexec,nosuid,nodev,size=16m,mode=0700"
 # disk_limit's default on a multi-user server with one engine, so no user can fill the host.
 MULTI_USER_DISK_LIMIT = "10g"
 # POSIX portable environment variable names.
@@ -36,6 +39,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class ContainerOptions(StorageOptions):
     """What a workspace container is made of: image, network, limits, environment, disks."""
 
+    # Set by enable_secret_files: containers get a tmpfs for personal secrets (and their
+    # first-start clone waits for them).
+    secrets_tmpfs = False
     # disk_limit when unset on a multi-user server; '' where disk images are not supported.
     multi_user_disk_limit: ClassVar[str] = MULTI_USER_DISK_LIMIT
 
@@ -223,6 +229,8 @@ class ContainerOptions(StorageOptions):
         """
         tmp, home = self.tmpfs_bytes()
         tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
+        if self.secrets_tmpfs:
+            tmpfs[SECRETS_MOUNT] = SECRETS_TMPFS
         if home_tmpfs:
             tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
         return {

@@ -23,6 +23,8 @@ import type { DisplayStatus, WorkspaceListModel } from './model';
 export interface ISidebarActions extends IPortActions {
   open(workspace: Workspace): void;
   create(): void;
+  /** Open the panel of the user's personal secrets. */
+  openSecrets?(): void;
   /** Stop the workspace's container (its open terminals say so). */
   stop(workspace: Workspace): Promise<void>;
 }

@@ -9,6 +9,7 @@
 
 import {
   addIcon,
+  lockIcon,
   ReactWidget,
   refreshIcon,
   ToolbarButtonComponent,
@@ -140,6 +141,14 @@ function WorkspaceList(props: IListProps): JSX.Element {
             tooltip={texts.newWorkspace}
             onClick={() => actions.create()}
           />
+          {actions.openSecrets && (
+            <ToolbarButtonComponent
+              className="jp-CodeWorkspaces-openSecrets"
+              icon={lockIcon}
+              tooltip={trans.__('Code Workspace Secrets')}
+              onClick={() => actions.openSecrets?.()}
+            />
+          )}
           <ToolbarButtonComponent
             className="jp-CodeWorkspaces-refresh"
             icon={refreshIcon}

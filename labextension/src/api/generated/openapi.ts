@@ -129,6 +129,49 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/code/secrets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The caller's personal secrets, by name; never a value.
+     * @description Each one is an environment variable of the caller's workspace shells; one with a `git_host` is also the password git uses for that host. Only the owner sees their own.
+     */
+    get: operations['listSecrets'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/code/secrets/{name}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: components['schemas']['SecretName'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Add or replace one of the caller's personal secrets.
+     * @description Encrypted at rest; written into the caller's running workspaces at once (new shells see it within seconds) and into each of them at every start. The answer never holds the value.
+     */
+    put: operations['putSecret'];
+    post?: never;
+    /** Delete one of the caller's personal secrets (gone from new shells at once). */
+    delete: operations['deleteSecret'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/code/preview/{id}/{key}/{port}/{path}': {
     parameters: {
       query?: never;
@@ -270,6 +313,23 @@ export interface components {
       truncated: boolean;
       /** @description Preview URL of any port: replace {port}. */
       url_template: string;
+    };
+    /**
+     * @description An environment variable name, not one the workspace needs (PATH, HOME, USER, TTYD_CREDENTIAL, LD_*, ...).
+     * @example GH_TOKEN
+     */
+    SecretName: string;
+    SecretPut: {
+      /** @description At most 16 KiB (UTF-8), no NUL; one line without control characters when git_host is set. */
+      value: string;
+      /** @description A host name or address, with a port when not the default (github.com, git.internal:8443): git then uses the value as the password for https:// and http:// repositories on that host. */
+      git_host?: string | null;
+    };
+    SecretInfo: {
+      name: components['schemas']['SecretName'];
+      git_host: string | null;
+      /** Format: date-time */
+      updated_at: string;
     };
     Error: {
       message: string;
@@ -655,6 +715,105 @@ export interface operations {
       503: components['responses']['EngineUnreachable'];
     };
   };
+  listSecrets: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The caller's secrets, by name. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            secrets: components['schemas']['SecretInfo'][];
+          };
+        };
+      };
+      403: components['responses']['Unauthenticated'];
+    };
+  };
+  putSecret: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: components['schemas']['SecretName'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['SecretPut'];
+      };
+    };
+    responses: {
+      /** @description Replaced. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SecretInfo'];
+        };
+      };
+      /** @description Added. */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SecretInfo'];
+        };
+      };
+      400: components['responses']['BadInput'];
+      /** @description No authenticated caller, or the caller already has as many secrets as the server allows (PersonalSecrets.max_per_owner). */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteSecret: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: components['schemas']['SecretName'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Deleted. */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadInput'];
+      403: components['responses']['Unauthenticated'];
+      /** @description The caller has no secret of that name. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
   openPreview: {
     parameters: {
       query?: never;
@@ -736,5 +895,7 @@ export const wire = {
   branchMaxLength: 255,
   workspaceFields: ['name', 'repo', 'branch'],
   portMinimum: 1,
-  portMaximum: 65535
+  portMaximum: 65535,
+  secretFields: ['name', 'value', 'git_host'],
+  secretValueMaxLength: 16384
 } as const;
