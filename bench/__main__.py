@@ -26,6 +26,8 @@ from . import (
     api_bench,
     docker_env,
     events_bench,
+    flood_bench,
+    keeper_bench,
     ports_bench,
     preview_bench,
     report,
@@ -39,10 +41,21 @@ from .server import OWNER, BenchServer
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 DEFAULT_IMAGE = "jupyter-popebot-code-workspace:latest"
-PARTS = ("ensure", "list", "relay", "soak", "preview", "ports", "events", "swarm")
+PARTS = (
+    "ensure",
+    "list",
+    "relay",
+    "keepers",
+    "soak",
+    "preview",
+    "ports",
+    "flood",
+    "events",
+    "swarm",
+)
 # "events" restarts dockerd, which every container on the machine depends on, and "swarm" makes
 # the engine a swarm manager for a while: opt-in only.
-DEFAULT_PARTS = ("ensure", "list", "relay", "soak", "preview", "ports")
+DEFAULT_PARTS = ("ensure", "list", "relay", "keepers", "soak", "preview", "ports", "flood")
 PARAMETERS = (
     "ensure_iterations",
     "stopped_iterations",
@@ -56,6 +69,7 @@ PARAMETERS = (
     "idle_sessions",
     "hog",
     "cpu_limit",
+    "keeper_image",
     "soak_idle",
     "soak_streams",
     "soak_lines",
@@ -66,6 +80,8 @@ PARAMETERS = (
     "ports_clients",
     "ports_seconds",
     "ports_rounds",
+    "flood_seconds",
+    "flood_rounds",
     "swarm_creates",
     "swarm_ensures",
     "swarm_overlays",
@@ -85,6 +101,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="workspace image")
+    parser.add_argument(
+        "--keeper-image",
+        default=None,
+        help="image for the session keepers part (default: --image); see README for one with "
+        "dtach and abduco",
+    )
     parser.add_argument("--ensure-iterations", type=int, default=200)
     parser.add_argument("--stopped-iterations", type=int, default=20)
     parser.add_argument(
@@ -133,6 +155,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--ports-rounds", type=int, default=3, help="baseline/flood phase pairs (ports part)"
+    )
+    parser.add_argument(
+        "--flood-seconds", type=float, default=6.0, help="seconds per phase (flood part)"
+    )
+    parser.add_argument(
+        "--flood-rounds", type=int, default=3, help="baseline/flood phase pairs (flood part)"
     )
     parser.add_argument(
         "--cpu-limit",
@@ -248,6 +276,10 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
         plain: list[Any] = []
         if "relay" in args.parts or "soak" in args.parts:
             plain = docker_env.seed_store(server.db_path, OWNER, 1, "bench plain shell")[1]
+        keeper_records: list[Any] = []
+        if "keepers" in args.parts:
+            count = len(keeper_bench.KEEPERS)
+            keeper_records = docker_env.seed_store(server.db_path, OWNER, count, "bench keeper")[1]
         store_ids.add(store_id)
         if "preview" in args.parts:
             server.config_py = preview_bench.jsp_config(client)  # the peer, in the same server
@@ -328,6 +360,21 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             }
             results["terminals"] = terminals
 
+        if "keepers" in args.parts:
+            print("keepers: one container per session keeper, straight to ttyd ...", flush=True)
+            results["keepers"] = keeper_bench.bench_keepers(
+                server,
+                client,
+                args.keeper_image or args.image,
+                store_id,
+                keeper_records,
+                rounds=args.rounds,
+                lines=args.seq_lines,
+                trips=args.echo_trips,
+                cpu_limit=args.cpu_limit or 1.0,
+                timeout_s=max(120.0, args.seq_lines / 10_000),
+            )
+
         if "preview" in args.parts:
             print(
                 "preview: downloads, small GETs, WebSocket echo: ours, jupyter-server-proxy, "
@@ -363,10 +410,24 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 rounds=args.ports_rounds,
             )
 
+        if "flood" in args.parts:
+            print("flood: a workspace floods its terminal and its log ...", flush=True)
+            flooder = create_workspace(server, "bench flooder")
+            flood_victim = create_workspace(server, "bench flood victim")
+            results["flood"] = flood_bench.bench_flood(
+                server,
+                client,
+                flooder,
+                flood_victim,
+                seconds=args.flood_seconds,
+                rounds=args.flood_rounds,
+            )
+
         if "list" in args.parts:
-            made = 2 if "ports" in args.parts else 1  # the bench's workspace(s) by the API
-            expected = args.list_per_owner + len(plain) + made
-            total = len(seeded) + len(plain) + made
+            # The bench's workspaces made through the API.
+            made = 1 + ("ports" in args.parts) + 2 * ("flood" in args.parts)
+            expected = args.list_per_owner + len(plain) + len(keeper_records) + made
+            total = len(seeded) + len(plain) + len(keeper_records) + made
             print(f"list: {expected} of {total} workspaces, records only ...", flush=True)
             results["list_records_only"] = api_bench.bench_list(
                 server, expected, total, 0, args.list_iterations, args.budget
@@ -438,6 +499,9 @@ def print_report(results: dict[str, Any]) -> None:
         for name, verdicts in terminals["verdicts"].items():
             summary = ", ".join(f"{k} {'ok' if ok else 'MISSED'}" for k, ok in verdicts.items())
             print(f"relay targets ({name}): {summary}")
+    if "keepers" in results:
+        print()
+        print(report.keepers_table(results["keepers"]))
     if "soak" in results:
         print()
         print(report.soak_table(results["soak"]))
@@ -447,6 +511,9 @@ def print_report(results: dict[str, Any]) -> None:
     if "ports" in results:
         print()
         print(report.ports_table(results["ports"]))
+    if "flood" in results:
+        print()
+        print(report.flood_table(results["flood"]))
     if "swarm" in results:
         print()
         print(swarm_bench.swarm_table(results["swarm"]))

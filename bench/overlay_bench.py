@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,12 @@ def _remove_all(client: docker.DockerClient, holder: Any) -> float:
 
 
 def bench_overlays(
-    client: docker.DockerClient, image: str, count: int, block: int, budget_s: float
+    client: docker.DockerClient,
+    image: str,
+    count: int,
+    block: int,
+    budget_s: float,
+    dockerd_rss_mib: Callable[[], float] = _dockerd_rss_mib,
 ) -> dict[str, Any]:
     """Attach one container to `count` overlays, `block` at a time; a summary per block.
 
@@ -69,7 +75,7 @@ def bench_overlays(
         detach=True,
     )
     blocks: list[dict[str, Any]] = []
-    rss_start = _dockerd_rss_mib()
+    rss_start = dockerd_rss_mib()
     deadline = time.monotonic() + budget_s
     try:
         creates: list[float] = []
@@ -94,7 +100,7 @@ def bench_overlays(
                         "held": index + 1,
                         "create": stats.summarize(creates),
                         "join": stats.summarize(joins),
-                        "dockerd_rss_mib": _dockerd_rss_mib(),
+                        "dockerd_rss_mib": dockerd_rss_mib(),
                     }
                 )
                 creates, joins = [], []

@@ -154,10 +154,12 @@ def memory_line(memory: dict[str, Any]) -> str:
 
 
 _TABLE_TITLES = {
-    "plain": "ttyd serving a plain bash (no tmux): the transports compared on the same bytes",
+    "plain": (
+        "ttyd serving a plain bash (no session keeper): the transports compared on the same bytes"
+    ),
     "shipped": (
-        "the workspace image as shipped (ttyd -> tmux -> bash) against JupyterLab's terminal\n"
-        "(plain shell); tmux may send redraws instead of every byte, so compare time to last line"
+        "the workspace image as shipped (ttyd -> workspace-session -> bash, 1 CPU) against\n"
+        "JupyterLab's terminal (plain shell on the host); compare time to last line"
     ),
 }
 
@@ -186,6 +188,61 @@ def terminal_verdicts(paths: dict[str, Any], targets: dict[str, float]) -> dict[
         verdicts["last_line_vs_jupyterlab"] = relay["seconds_median"] <= peer["seconds_median"]
         verdicts["echo_p50_vs_jupyterlab"] = relay["echo"]["p50_ms"] <= peer["echo"]["p50_ms"]
     return verdicts
+
+
+def keepers_table(keepers: dict[str, Any]) -> str:
+    """Session keepers straight to ttyd (same image, same CPU limit) and JupyterLab's terminal."""
+    rows = []
+    peer = keepers["terminado"]
+    for name, run in keepers["keepers"].items():
+        per_mb = run["container_cpu_s_per_mb"]
+        rows.append(
+            [
+                name,
+                "yes" if run["keeps_screen"] else "no",
+                f"{run['seconds_median']:.2f} "
+                f"({min(r['seconds'] for r in run['runs']):.2f}-"
+                f"{max(r['seconds'] for r in run['runs']):.2f})",
+                f"{run['time_vs_terminado']:.2f}",
+                f"{run['bytes_median'] / 1e6:.1f}",
+                _ms(run["echo"]["p50_ms"]),
+                _ms(run["echo"]["p90_ms"]),
+                "-" if run["container_cpu_s_median"] is None
+                else f"{run['container_cpu_s_median']:.2f}",
+                "-" if per_mb is None else f"{per_mb * 1000:.0f}",
+            ]
+        )  # fmt: skip
+    rows.append(
+        [
+            "JupyterLab terminal (terminado, host)",
+            "no",
+            f"{peer['seconds_median']:.2f} "
+            f"({min(r['seconds'] for r in peer['runs']):.2f}-"
+            f"{max(r['seconds'] for r in peer['runs']):.2f})",
+            "1.00",
+            f"{peer['bytes_median'] / 1e6:.1f}",
+            _ms(peer["echo"]["p50_ms"]),
+            _ms(peer["echo"]["p90_ms"]),
+            "-",
+            "-",
+        ]
+    )
+    headers = [
+        "session keeper (ttyd straight)",
+        "screen on reattach",
+        "s to last line (min-max)",
+        "time / JupyterLab",
+        "MB recv",
+        "echo p50 ms",
+        "echo p90 ms",
+        "container CPU s",
+        "CPU ms per MB",
+    ]
+    title = (
+        f"session keepers, image {keepers['image']}, {keepers['cpu_limit']:g} CPU each, "
+        "ttyd -> keeper -> bash -l"
+    )
+    return title + "\n" + table(headers, rows)
 
 
 def soak_table(soak: dict[str, Any]) -> str:
@@ -332,4 +389,34 @@ def ports_table(ports: dict[str, Any]) -> str:
         f"{ports['execs_in_flooded_container']} ({ports['execs_per_second'] or 0:.1f}/s)"
     )
     headers = ["another workspace's GET", "p50 ms", "p90 ms", "p99 ms", "n"]
+    return title + "\n" + table(headers, rows)
+
+
+def flood_table(flood: dict[str, Any]) -> str:
+    """Another workspace's echo and GET alone and while one workspace floods terminal and log."""
+    rows = []
+    for what, label in (
+        ("echo", "keystroke echo (relay)"),
+        ("get", "GET api/code/workspaces/{id}"),
+    ):
+        for phase, when in (("baseline", "alone"), ("flooded", "during the flood")):
+            row = flood[phase][what]
+            rows.append(
+                [
+                    f"{label}, {when}",
+                    _ms(row["p50_ms"]),
+                    _ms(row["p90_ms"]),
+                    _ms(row["p99_ms"]),
+                    str(row["n"]),
+                ]
+            )
+    before, after = flood["container_log_bytes_before"], flood["container_log_bytes_after"]
+    log = "-" if before is None or after is None else f"{before / 1e6:.1f} -> {after / 1e6:.1f} MB"
+    title = (
+        f"flood: one workspace runs `yes` in its terminal "
+        f"({flood['terminal_flood_mb_per_s']:.1f} MB/s read through the relay) and into its "
+        f"container log (log files {log}), {flood['rounds']} x {flood['seconds_per_phase']:.0f} s "
+        "per phase"
+    )
+    headers = ["another workspace's", "p50 ms", "p90 ms", "p99 ms", "n"]
     return title + "\n" + table(headers, rows)

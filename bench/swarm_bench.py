@@ -1,18 +1,19 @@
 """Part 'swarm': create → prompt and ensure (stopped → running), Swarm vs single engine, one run.
 
-Opt-in (`--only swarm`): scripts/swarm-cluster.sh makes this engine a swarm manager with two
-Docker-in-Docker workers and the project's registry, and the part makes it leave again at the end
-when the script made it a manager. Two servers run side by side: the single-engine one on the
-host (its containers on the bench's bridge network, ttyd reached by address), the Swarm one in a
-sidecar container's network namespace, as shipped: an overlay per workspace, which the server
-joins (ttyd reached by service name), and the node firewall required on the workers. Iterations
-alternate between the two, so drift on the machine hits both alike.
+Opt-in (`--only swarm`): scripts/swarm-cluster.sh makes a swarm of the bench's own (a
+Docker-in-Docker manager and two workers, `popebot-code-bench-swarm-*`) and the project's
+registry; scripts/swarm-server.sh deploys the server image on the manager as the docs tell
+operators to (an overlay per workspace, which the server joins, ttyd reached by service name; the
+node firewall required on the workers), reached through its published port. The single-engine
+server runs on the host (its containers on the bench's bridge network, ttyd reached by address).
+Iterations alternate between the two, so drift on the machine hits both alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +23,10 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from websockets.sync.client import connect
 
-from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL, STORE_LABEL
-from jupyter_popebot_code.core.store import WorkspaceStore
-from jupyter_popebot_code.network.swarm_policy import FIREWALL_SERVICE
+from jupyter_popebot_code.backends.docker.manager import MANAGED_BY_LABEL
 
 from . import overlay_bench, stats
 from .report import table
@@ -34,95 +34,100 @@ from .server import BenchServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "scripts" / "swarm-cluster.sh"
-FRONT = "popebot-code-bench-swarm-front"
-SIDECAR = "popebot-code-bench-swarm-sidecar"
-WORKER_PREFIX = "popebot-swarm-node-"
+SERVER_SCRIPT = ROOT / "scripts" / "swarm-server.sh"
+PREFIX = "popebot-code-bench-swarm"
+STORE_VOLUME = "jupyter-popebot-code-store"
 PROMPT_TIMEOUT_S = 120.0
 WORKSPACE_IMAGE = "jupyter-popebot-code-workspace:latest"
+# The server image to deploy: build it from this checkout first (scripts/build-server-image.sh).
+SERVER_IMAGE = os.environ.get("BENCH_SERVER_IMAGE", "jupyter-popebot-code-server:latest")
 
 
-def _script(*args: str) -> str:
+def _script(script: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=1800
+        ["bash", str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, **(env or {})},
     )
     if done.returncode != 0:
-        raise RuntimeError(f"swarm-cluster.sh {' '.join(args)}: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{script.name} {' '.join(args)}: {done.stderr[-2000:]}")
     return done.stdout
 
 
-def _networks(client: docker.DockerClient) -> None:
-    if not [n for n in client.networks.list(names=[FRONT]) if n.name == FRONT]:
-        client.networks.create(FRONT, internal=True, labels={MANAGED_BY_LABEL: "bench"})
+CLUSTER_ENV = {"SWARM_PREFIX": PREFIX, "SERVER_IMAGE": SERVER_IMAGE}
+
+
+class DeployedServer:
+    """The server scripts/swarm-server.sh runs on the manager, with BenchServer's API calls."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.env = {
+            "DOCKER_HOST": settings["SWARM_MANAGER_HOST"],
+            "SERVER_IMAGE": settings["SWARM_SERVER_IMAGE"],
+            "WORKSPACE_IMAGE": settings["SWARM_REGISTRY_IMAGE"],
+            "FIREWALL_IMAGE": settings["SWARM_FIREWALL_IMAGE"],
+            "REGISTRY_ADDRESS": settings["SWARM_REGISTRY_ADDRESS"],
+        }
+        self.ws_base_url = f"ws://{settings['SWARM_MANAGER_ADDRESS']}:8888/"
+        self.base_url = f"http://{settings['SWARM_MANAGER_ADDRESS']}:8888/"
+        self.token = ""
+        self.http = requests.Session()
+
+    def up(self) -> None:
+        _script(SERVER_SCRIPT, "up", env=self.env)
+        self.token = _script(SERVER_SCRIPT, "token", env=self.env).strip()
+
+    def down(self) -> None:
+        _script(SERVER_SCRIPT, "down", env=self.env)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"}
+        return self.http.request(
+            method, self.base_url + path, headers=headers, timeout=120, **kwargs
+        )
 
 
 @contextmanager
-def _swarm_server(
-    client: docker.DockerClient, workdir: Path, settings: dict[str, str]
-) -> Iterator[BenchServer]:
-    """A server with SwarmContainerManager inside a sidecar, joining each workspace's overlay."""
+def _swarm_server(manager: docker.DockerClient, settings: dict[str, str]) -> Iterator[Any]:
+    """The deployed server, from a fresh store; it, its store and its workspaces go after."""
+    server = DeployedServer(settings)
+    server.down()
     with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(SIDECAR).remove(force=True)
-    sidecar = client.containers.run(
-        WORKSPACE_IMAGE,
-        entrypoint=["sleep", "infinity"],
-        name=SIDECAR,
-        network=FRONT,
-        detach=True,
-    )
-    server: BenchServer | None = None
+        manager.volumes.get(STORE_VOLUME).remove(force=True)
     try:
-        sidecar.reload()
-        address = sidecar.attrs["NetworkSettings"]["Networks"][FRONT]["IPAddress"]
-        launcher = (
-            "unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'pid=$1; shift; mount --bind "$0" /etc/resolv.conf && '
-            'exec nsenter --net=/proc/$pid/ns/net --uts=/proc/$pid/ns/uts "$@"',
-            sidecar.attrs["ResolvConfPath"], str(sidecar.attrs["State"]["Pid"]),
-        )  # fmt: skip
-        workdir.mkdir(parents=True, exist_ok=True)
-        image = settings["SWARM_REGISTRY_IMAGE"]
-        server = BenchServer(
-            workdir,
-            FRONT,
-            image,
-            (
-                "--CodeWorkspacesApp.container_manager_class="
-                "jupyter_popebot_code.backends.swarm.SwarmContainerManager",
-                f"--SwarmContainerManager.image={image}",
-                "--NetworkPolicy.firewall=iptables",
-                f"--SwarmNetworkPolicy.node_firewall_image={settings['SWARM_FIREWALL_IMAGE']}",
-            ),
-            launcher=launcher,
-            host=address,
-        )
-        server.start()
+        server.up()
         yield server
     finally:
-        if server is not None:
-            server.stop()
-            _remove_swarm_store(client, server.db_path)
-        sidecar.remove(force=True)
+        server.down()
+        for service in manager.services.list(filters={"label": MANAGED_BY_LABEL}):
+            with contextlib.suppress(docker.errors.NotFound):
+                service.remove()
+        for config in manager.configs.list(filters={"label": MANAGED_BY_LABEL}):
+            with contextlib.suppress(docker.errors.NotFound):
+                config.remove()
+        with contextlib.suppress(docker.errors.NotFound):
+            manager.volumes.get(STORE_VOLUME).remove(force=True)
 
 
-def _remove_swarm_store(client: docker.DockerClient, db_path: Path) -> None:
-    if not db_path.exists():
-        return
-    store = WorkspaceStore(str(db_path))
-    label = f"{STORE_LABEL}={store.store_id}"
-    store.close()
-    for service in client.services.list(filters={"label": label}):
-        service.remove()
-    for config in client.configs.list(filters={"label": label}):
-        config.remove()
-    for worker in client.containers.list(filters={"name": WORKER_PREFIX}):
-        subprocess.run(
-            ["docker", "exec", worker.name, "sh", "-c",
-             f"docker volume ls -q --filter label={label} | xargs -r docker volume rm -f"],
-            capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
+def _manager_dockerd_rss(client: docker.DockerClient, manager: str) -> Callable[[], float]:
+    """The manager engine's dockerd resident memory (MiB), read from this host's /proc."""
+
+    def rss() -> float:
+        top = client.api.top(manager)
+        pid_at = top["Titles"].index("PID")
+        command_at = top["Titles"].index("CMD")
+        [pid] = [row[pid_at] for row in top["Processes"] if row[command_at].startswith("dockerd")]
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS in dockerd's /proc status")
+
+    return rss
 
 
-def _prompt(server: BenchServer, workspace_id: str) -> None:
+def _prompt(server: Any, workspace_id: str) -> None:
     """Open the workspace's terminal through the relay and wait for a command's output."""
     url = f"{server.ws_base_url}api/ws/code/{workspace_id}?token={server.token}"
     with connect(url, subprotocols=["tty"], open_timeout=60, close_timeout=10) as terminal:
@@ -136,7 +141,7 @@ def _prompt(server: BenchServer, workspace_id: str) -> None:
                 seen += frame[1:].decode(errors="replace")
 
 
-def _create_to_prompt(server: BenchServer) -> tuple[float, str]:
+def _create_to_prompt(server: Any) -> tuple[float, str]:
     started = time.perf_counter()
     created = server.api("POST", "api/code/workspaces", json={"name": "bench swarm", "repo": ""})
     if created.status_code != 201:
@@ -146,7 +151,7 @@ def _create_to_prompt(server: BenchServer) -> tuple[float, str]:
     return time.perf_counter() - started, workspace_id
 
 
-def _ensure_stopped(server: BenchServer, workspace_id: str) -> float:
+def _ensure_stopped(server: Any, workspace_id: str) -> float:
     stopped = server.api("POST", f"api/code/workspaces/{workspace_id}/stop")
     stopped.raise_for_status()
     started = time.perf_counter()
@@ -171,12 +176,14 @@ def bench_swarm(
 
     With `overlays`, then the capacity rows (overlay_bench) on the same manager.
     """
-    _script("up")
-    settings = dict(line.split("=", 1) for line in _script("env").split())
+    _script(CLUSTER_SCRIPT, "up", env=CLUSTER_ENV)
+    settings = dict(
+        line.split("=", 1) for line in _script(CLUSTER_SCRIPT, "env", env=CLUSTER_ENV).split()
+    )
+    manager = docker.DockerClient(base_url=settings["SWARM_MANAGER_HOST"], timeout=120)
     try:
-        _networks(client)
-        with _swarm_server(client, workdir / "swarm", settings) as swarm:
-            servers = {"single engine": single, "swarm": swarm}
+        with _swarm_server(manager, settings) as swarm:
+            servers: dict[str, Any] = {"single engine": single, "swarm": swarm}
             samples: dict[str, dict[str, list[float]]] = {
                 name: {"create_to_prompt": [], "ensure_stopped": []} for name in servers
             }
@@ -184,7 +191,7 @@ def bench_swarm(
             nodes: set[str] = set()
             deadline = time.monotonic() + budget_s
 
-            def each(step: Callable[[str, BenchServer], None], count: int) -> None:
+            def each(step: Callable[[str, Any], None], count: int) -> None:
                 for index in range(count):
                     order = list(servers.items())
                     for name, server in order if index % 2 == 0 else reversed(order):
@@ -192,19 +199,19 @@ def bench_swarm(
                     if time.monotonic() > deadline:
                         break
 
-            def create(name: str, server: BenchServer) -> None:
+            def create(name: str, server: Any) -> None:
                 seconds, workspace_id = _create_to_prompt(server)
                 samples[name]["create_to_prompt"].append(seconds)
                 made[name].append(workspace_id)
 
-            def ensure(name: str, server: BenchServer) -> None:
+            def ensure(name: str, server: Any) -> None:
                 workspace_id = made[name][len(samples[name]["ensure_stopped"]) % len(made[name])]
                 samples[name]["ensure_stopped"].append(_ensure_stopped(server, workspace_id))
 
             each(create, creates)
             each(ensure, ensures)
             for workspace_id in made["swarm"]:
-                service = client.api.inspect_service(f"code-workspace-{workspace_id}")
+                service = manager.api.inspect_service(f"code-workspace-{workspace_id}")
                 nodes.add(service["Spec"]["Labels"]["org.jupyter.popebot-code.node"])
             for name, server in servers.items():
                 for workspace_id in made[name]:
@@ -222,18 +229,19 @@ def bench_swarm(
         results = {"backends": summary, "ratio_p50": ratios, "swarm_nodes_used": len(nodes)}
         if overlays:
             print(f"swarm: one container attached to {overlays} overlays ...", flush=True)
+            # On the manager, with an image it has (the server's).
             results["overlays"] = overlay_bench.bench_overlays(
-                client, WORKSPACE_IMAGE, overlays, overlay_block, budget_s
+                manager,
+                settings["SWARM_SERVER_IMAGE"],
+                overlays,
+                overlay_block,
+                budget_s,
+                _manager_dockerd_rss(client, settings["SWARM_MANAGER"]),
             )
         return results
     finally:
-        for network in client.networks.list(names=[FRONT]):
-            if network.name == FRONT:
-                with contextlib.suppress(docker.errors.NotFound):
-                    network.remove()
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_service(FIREWALL_SERVICE)
-        _script("down")
+        manager.close()
+        _script(CLUSTER_SCRIPT, "down", env=CLUSTER_ENV)
 
 
 def swarm_table(results: dict[str, Any]) -> str:

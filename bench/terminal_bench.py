@@ -95,13 +95,16 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
 
 async def run_paths(
     make_session: dict[str, Callable[[], TerminalSession]],
-    cpu: CpuProbe,
+    cpu: CpuProbe | dict[str, CpuProbe],
     rounds: int,
     lines: int,
     trips: int,
     timeout_s: float,
 ) -> dict[str, Any]:
-    """Each round visits every path once, in a rotated order, one session open at a time."""
+    """Each round visits every path once, in a rotated order, one session open at a time.
+
+    `cpu` is one probe for all paths, or one per path (each its own container).
+    """
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in make_session}
     echoes: dict[str, list[float]] = {kind: [] for kind in make_session}
     kinds = list(make_session)
@@ -114,7 +117,8 @@ async def run_paths(
                 # Warm-up on every fresh connection (and fresh ttyd child or terminado pty).
                 await measure_throughput(session, WARMUP_LINES, timeout_s)
                 await measure_echo(session, WARMUP_ECHOES, timeout_s)
-                run = await measure_throughput(session, lines, timeout_s, cpu)
+                probe = cpu[kind] if isinstance(cpu, dict) else cpu
+                run = await measure_throughput(session, lines, timeout_s, probe)
                 trip_samples = await measure_echo(session, trips, timeout_s)
             finally:
                 await session.close()

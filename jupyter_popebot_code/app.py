@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
+from traitlets import Any as TraitAny
 from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default, validate
 
 from . import metrics
@@ -21,12 +22,13 @@ from .backends.swarm.manager import SwarmContainerManager
 from .config_traits import List
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
+from .core.profiles import ProfileCatalog, parse_profiles
 from .core.secret_delivery import open_personal_secrets
 from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
 from .core.validation import WorkspaceValidator
-from .errors import ContainerError, DockerUnavailable
+from .errors import ContainerError, DockerUnavailable, ProfileError
 from .hub.service import SERVICE_NAME_ENV, SERVICE_URL_ENV, service_url_from_environment
 from .hub.sync import HubSync
 from .network.policy import NetworkPolicy
@@ -36,6 +38,7 @@ from .preview.proxy import HostPreviewHandler, PreviewProxy, preview_handlers
 from .terminal.handler import relay_handlers
 from .terminal.relay import TerminalRelay
 from .web.handlers import workspace_handlers
+from .web.profiles import profile_handlers
 from .web.secrets import secret_handlers
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_stopper: IdleStopper
     hub_sync: HubSync
     running_cap: RunningCap
+    profile_catalog: ProfileCatalog
     personal_secrets: PersonalSecrets
 
     enabled = Bool(
@@ -222,6 +226,31 @@ class CodeWorkspacesApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    profiles = List(
+        TraitAny(),  # each entry checked by parse_profiles, naming the entry
+        help=(
+            "Workspace profiles users choose from when they create a workspace, in the style of "
+            "KubeSpawner's profile_list: a list of dicts with 'slug' (stored with the workspace: "
+            "lower-case letters, digits, '-', '_'), 'display_name', 'description', 'image', and "
+            "optionally 'limits' ({'cpus': 2, 'memory': '4g', 'pids': 1024, 'disk': '20g'}, each "
+            "over ContainerManager's cpu_limit, mem_limit, pids_limit and disk_limit; "
+            "owner_disk_limit still wins), 'default': True (at most one), and 'allowed_users' / "
+            "'allowed_groups' (user names or emails, JupyterHub group names) restricting who "
+            "may use it; a profile without either is open to everyone. A workspace keeps its "
+            "profile: its container is recreated from it. Checked at start: a bad entry stops "
+            "the server with a message naming it. Empty (the default): every workspace runs "
+            "ContainerManager.image with ContainerManager's limits."
+        ),
+    ).tag(config=True)
+
+    @validate("profiles")
+    def _valid_profiles(self, proposal: Any) -> list[Any]:
+        try:
+            parse_profiles(proposal["value"])
+        except ProfileError as err:
+            raise TraitError(str(err)) from err
+        return list(proposal["value"])
+
     @validate("memory_overcommit", "cpu_overcommit")
     def _positive_factor(self, proposal: Any) -> float:
         value = float(proposal["value"])
@@ -233,11 +262,11 @@ class CodeWorkspacesApp(ExtensionApp):
         help=(
             "Seconds without activity after which a workspace's container is stopped (never "
             "removed: the next terminal, preview or ensure starts it again with its files; its "
-            "processes and tmux scrollback end with the stop). Activity: terminal traffic "
+            "processes and terminal session end with the stop). Activity: terminal traffic "
             "through the relay in either direction (keepalive pings do not count), preview "
-            "traffic, ensure, and output in the workspace's tmux session whether a browser is "
+            "traffic, ensure, and output in the workspace's terminal session whether a browser is "
             "attached or not, so an agent working unattended keeps its workspace running and a "
-            "shell at its prompt does not (on Docker Swarm tmux output is not seen: only the "
+            "shell at its prompt does not (on Docker Swarm that output is not seen: only the "
             "traffic counts). 0 disables. Default: "
             f"{MULTI_USER_IDLE_TIMEOUT:g} on a multi-user server (under JupyterHub, i.e. "
             "JUPYTERHUB_API_URL is set; with Auth.js or any identity provider other than "
@@ -253,7 +282,7 @@ class CodeWorkspacesApp(ExtensionApp):
     idle_check_interval = Float(
         30.0,
         help=(
-            "Most seconds between two idle checks (one `docker exec` of tmux per running workspace "
+            "Most seconds between two idle checks (one `docker exec` per running workspace "
             "each); also capped at a quarter of idle_timeout and at 60 s, so a container stops "
             "within idle_timeout + 60 s."
         ),
@@ -332,6 +361,7 @@ class CodeWorkspacesApp(ExtensionApp):
             memory_overcommit=self.memory_overcommit,
             log=self.log,
         )
+        self.profile_catalog = ProfileCatalog(parse_profiles(self.profiles))
         self.service = WorkspaceService(
             store=self.store,
             containers=self.container_manager,
@@ -343,6 +373,7 @@ class CodeWorkspacesApp(ExtensionApp):
             ),
             network_policy=self.network_policy,
             running_cap=self.running_cap,
+            profiles=self.profile_catalog,
         )
         self.personal_secrets = open_personal_secrets(self, self.db_path, self.service, self.log)
         self.container_manager.watch(self.store.store_id)
@@ -363,7 +394,12 @@ class CodeWorkspacesApp(ExtensionApp):
         IOLoop.current().add_callback(self.hub_sync.start)
         metrics.LIVE.watch(self)
         self.log.info(
-            "Code workspaces: store %s, %s", self.db_path, self.container_manager.describe()
+            "Code workspaces: store %s, %s%s",
+            self.db_path,
+            self.container_manager.describe(),
+            f", profiles {', '.join(p.slug for p in self.profile_catalog.profiles)}"
+            if self.profile_catalog
+            else "",
         )
 
     @property
@@ -438,6 +474,7 @@ class CodeWorkspacesApp(ExtensionApp):
         if not self.enabled or self.service_url:
             return
         self.handlers.extend(workspace_handlers())
+        self.handlers.extend(profile_handlers())
         self.handlers.extend(secret_handlers())
         self.handlers.extend(relay_handlers())
         self.handlers.extend(preview_handlers())

@@ -105,6 +105,14 @@ class TooManySecrets(QuotaExceeded):
     field = "name"
 
 
+class ProfileError(ValueError):
+    """CodeWorkspacesApp.profiles is malformed; the message names the entry (stops the start)."""
+
+
+class ProfileForbidden(PermissionError):
+    """The caller may not use this workspace profile, or may use none (answered 403)."""
+
+
 class InvalidInput(ValueError):
     """A request field that cannot be accepted; `field` names it for the UI."""
 
@@ -228,6 +236,7 @@ class ErrorAnswer:
 ANSWERS: tuple[ErrorAnswer, ...] = (
     ErrorAnswer(InvalidInput, 400, fields=("field",)),
     ErrorAnswer(NoIdentity, 403),
+    ErrorAnswer(ProfileForbidden, 403),
     ErrorAnswer(QuotaExceeded, 403, close_code=CLOSE_INTERNAL_ERROR, fields=("reason",)),
     # Not the caller's quota: the server is full for now, so "too many", not 403.
     ErrorAnswer(ServerAtCapacity, 429, close_code=CLOSE_INTERNAL_ERROR, fields=("reason",)),

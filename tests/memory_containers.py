@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Enum, Float
+from traitlets import Bool, Enum, Float, Int, Unicode
 
 from jupyter_popebot_code.backends.base import (
     HOLDING_STATES,
@@ -37,6 +37,7 @@ from jupyter_popebot_code.backends.docker.labels import (
     workspace_labels,
 )
 from jupyter_popebot_code.core.capacity import GIB, HostResources
+from jupyter_popebot_code.core.profiles import ContainerResources, Profile
 from jupyter_popebot_code.core.store import Workspace
 
 
@@ -65,6 +66,8 @@ class MemoryContainer:
     listening: list[ListeningPort] = field(default_factory=list)
     # Counts its starts: reported as its start time, as Docker's StartedAt changes per start.
     starts: int = 1
+    # The image and limits it was made with (its workspace profile's over the manager's).
+    resources: ContainerResources | None = None
 
 
 class InMemoryContainerManager(WorkspaceBackend):
@@ -76,6 +79,18 @@ class InMemoryContainerManager(WorkspaceBackend):
     )
     keep_volume_on_delete = Bool(False, help="As ContainerManager's.").tag(config=True)
     restart_wait_timeout = Float(30.0, help="As ContainerManager's.").tag(config=True)
+    image = Unicode("jupyter-popebot-code-workspace:latest", help="As ContainerManager's.").tag(
+        config=True
+    )
+    mem_limit = Unicode("2g", help="As ContainerManager's.").tag(config=True)
+    cpu_limit = Float(1.0, help="As ContainerManager's.").tag(config=True)
+    pids_limit = Int(512, help="As ContainerManager's.").tag(config=True)
+
+    @classmethod
+    def section_names(cls) -> list[str]:
+        """The fast tier's ContainerManager options apply here too, as on the real backends."""
+        names = super().section_names()
+        return [*names[:-1], "ContainerManager", names[-1]]
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.pop("docker_host", None)  # the fast tier names an engine that must never be used
@@ -247,7 +262,13 @@ class InMemoryContainerManager(WorkspaceBackend):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
         name = workspace.container_name
         assert name
         await self._enter("create", name)
@@ -260,7 +281,13 @@ class InMemoryContainerManager(WorkspaceBackend):
             queued = self.failures.get("create_container")
             if queued:
                 raise queued.pop(0)
-            self.containers[name] = MemoryContainer(name, labels, dict(env), workspace.volume_name)
+            self.containers[name] = MemoryContainer(
+                name,
+                labels,
+                dict(env),
+                workspace.volume_name,
+                resources=ContainerResources.of(profile, self),
+            )
         finally:
             await self._leave("create", name)
 

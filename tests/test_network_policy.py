@@ -395,3 +395,44 @@ async def test_a_firewall_that_cannot_be_written_refuses_workspaces(
     )
     label = f"org.jupyter.popebot-code.store={service.store.store_id}"
     assert docker_client.containers.list(all=True, filters={"label": label}) == []
+
+
+# -- a registry named in blocked_destinations -----------------------------------------------------
+
+
+@pytest.fixture
+def server_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """This module's servers; with `registry_listener` the gateway is allowed but that port not."""
+    if "registry_listener" not in request.fixturenames:
+        return {}
+    gateway: str = request.getfixturevalue("gateway")
+    registry: str = request.getfixturevalue("registry_listener")
+    return {
+        "NetworkPolicy": {"allowed_destinations": [gateway], "blocked_destinations": [registry]}
+    }
+
+
+@pytest.fixture
+def registry_listener(gateway: str) -> Iterator[str]:
+    """A listener on the gateway standing for an image registry the engine pulls from."""
+    server = socket.socket()
+    server.bind((gateway, 0))
+    server.listen()
+    yield f"{gateway}:{server.getsockname()[1]}"
+    server.close()
+
+
+async def test_a_blocked_destination_is_rejected_even_where_everything_is_allowed(
+    api: Api,
+    docker_client: docker.DockerClient,
+    registry_listener: str,
+    gateway_listener: str,
+) -> None:
+    container = await workspace_container(api, docker_client, "registry")
+    host, port = registry_listener.split(":")
+    assert await asyncio.to_thread(probe, container, host, "tcp", int(port)) == BLOCKED
+    assert await asyncio.to_thread(probe, container, host, "udp", int(port)) == BLOCKED
+    # The rest of the host is allowed here: another port on it takes the connection.
+    other_host, other_port = gateway_listener.split(":")
+    answer = await asyncio.to_thread(probe, container, other_host, "tcp", int(other_port))
+    assert not answer.startswith("error"), answer  # blocked would be "error 113"

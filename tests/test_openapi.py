@@ -11,6 +11,7 @@ import yaml
 from jupyter_popebot_code.preview.proxy import preview_handlers
 from jupyter_popebot_code.terminal.handler import relay_handlers
 from jupyter_popebot_code.web.handlers import workspace_handlers
+from jupyter_popebot_code.web.profiles import profile_handlers
 from jupyter_popebot_code.web.secrets import secret_handlers
 
 from .conftest import Api
@@ -25,7 +26,13 @@ def as_openapi_path(pattern: str) -> str:
 
 
 def test_every_route_is_documented_and_every_documented_path_is_served() -> None:
-    routes = [*workspace_handlers(), *secret_handlers(), *relay_handlers(), *preview_handlers()]
+    routes = [
+        *workspace_handlers(),
+        *profile_handlers(),
+        *secret_handlers(),
+        *relay_handlers(),
+        *preview_handlers(),
+    ]
     served = {as_openapi_path(route[0]) for route in routes}
     # preview-absolute is openPreview with the whole path sent on, documented there.
     absolute = "/code/preview-absolute/{id}/{key}/{port}/{path}"

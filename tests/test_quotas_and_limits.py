@@ -245,13 +245,16 @@ async def test_limits_can_be_turned_off(api: Api, docker_client: docker.DockerCl
     assert host["PidsLimit"] in (None, 0, -1)
 
 
-async def tmux_size(docker_client: docker.DockerClient, workspace: dict[str, Any]) -> str:
+async def session_size(docker_client: docker.DockerClient, workspace: dict[str, Any]) -> str:
+    """The terminal size the workspace's session keeper holds (`size COLSxROWS`)."""
     container = docker_client.containers.get(workspace["container_name"])
     result = await asyncio.to_thread(
-        container.exec_run, ["tmux", "display", "-p", "#{window_width}x#{window_height}"],
-        user="coder",
-    )  # fmt: skip
-    return str(result.output.decode().strip())
+        container.exec_run, ["workspace-session", "status"], user="coder"
+    )
+    sizes = [
+        line.split()[1] for line in result.output.decode().splitlines() if line.startswith("size ")
+    ]
+    return sizes[0] if sizes else ""
 
 
 @pytest.mark.parametrize(
@@ -268,7 +271,7 @@ async def test_terminal_size_is_clamped_in_the_handshake_and_in_resizes(
         term.resize(50_000, 80_000)
         term.type('echo "again=$(stty size)"\r')
         await term.read_until("again=100 300")
-        assert await tmux_size(docker_client, workspace) == "300x100"
+        assert await session_size(docker_client, workspace) == "300x100"
 
 
 async def test_a_resize_that_is_not_json_closes_the_terminal_with_a_reason(

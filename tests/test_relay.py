@@ -140,8 +140,15 @@ async def test_resize_changes_the_terminal_size(api: Api, jp_ws_fetch: WsFetch) 
         term.type('echo "size=$(stty size)"\r')
         await term.read_until("size=24 80")
         term.resize(132, 41)
-        term.type('echo "size=$(stty size)"\r')
-        await term.read_until("size=41 132")
+        # A resize reaches the shell's terminal a moment later (ttyd's pty, then the session
+        # keeper's): a command typed right after may still see the old size, so ask again.
+        for _ in range(50):
+            term.type('echo "size=$(stty size)=size"\r')
+            if "size=41 132=size" in await term.read_until("=size\r"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the terminal never took the size 41x132")
 
 
 async def test_multibyte_output_through_tmux(api: Api, jp_ws_fetch: WsFetch) -> None:

@@ -1,4 +1,4 @@
-"""The real workspace image on its own: ttyd auth, tmux reattach, uid 1000, first-start clone."""
+"""The real workspace image on its own: ttyd auth, session reattach, uid 1000, first-start clone."""
 
 from __future__ import annotations
 
@@ -331,26 +331,58 @@ def test_terminal_echo_unicode_and_unprivileged_user(
     assert {by_command["docker-init"], by_command["ttyd"]} == {"0"}, processes
     users = {row[1] for row in processes if row[2] not in ("docker-init", "ttyd")}
     assert users == {"1000"}, processes
-    assert "tmux: server" in by_command or "tmux" in by_command, processes
+    # The session keeper (the kernel cuts a command's name to 15 characters).
+    assert "workspace-sessi" in by_command, processes
 
 
-def test_reconnect_reattaches_the_tmux_session(
+def test_reconnect_reattaches_the_session(
     run_workspace: Callable[..., Workspace], open_terminal: Callable[[Workspace], Terminal]
 ) -> None:
     workspace = run_workspace()
     first = open_terminal(workspace)
     first.wait_for_prompt()
-    first.send_input("KEPT=kept-$((6*7)); echo before-$((6*7))\r")
-    first.read_until("before-42")
+    first.send_input("KEPT=kept-$((6*7)); echo shell-$$-pid before-$((6*7))\r")
+    shell = re.findall(r"shell-(\d+)-pid", first.read_until("before-42"))
     first.ws.close()
 
     second = open_terminal(workspace)
-    # tmux redraws the screen on attach: the earlier output is there without typing anything.
+    # The session replays its recent output on attach: the earlier output is there untyped.
     second.read_until("before-42")
     second.send_input('echo "again-$KEPT"\r')
     second.read_until("again-kept-42")
-    sessions = workspace.exec("tmux", "list-sessions", "-F", "#{session_name}").split()
-    assert sessions == ["workspace"]
+    # One session, and its program is the shell of the first connection.
+    status = workspace.exec("workspace-session", "status")
+    assert shell, first.text
+    assert f"pid {shell[0]}\n" in status, status
+
+
+def test_a_reconnect_after_much_output_replays_its_end_in_the_modes_in_force(
+    run_workspace: Callable[..., Workspace], open_terminal: Callable[[Workspace], Terminal]
+) -> None:
+    workspace = run_workspace()
+    first = open_terminal(workspace)
+    first.wait_for_prompt()
+    # Alternate screen and bracketed paste on, then more output than the session keeps (1 MiB):
+    # the sequences that set those modes are no longer among the bytes it replays.
+    first.send_input("printf '\\033[?1049h\\033[?2004h'; seq 1 300000; echo end-$((6*7))\r")
+    first.read_until("end-42", timeout=120)
+    first.ws.close()
+
+    second = open_terminal(workspace)
+    second.read_until("end-42", timeout=60)
+    replay = second.output
+    # The modes come first, then whole lines: the first replayed line is a complete number,
+    # and every line up to the last follows the one before it.
+    assert replay.startswith("\x1b[?1049h"), replay[:100]
+    assert "\x1b[?2004h" in replay[:100], replay[:100]
+    numbers = [line for line in second.text.split("\n") if line.isdigit()]
+    assert numbers[-1] == "300000"
+    first_number = int(numbers[0])
+    assert numbers == [str(n) for n in range(first_number, 300001)]
+    assert 100_000 < first_number < 300_000  # about 1 MiB of 7-byte lines, not everything
+    # The shell is the same and takes input.
+    second.send_input("echo again-$((6*7))\r")
+    second.read_until("again-42")
 
 
 def test_first_start_clones_the_branch_and_a_restart_keeps_it(
@@ -493,9 +525,8 @@ def test_failed_clone_hint_quotes_the_repository_and_branch(
     terminal = open_terminal(workspace)
     terminal.read_until("retry with: ", timeout=60)
     terminal.wait_for_prompt()  # printed after the whole hint
-    # The screen as tmux holds it: the byte stream is tmux's repaint (cursor moves, not
-    # newlines), so lines are read from the pane itself, wrapped lines joined.
-    screen = workspace.exec("tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", "workspace")
+    # The output as the session keeps it (what a reconnect replays), colours and titles left out.
+    screen = ANSI.sub("", workspace.exec("workspace-session", "dump"))
     lines = screen.splitlines()
     message = next(line for line in lines if line.startswith("The clone of "))
     assert "$(touch${IFS}" not in message, message

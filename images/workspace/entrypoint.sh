@@ -1,10 +1,11 @@
 #!/bin/bash
 # Container entrypoint: refuse to run without a ttyd credential, start the first-start clone in the
-# background, then exec ttyd serving one shared tmux session (a reconnect reattaches to it).
+# background, then exec ttyd serving one shared terminal session (workspace-session: a reconnect
+# reattaches to the same shell and gets its recent output replayed).
 #
 # It starts as root and keeps only ttyd there: the user (coder) must never learn the credential, and
 # a process of another uid is one whose environment coder cannot read and cannot ptrace. Everything
-# the user runs (the clone, tmux and its shells) starts as coder with no capabilities. ttyd takes
+# the user runs (the clone, the session and its shell) starts as coder with no capabilities. ttyd takes
 # the credential only as an argument, and every process's arguments are public: ttyd gets a
 # placeholder and the ttyd-credential.so shim puts the real value in before ttyd reads it.
 set -euo pipefail
@@ -52,8 +53,9 @@ export WORKSPACE_CLONE_STATE="/tmp/workspace-clone"
 	[ -e "$HOME/.bashrc" ] || as_user cp -R /etc/skel/. "$HOME/"
 	as_user mkdir -p "$WORKSPACE_DIR"
 	# /tmp may survive a restart (no tmpfs): start every boot with a clean state, and drop a dead
-	# tmux server's socket so a fresh one starts cleanly.
-	as_user rm -rf "$WORKSPACE_CLONE_STATE" "/tmp/tmux-$(id -u "$WORKSPACE_USER")"
+	# session's socket (and a tmux server's, if the user ran one) so a fresh one starts cleanly.
+	uid="$(id -u "$WORKSPACE_USER")"
+	as_user rm -rf "$WORKSPACE_CLONE_STATE" "/tmp/workspace-session-$uid" "/tmp/tmux-$uid"
 	as_user mkdir -p "$WORKSPACE_CLONE_STATE"
 	if [ -n "${REPO_URL:-}" ]; then
 		# Clone at container start (not only when a terminal opens); the shell shows its progress.
@@ -63,7 +65,7 @@ export WORKSPACE_CLONE_STATE="/tmp/workspace-clone"
 	fi
 )
 
-# tmux (and so every new window) starts in the workspace folder when it exists.
+# The session's shell starts in the workspace folder when it exists.
 cd "$WORKSPACE_DIR" 2>/dev/null || cd "$HOME"
 
 # ttyd's default 5 s keepalive hangs up on a relay that stops reading during backpressure (the
@@ -78,4 +80,4 @@ exec ttyd \
 	-t disableLeaveAlert=true \
 	-t disableResizeOverlay=true \
 	setpriv --reuid="$WORKSPACE_USER" --regid="$WORKSPACE_USER" --init-groups --inh-caps=-all -- \
-	tmux -u new-session -A -s workspace /usr/local/bin/workspace-shell
+	workspace-session attach /usr/local/bin/workspace-shell

@@ -74,3 +74,17 @@ def is_listed_admin(user: Any, admin_users: Collection[str]) -> bool:
             return True
     hub_user = getattr(user, "hub_user", None)
     return isinstance(hub_user, dict) and hub_user.get("admin") is True
+
+
+def identity_groups(user: Any) -> list[str]:
+    """The user's groups: under JupyterHub its user model has them (identify scopes include them).
+
+    Other identities have none, unless their provider gives the user a `groups` attribute.
+    """
+    hub_user = getattr(user, "hub_user", None)
+    groups = hub_user.get("groups") if isinstance(hub_user, dict) else None
+    if groups is None:
+        groups = getattr(user, "groups", None)
+    if not isinstance(groups, (list, tuple, set, frozenset)):
+        return []
+    return [group for group in groups if isinstance(group, str)]

@@ -22,6 +22,7 @@ from traitlets.traitlets import MetaHasTraits
 from traitlets.utils.importstring import import_item
 
 from ..core.capacity import HostResources
+from ..core.profiles import Profile
 from ..core.store import Workspace
 from ..errors import (
     ContainerError,
@@ -217,8 +218,17 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
     # -- changes: create, the ensure steps, stop, remove -----------------------------------------
 
     @abc.abstractmethod
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
-        """Create and start the workspace's container on its (possibly existing) volume."""
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
+        """Create and start the workspace's container on its (possibly existing) volume.
+
+        `profile`: its image and limits over the backend's own (None: the backend's).
+        """
 
     @abc.abstractmethod
     async def prepare_start(self, workspace: Workspace) -> None:
@@ -236,11 +246,17 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
     async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
         """The state once a restarting container settled; ContainerError if it never does."""
 
-    async def recreate(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+    async def recreate(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
         """A fresh container on the same volume (ensure, when the old one cannot start)."""
         assert workspace.container_name
         await self.remove(workspace.container_name, recreating=True)
-        await self.create(workspace, store_id, env)
+        await self.create(workspace, store_id, env, profile)
 
     @abc.abstractmethod
     async def stop(self, container_name: str) -> None:

@@ -1,11 +1,11 @@
 """Idle stop: a workspace container nobody has used for `idle_timeout` seconds is stopped.
 
 Activity is what the service already knows (terminal traffic through the relay in either
-direction, ensure) plus output in the container's tmux session, which tmux stamps on its windows
-whether a browser is attached or not: a coding agent writing output unattended keeps its
-workspace running, a shell sitting at its prompt does not. A container is never removed here;
-the next ensure starts it again with its volume (the files) intact; its processes, tmux session
-and scrollback end with the stop.
+direction, ensure) plus output in the container's terminal session, which the image's session
+keeper stamps on a file (tmux on its windows) whether a browser is attached or not: a coding
+agent writing output unattended keeps its workspace running, a shell sitting at its prompt does
+not. A container is never removed here; the next ensure starts it again with its volume (the
+files) intact; its processes, terminal session and recent output end with the stop.
 """
 
 from __future__ import annotations

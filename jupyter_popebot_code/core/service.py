@@ -28,6 +28,7 @@ from ..errors import WorkspaceNotFound
 from .activity import ActivityLog
 from .limits import Quota, WorkspaceLimits
 from .locks import KeyedLocks
+from .profiles import Profile, ProfileCatalog
 from .reader import WorkspaceReader
 from .steps import ContainerSteps, EnsureResult
 from .store import Workspace, WorkspaceStore, volume_name
@@ -56,12 +57,15 @@ class WorkspaceService(WorkspaceReader):
         activity_interval: float = 30.0,
         network_policy: WorkspaceNetworkPolicy | None = None,
         running_cap: Callable[[], Awaitable[int]] | None = None,
+        profiles: ProfileCatalog | None = None,
     ) -> None:
         self.store = store
         self.containers = containers
         self.validator = validator
         self.log = log
         self._locks = KeyedLocks()
+        # The operator's workspace profiles: a workspace's container is (re)made from its own.
+        self.profiles = profiles or ProfileCatalog()
         # Awaited with a workspace whose container runs after a create or an ensure, under its
         # lock (personal secrets are written in then); they handle their own failures.
         self.container_up_hooks: list[Callable[[Workspace], Awaitable[None]]] = []
@@ -70,7 +74,9 @@ class WorkspaceService(WorkspaceReader):
         self.limits = WorkspaceLimits(
             store, containers, self._locks, self._db, quota or Quota(), running_cap
         )
-        self.steps = ContainerSteps(containers, store.store_id, self._container_env, log)
+        self.steps = ContainerSteps(
+            containers, store.store_id, self._container_env, self._profile_of, log
+        )
         self.steps.network_policy = network_policy
         self.activity = ActivityLog(store, self._db_thread, activity_interval, log)
         # Read by the idle stopper and hub sync (the same dicts as the activity log's).
@@ -98,6 +104,18 @@ class WorkspaceService(WorkspaceReader):
 
     # -- changing --------------------------------------------------------------------------
 
+    def _profile_of(self, workspace: Workspace) -> Profile | None:
+        """The workspace's profile as configured now; a removed one falls back to the defaults."""
+        profile = self.profiles.get(workspace.profile)
+        if profile is None and workspace.profile:
+            self.log.warning(
+                "Workspace %s was made with profile %r, which is no longer configured: its "
+                "container gets ContainerManager's image and limits",
+                workspace.id,
+                workspace.profile,
+            )
+        return profile
+
     def _container_env(self, workspace: Workspace) -> dict[str, str]:
         return {
             "REPO_URL": self.validator.clone_url(workspace.repo),
@@ -106,15 +124,21 @@ class WorkspaceService(WorkspaceReader):
         }
 
     @metrics.create_operation
-    async def create(self, owner: str, spec: WorkspaceSpec) -> Workspace:
-        """Create the record and a started container, or neither."""
-        workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch)
+    async def create(
+        self, owner: str, spec: WorkspaceSpec, profile: Profile | None = None
+    ) -> Workspace:
+        """Create the record and a started container, or neither.
+
+        `profile`: the one chosen for the caller (ProfileCatalog.choose); None without profiles.
+        """
+        slug = profile.slug if profile is not None else ""
+        workspace = Workspace.new(owner, spec.name, spec.repo, spec.branch, profile=slug)
         limits = self.limits
         async with limits.quota_lock(owner, creating=True), self._lock_for(workspace.id):
             await limits.check_quota(owner, workspace, creating=True)
             async with limits.running_slot(workspace):
                 try:
-                    await self.steps.create(workspace)
+                    await self.steps.create(workspace, profile)
                     await self._db(self.store.insert, workspace)
                     await self.steps.started()
                 except BaseException:

@@ -20,6 +20,7 @@ from ..backends.base import (
     WorkspaceBackend,
     WorkspaceNetworkPolicy,
 )
+from .profiles import Profile
 from .store import Workspace
 
 # Confirming an unpause: attempts, and the pause before reading the state back.
@@ -47,16 +48,18 @@ class ContainerSteps:
         containers: WorkspaceBackend,
         store_id: str,
         environment: Callable[[Workspace], dict[str, str]],
+        profile_of: Callable[[Workspace], Profile | None],
         log: logging.Logger,
     ) -> None:
         self.containers = containers
         self.store_id = store_id
         self.environment = environment
+        self.profile_of = profile_of
         self.log = log
         self.network_policy: WorkspaceNetworkPolicy | None = None
 
-    async def create(self, workspace: Workspace) -> None:
-        await self.containers.create(workspace, self.store_id, self.environment(workspace))
+    async def create(self, workspace: Workspace, profile: Profile | None) -> None:
+        await self.containers.create(workspace, self.store_id, self.environment(workspace), profile)
 
     async def bring_up(
         self, workspace: Workspace, name: str, state: ContainerState | None
@@ -119,7 +122,9 @@ class ContainerSteps:
         raise ContainerError(f"Container {name} stays paused after {UNPAUSE_ATTEMPTS} unpauses.")
 
     async def recreate(self, workspace: Workspace) -> None:
-        await self.containers.recreate(workspace, self.store_id, self.environment(workspace))
+        await self.containers.recreate(
+            workspace, self.store_id, self.environment(workspace), self.profile_of(workspace)
+        )
         await self.started()
         self.log.info("Recreated container %s", workspace.container_name)
 

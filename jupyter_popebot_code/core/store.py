@@ -37,6 +37,10 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE code_workspaces ADD COLUMN last_used_at REAL;
     """,
+    # The slug of the workspace's profile (CodeWorkspacesApp.profiles); '' for none.
+    """
+    ALTER TABLE code_workspaces ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -80,6 +84,8 @@ class Workspace:
     created_at: float
     updated_at: float
     last_used_at: float | None = None
+    # Slug of the profile it was made with ('' without profiles); a recreate uses it again.
+    profile: str = ""
 
     @property
     def volume_name(self) -> str:
@@ -96,10 +102,12 @@ class Workspace:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "last_used_at": _iso(self.last_used_at),
+            # Only with profiles: without them the reply is as it always was.
+            **({"profile": self.profile} if self.profile else {}),
         }
 
     @classmethod
-    def new(cls, user_id: str, name: str, repo: str, branch: str) -> Workspace:
+    def new(cls, user_id: str, name: str, repo: str, branch: str, profile: str = "") -> Workspace:
         workspace_id = new_workspace_id()
         now = time.time()
         return cls(
@@ -113,6 +121,7 @@ class Workspace:
             ttyd_credential=new_ttyd_credential(),
             created_at=now,
             updated_at=now,
+            profile=profile,
         )
 
 

@@ -132,6 +132,8 @@ class PolicySettings:
     block_host: bool = True
     blocked: tuple[ipaddress.IPv4Network, ...] = (ipaddress.IPv4Network(LINK_LOCAL),)
     allowed: tuple[Destination, ...] = ()
+    # Rejected before anything is allowed (an image registry: no workspace may push to it).
+    denied: tuple[Destination, ...] = ()
 
 
 def firewall_script(view: NetworkView, members: Members, settings: PolicySettings) -> str:
@@ -145,6 +147,8 @@ def firewall_script(view: NetworkView, members: Members, settings: PolicySetting
     rules.append([fwd, "-o", bridge, *established, "-j", "ACCEPT"])
     # Forwarded traffic from the bridge; Docker's own rules still see whatever we RETURN.
     rules.append([fwd, "-i", bridge, *established, "-j", "RETURN"])
+    for destination in settings.denied:
+        rules += [[fwd, "-i", bridge, *match, *REJECT] for match in destination.match()]
     for destination in settings.allowed:
         rules += [[fwd, "-i", bridge, *match, "-j", "ACCEPT"] for match in destination.match()]
     if settings.isolate:
@@ -163,6 +167,8 @@ def firewall_script(view: NetworkView, members: Members, settings: PolicySetting
     rules += [[fwd, "-d", str(network), *REJECT] for network in settings.blocked]
     # Traffic to the host's own addresses (the gateway, eth0, other bridges' gateways).
     rules.append([inp, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"])
+    for destination in settings.denied:
+        rules += [[inp, *match, *REJECT] for match in destination.match()]
     for destination in settings.allowed:
         rules += [[inp, *match, "-j", "RETURN"] for match in destination.match()]
     if settings.block_host:

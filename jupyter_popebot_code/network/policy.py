@@ -95,6 +95,16 @@ class NetworkPolicy(LoggingConfigurable):
         ),
     ).tag(config=True)
 
+    blocked_destinations = List(
+        Unicode(),
+        help=(
+            "Destinations workspaces may never reach, whatever allowed_destinations says: "
+            "'ADDRESS', 'CIDR', 'ADDRESS:PORT' or 'CIDR:PORT' (a port blocks TCP and UDP). List "
+            "the image registry your nodes pull from (e.g. '10.0.0.5:5000') so no workspace can "
+            "read or change the images; scripts/swarm-server.sh sets it from REGISTRY_ADDRESS."
+        ),
+    ).tag(config=True)
+
     ttyd_clients = List(
         Unicode(),
         help=(
@@ -129,7 +139,7 @@ class NetworkPolicy(LoggingConfigurable):
             parse_network(text)
         return list(proposal["value"])
 
-    @validate("allowed_destinations")
+    @validate("allowed_destinations", "blocked_destinations")
     def _check_allowed(self, proposal: Any) -> list[str]:
         for text in proposal["value"]:
             parse_destination(text)
@@ -156,6 +166,7 @@ class NetworkPolicy(LoggingConfigurable):
             block_host=self.block_host,
             blocked=tuple(parse_network(text) for text in self.blocked_networks),
             allowed=tuple(parse_destination(text) for text in self.allowed_destinations),
+            denied=tuple(parse_destination(text) for text in self.blocked_destinations),
         )
 
     @property

@@ -73,6 +73,7 @@ def node_firewall_env(
         block_host=settings.block_host,
         blocked=tuple(dict.fromkeys(blocked)),
         allowed=settings.allowed,
+        denied=settings.denied,
     )
     return {
         "POPEBOT_FIREWALL_RULES": firewall_script(NODE_VIEW, Members(), node_settings),

@@ -10,6 +10,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..core.profiles import ProfileCatalog
     from ..core.secrets import PersonalSecrets
     from ..core.service import WorkspaceService
     from ..core.validation import WorkspaceValidator
@@ -42,6 +43,9 @@ class WorkspacesApp(Protocol):
 
     @property
     def personal_secrets(self) -> PersonalSecrets: ...
+
+    @property
+    def profile_catalog(self) -> ProfileCatalog: ...
 
     @property
     def owner_source(self) -> str: ...

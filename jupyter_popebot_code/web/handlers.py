@@ -12,7 +12,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..auth.owner import is_admin
+from ..auth.owner import identity_groups, is_admin
+from ..core.profiles import Caller
 from ..core.validation import validate_name
 from ..errors import (
     ANSWERED,
@@ -108,6 +109,12 @@ class WorkspaceAPIHandler(CodeWorkspacesMixin, APIHandler):
             return None
         return self.owner
 
+    def caller(self) -> Caller:
+        """Who the request is, as workspace profiles name people: owner, name, email, groups."""
+        user = self.current_user
+        names = [self.owner, getattr(user, "username", None), getattr(user, "email", None)]
+        return Caller.of([n for n in names if isinstance(n, str)], identity_groups(user))
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -144,8 +151,10 @@ class WorkspaceCollectionHandler(WorkspaceAPIHandler):
     @authorized
     @translate_errors()
     async def post(self) -> None:
-        spec = self.validator.create_spec(self.read_json_object({"name", "repo", "branch"}))
-        workspace = await self.service.create(self.owner, spec)
+        body = self.read_json_object({"name", "repo", "branch", "profile"})
+        spec = self.validator.create_spec(body)
+        profile = self.code_app.profile_catalog.choose(body.get("profile"), self.caller())
+        workspace = await self.service.create(self.owner, spec, profile)
         self.set_header(
             "Location",
             url_path_join(self.base_url, "api/code/workspaces", workspace.id),

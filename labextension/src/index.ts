@@ -123,7 +123,7 @@ function activate(
   addPreviewCommands(app, { model, ports, previews, texts: words });
   addSecretsCommand(app, client, words);
 
-  // Open panels come back after a reload, reconnecting to the same tmux session.
+  // Open panels come back after a reload, reconnecting to the same terminal session.
   void restorer?.restore(tracker, {
     command: CommandIDs.open,
     args: panel => ({

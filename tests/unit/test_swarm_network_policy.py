@@ -58,6 +58,24 @@ def test_allowed_destinations_pass_before_the_nodes_are_rejected() -> None:
     assert accept < rules.index("-d 10.1.0.6/32 -j REJECT")
 
 
+def test_the_registry_is_rejected_before_anything_is_allowed() -> None:
+    settings = PolicySettings(
+        allowed=(parse_destination("10.2.0.0/16"),),
+        denied=(parse_destination("10.2.0.9:5000"),),
+    )
+    rules = node_firewall_env(settings, [])["POPEBOT_FIREWALL_RULES"]
+    fwd, inp = NODE_VIEW.forward_chain, NODE_VIEW.input_chain
+    reject = "-j REJECT --reject-with icmp-admin-prohibited"
+    for proto in ("tcp", "udp"):
+        denied = f"-A {fwd} -i docker_gwbridge -d 10.2.0.9/32 -p {proto} --dport 5000 {reject}"
+        assert rules.index(denied) < rules.index("-d 10.2.0.0/16 -j ACCEPT")
+        # Also on the node itself (a registry published there), before allowed ones return.
+        assert f"-A {inp} -d 10.2.0.9/32 -p {proto} --dport 5000 {reject}" in rules
+    # A single engine's policy takes the option: the same rule text for its bridge.
+    _, swarm_policy = policy(blocked_destinations=["10.2.0.9:5000"])
+    assert swarm_policy.settings.denied == (parse_destination("10.2.0.9:5000"),)
+
+
 def test_without_block_host_the_nodes_are_not_rejected() -> None:
     settings = PolicySettings(block_host=False)
     rules = node_firewall_env(settings, [ipaddress.IPv4Network("10.1.0.5/32")])

@@ -20,16 +20,19 @@ from .engine import DockerEngine
 from .options import ContainerOptions
 from .ports import listing_command, parse_listing
 
-# tmux stamps a window's activity whenever its panes write output, attached or not. Only the
-# latest stamp comes back (one line, however many windows a user opened); none without tmux.
+# The image's session keeper (workspace-session) touches its activity file whenever the terminal's
+# program writes output, attached or not; tmux (older images, or one the user runs) stamps its
+# windows. Only the latest stamp comes back (one line); none when neither runs.
 TMUX_ACTIVITY_COMMAND = [
     "sh",
     "-c",
-    "tmux list-windows -a -F '#{window_activity}' 2>/dev/null | sort -rn | head -n 1",
+    '{ stat -c %Y "/tmp/workspace-session-$(id -u)/activity";'
+    " tmux list-windows -a -F '#{window_activity}'; } 2>/dev/null | sort -rn | head -n 1",
 ]
 # Reads of a ports listing whose output Docker lost, before the request fails.
 LISTING_ATTEMPTS = 3
-# The image's unprivileged user, who owns the tmux server; `docker exec` runs as root otherwise.
+# The image's unprivileged user, who owns the terminal session; `docker exec` runs as root
+# otherwise.
 WORKSPACE_USER = "coder"
 # Every `docker exec` gets the container's environment: blank the terminal's credential there, or
 # a process of the user's uid would hold it for the user to read.

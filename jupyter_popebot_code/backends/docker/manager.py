@@ -20,6 +20,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from ...core.capacity import HostResources
+from ...core.profiles import ContainerResources, Profile
 from ...core.store import Workspace
 from ..base import (
     HOLDING_STATES,
@@ -236,9 +237,10 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         return await self._call(list_all)
 
     async def tmux_activity(self, container_name: str) -> float | None:
-        """Epoch seconds of the latest output in any tmux window of the container, in one exec.
+        """Epoch seconds of the latest terminal output in the container, in one exec.
 
-        None when no tmux server runs there (no terminal was ever opened since the start).
+        Read from the session keeper's activity file (and any tmux server's windows); None when
+        no session runs there (no terminal was ever opened since the start).
         """
         return await self._queries.tmux_activity(container_name)
 
@@ -252,12 +254,22 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
-        """Create and start the workspace's container on its (possibly existing) volume."""
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
+        """Create and start the workspace's container on its (possibly existing) volume.
+
+        `profile`: its image and limits over this manager's (None: this manager's).
+        """
+        resources = ContainerResources.of(profile, self)
         environment = await self.environment(workspace, env, workspace.ttyd_credential)
         await self._change(
             workspace.container_name or "",
-            lambda client: self._create_sync(client, workspace, store_id, environment),
+            lambda client: self._create_sync(client, workspace, store_id, environment, resources),
         )
 
     async def _change(
@@ -276,25 +288,31 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         await self._call(run)
 
     def _create_sync(
-        self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        resources: ContainerResources | None = None,
     ) -> None:
         assert ws.container_name
+        resources = resources or ContainerResources.of(None, self)
         labels = workspace_labels(ws, store_id)
         self._ensure_network(client)
-        limited, holds_home = self.volumes.ensure(client, ws, labels)
+        limited, holds_home = self.volumes.ensure(client, ws, labels, resources.disk)
         options: dict[str, Any] = {}
         if log_options := self.log_options():
             options["log_config"] = {"type": "json-file", "config": log_options}
-        if self.mem_limit not in ("", "0"):
-            options["mem_limit"] = options["memswap_limit"] = self.mem_limit
-        if self.cpu_limit:
-            options["nano_cpus"] = int(self.cpu_limit * 1e9)
-        if self.pids_limit:
-            options["pids_limit"] = self.pids_limit
+        if resources.memory not in ("", "0"):
+            options["mem_limit"] = options["memswap_limit"] = resources.memory
+        if resources.cpus:
+            options["nano_cpus"] = int(resources.cpus * 1e9)
+        if resources.pids:
+            options["pids_limit"] = resources.pids
         # Least privilege and a bounded writable layer (issue 17): see confinement_options.
         options.update(self.confinement_options(home_tmpfs=not holds_home))
         container: Container = client.containers.create(
-            self.image,
+            resources.image,
             name=ws.container_name,
             hostname=f"workspace-{ws.id}"[:63],
             labels=labels,

@@ -115,9 +115,13 @@ class StorageOptions(LoggingConfigurable):
             sizes.append(size)
         return sizes[0], sizes[1]
 
-    def disk_size(self, owner: str) -> int:
-        """Bytes of a new volume of this owner (0: no limit): owner_disk_limit, else disk_limit."""
-        return disks.parse_size(self.owner_disk_limit.get(owner, self.disk_limit))
+    def disk_size(self, owner: str, profile_disk: str | None = None) -> int:
+        """Bytes of a new volume of this owner (0: no limit).
+
+        owner_disk_limit, else the workspace profile's disk limit, else disk_limit.
+        """
+        fallback = self.disk_limit if profile_disk is None else profile_disk
+        return disks.parse_size(self.owner_disk_limit.get(owner, fallback))
 
     def log_options(self) -> dict[str, str]:
         """The json-file log rotation (log_max_size x log_max_files); {} for the engine's own."""

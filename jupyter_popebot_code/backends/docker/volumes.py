@@ -36,7 +36,11 @@ class WorkspaceVolumes:
         self._lock = threading.Lock()
 
     def ensure(
-        self, client: docker.DockerClient, ws: Workspace, labels: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        labels: dict[str, str],
+        profile_disk: str | None = None,
     ) -> tuple[bool, bool]:
         """Create the volume (with its disk when limited) or mount an existing one's disk.
 
@@ -50,7 +54,7 @@ class WorkspaceVolumes:
         if self.options.volume_holds_home():
             labels = {**labels, HOLDS_HOME_LABEL: "1"}
         holds_home = HOLDS_HOME_LABEL in labels
-        size = self.options.disk_size(ws.user_id)
+        size = self.options.disk_size(ws.user_id, profile_disk)
         if not size:
             client.volumes.create(name=ws.volume_name, labels=labels)
             self._remember_plain(ws.volume_name)

@@ -32,6 +32,7 @@ import docker.errors
 from traitlets import Bool, Float, Int, Unicode
 
 from ...core.capacity import HostResources
+from ...core.profiles import ContainerResources, Profile
 from ...core.store import Workspace
 from ..base import (
     ContainerError,
@@ -219,16 +220,29 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def create(self, workspace: Workspace, store_id: str, env: dict[str, str]) -> None:
+    async def create(
+        self,
+        workspace: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        profile: Profile | None = None,
+    ) -> None:
         environment = await self.environment(workspace, env, workspace.ttyd_credential)
-        await self._call(self._create_sync, workspace, store_id, environment)
+        resources = ContainerResources.of(profile, self)
+        await self._call(self._create_sync, workspace, store_id, environment, resources)
         await self._wait_running(workspace.container_name or "", set())
 
     def _create_sync(
-        self, client: docker.DockerClient, ws: Workspace, store_id: str, env: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        ws: Workspace,
+        store_id: str,
+        env: dict[str, str],
+        resources: ContainerResources | None = None,
     ) -> None:
         assert ws.container_name
-        if self.disk_size(ws.user_id):
+        resources = resources or ContainerResources.of(None, self)
+        if self.disk_size(ws.user_id, resources.disk):
             raise ContainerError(
                 "ContainerManager.disk_limit is not supported on Swarm: each node needs its own "
                 "disk images. Set it to '' (and owner_disk_limit empty) for a Swarm."
@@ -243,6 +257,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         labels = {**workspace_labels(ws, store_id), NODE_LABEL: node_id}
         template = tasks.task_template(
             self,
+            resources,
             ws,
             store_id,
             env,

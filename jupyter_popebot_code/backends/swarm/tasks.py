@@ -11,6 +11,7 @@ from typing import Any
 
 import docker
 
+from ...core.profiles import ContainerResources
 from ...core.store import Workspace
 from ..docker.labels import workspace_labels
 from ..docker.options import WORKSPACE_CAPABILITIES, WORKSPACE_HOME, ContainerOptions
@@ -39,6 +40,7 @@ def task_error(task: dict[str, Any]) -> str:
 
 def task_template(
     options: ContainerOptions,
+    resources: ContainerResources,
     ws: Workspace,
     store_id: str,
     env: dict[str, str],
@@ -50,17 +52,17 @@ def task_template(
     """The task of a workspace's service: its container, limits, log, placement and network."""
     assert ws.container_name
     limits: dict[str, int] = {}
-    if options.mem_limit not in ("", "0"):
-        limits["MemoryBytes"] = docker.utils.parse_bytes(options.mem_limit)
-    if options.cpu_limit:
-        limits["NanoCPUs"] = int(options.cpu_limit * 1e9)
-    if options.pids_limit:
-        limits["Pids"] = options.pids_limit
+    if resources.memory not in ("", "0"):
+        limits["MemoryBytes"] = docker.utils.parse_bytes(resources.memory)
+    if resources.cpus:
+        limits["NanoCPUs"] = int(resources.cpus * 1e9)
+    if resources.pids:
+        limits["Pids"] = resources.pids
     log_options = options.log_options()
     log_driver = {"LogDriver": {"Name": "json-file", "Options": log_options}} if log_options else {}
     return {
         "ContainerSpec": {
-            "Image": options.image,
+            "Image": resources.image,
             "Labels": labels,
             "Hostname": f"workspace-{ws.id}"[:63],
             "Env": [f"{key}={value}" for key, value in env.items()],

@@ -15,12 +15,14 @@ import { SERVICE_URL_OPTION, serviceRequest, serviceSettings } from './service';
 import type {
   EnsureResult,
   PortList,
+  Profile,
   StopResult,
   Workspace,
   WorkspaceSpec
 } from './types';
 
 const API_PATH = 'api/code/workspaces';
+const PROFILES_PATH = 'api/code/profiles';
 const WS_PATH = 'api/ws/code';
 
 /**
@@ -56,9 +58,10 @@ export async function requestAPI<T>(
   endPoint: string,
   init: RequestInit,
   settings: ServerConnection.ISettings,
-  mode: ClientMode = 'server'
+  mode: ClientMode = 'server',
+  apiPath: string = API_PATH
 ): Promise<T> {
-  const url = URLExt.join(settings.baseUrl, API_PATH, endPoint);
+  const url = URLExt.join(settings.baseUrl, apiPath, endPoint);
   const response =
     mode === 'service'
       ? await serviceRequest(url, init, settings)
@@ -86,6 +89,17 @@ export class WorkspacesClient {
       operations['listWorkspaces']['responses'][200]['content']['application/json']
     >('', { method: 'GET' }, this.serverSettings, this.mode);
     return body.workspaces;
+  }
+
+  /**
+   * The workspace profiles the caller may use; empty when the server offers
+   * none.
+   */
+  async profiles(): Promise<Profile[]> {
+    const body = await requestAPI<
+      operations['listProfiles']['responses'][200]['content']['application/json']
+    >('', { method: 'GET' }, this.serverSettings, this.mode, PROFILES_PATH);
+    return body.profiles;
   }
 
   create(spec: WorkspaceSpec): Promise<Workspace> {

@@ -25,14 +25,22 @@ export type ContainerStatus =
   Schemas['WorkspaceWithStatus']['container']['status'];
 
 /**
- * What a create request carries (the dialog always sends every field).
+ * What a create request carries: name, repository and branch always, and the
+ * profile when the user chose one (the server's default otherwise).
  */
-export type WorkspaceSpec = Required<Schemas['WorkspaceCreate']>;
+export type WorkspaceSpec = Required<
+  Omit<Schemas['WorkspaceCreate'], 'profile'>
+> & { profile?: string };
 
 /**
  * The fields a validation error can point at.
  */
-export type WorkspaceField = keyof WorkspaceSpec;
+export type WorkspaceField = keyof Required<Schemas['WorkspaceCreate']>;
+
+/**
+ * A workspace profile the caller may use (`CodeWorkspacesApp.profiles`).
+ */
+export type Profile = Schemas['Profile'];
 
 /**
  * Outcome of `ensure`.

@@ -222,7 +222,7 @@ export class TerminalConnection implements IDisposable {
           // Output proves the path works end to end: back off from zero again.
           this._policy.reset();
           if (isReconnect) {
-            // tmux repaints the whole screen on attach; stale modes must go.
+            // The session replays its recent output on attach; stale modes must go.
             this._sink.reset();
           }
         },

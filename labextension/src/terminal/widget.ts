@@ -203,7 +203,7 @@ export class WorkspaceTerminal extends Widget {
     if (this.isDisposed) {
       return;
     }
-    // Closing the panel leaves the container and its tmux session running.
+    // Closing the panel leaves the container and its terminal session running.
     this.connection.dispose();
     this._term?.dispose();
     this._term = null;

@@ -30,7 +30,7 @@ export interface ITerminalOptions {
  */
 export const DEFAULT_OPTIONS: ITerminalOptions = {
   fontSize: 13,
-  scrollback: 1000,
+  scrollback: 10000,
   theme: 'inherit',
   pasteWithCtrlV: true
 };

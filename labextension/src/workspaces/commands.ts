@@ -51,13 +51,18 @@ export function addWorkspaceCommands(
     ),
     icon: args => (args['isPalette'] ? undefined : workspaceIcon),
     execute: async args => {
+      // Without the list the dialog shows no picker and the server's default
+      // profile is used: creating a workspace still works.
+      const profiles = await model.client.profiles().catch(() => []);
       const workspace = await CreateWorkspaceDialog.show({
         texts,
+        profiles,
         create: spec => model.create(spec),
         initial: {
           name: (args['name'] as string | undefined) ?? undefined,
           repo: (args['repo'] as string | undefined) ?? undefined,
-          branch: (args['branch'] as string | undefined) ?? undefined
+          branch: (args['branch'] as string | undefined) ?? undefined,
+          profile: (args['profile'] as string | undefined) ?? undefined
         }
       });
       return workspace ? openTerminal(workspace.id, workspace.name) : null;
@@ -68,7 +73,11 @@ export function addWorkspaceCommands(
         properties: {
           name: { type: 'string', description: 'Prefilled name' },
           repo: { type: 'string', description: 'Prefilled repository' },
-          branch: { type: 'string', description: 'Prefilled branch' }
+          branch: { type: 'string', description: 'Prefilled branch' },
+          profile: {
+            type: 'string',
+            description: 'Preselected workspace profile (its slug)'
+          }
         }
       }
     }

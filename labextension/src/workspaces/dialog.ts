@@ -8,7 +8,7 @@
 
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
-import type { Workspace, WorkspaceSpec, WorkspaceField } from '../api';
+import type { Profile, Workspace, WorkspaceSpec, WorkspaceField } from '../api';
 import { limits, WorkspaceRequestError } from '../api';
 import type { Texts } from '../texts';
 
@@ -17,7 +17,7 @@ const FIELD_ERROR_CLASS = 'jp-CodeWorkspaces-fieldError';
 const FORM_ERROR_CLASS = 'jp-CodeWorkspaces-formError';
 
 interface IField {
-  input: HTMLInputElement;
+  input: HTMLInputElement | HTMLSelectElement;
   error: HTMLElement;
 }
 
@@ -28,7 +28,11 @@ export class CreateWorkspaceForm
   extends Widget
   implements Dialog.IBodyWidget<Workspace | null>
 {
-  constructor(texts: Texts) {
+  /**
+   * `profiles`: the workspace profiles the user may use; a picker is shown
+   * when there is more than one.
+   */
+  constructor(texts: Texts, profiles: readonly Profile[] = []) {
     super();
     const trans = texts.trans;
     this.addClass(FORM_CLASS);
@@ -50,6 +54,9 @@ export class CreateWorkspaceForm
         maxLength: limits.branchMaxLength
       })
     };
+    if (profiles.length > 1) {
+      this._fields.profile = this._addProfilePicker(texts, profiles);
+    }
     this._formError = document.createElement('div');
     this._formError.className = FORM_ERROR_CLASS;
     this._formError.setAttribute('role', 'alert');
@@ -70,11 +77,15 @@ export class CreateWorkspaceForm
    * What the user typed, trimmed.
    */
   get spec(): WorkspaceSpec {
-    return {
-      name: this._fields.name.input.value.trim(),
-      repo: this._fields.repo.input.value.trim(),
-      branch: this._fields.branch.input.value.trim()
+    const spec: WorkspaceSpec = {
+      name: this._fields.name!.input.value.trim(),
+      repo: this._fields.repo!.input.value.trim(),
+      branch: this._fields.branch!.input.value.trim()
     };
+    if (this._fields.profile) {
+      spec.profile = this._fields.profile.input.value;
+    }
+    return spec;
   }
 
   /**
@@ -82,9 +93,19 @@ export class CreateWorkspaceForm
    */
   setSpec(spec: Partial<WorkspaceSpec>): void {
     for (const key of Object.keys(this._fields) as WorkspaceField[]) {
-      if (spec[key] !== undefined) {
-        this._fields[key].input.value = spec[key]!;
+      const value = spec[key];
+      const field = this._fields[key];
+      if (value === undefined || value === null || !field) {
+        continue;
       }
+      const select = field.input;
+      if (
+        select instanceof HTMLSelectElement &&
+        !Array.from(select.options).some(option => option.value === value)
+      ) {
+        continue; // a profile the user may not use: keep the default
+      }
+      field.input.value = value;
     }
   }
 
@@ -93,7 +114,9 @@ export class CreateWorkspaceForm
    */
   setBusy(busy: boolean): void {
     for (const field of Object.values(this._fields)) {
-      field.input.disabled = busy;
+      if (field) {
+        field.input.disabled = busy;
+      }
     }
   }
 
@@ -112,13 +135,16 @@ export class CreateWorkspaceForm
    */
   showMessage(message: string, field: WorkspaceField | null): void {
     this.clearErrors();
-    if (field && this._fields[field]) {
-      const { input, error: slot } = this._fields[field];
+    const target = field ? this._fields[field] : undefined;
+    if (target) {
+      const { input, error: slot } = target;
       slot.textContent = message;
       slot.hidden = false;
       input.setAttribute('aria-invalid', 'true');
       input.focus();
-      input.select();
+      if (input instanceof HTMLInputElement) {
+        input.select();
+      }
     } else {
       this._formError.textContent = message;
       this._formError.hidden = false;
@@ -134,7 +160,11 @@ export class CreateWorkspaceForm
   }
 
   private _clearFieldError(key: WorkspaceField): void {
-    const { input, error } = this._fields[key];
+    const field = this._fields[key];
+    if (!field) {
+      return;
+    }
+    const { input, error } = field;
     input.removeAttribute('aria-invalid');
     error.hidden = true;
     error.textContent = '';
@@ -194,7 +224,57 @@ export class CreateWorkspaceForm
     return { input, error };
   }
 
-  private _fields: Record<WorkspaceField, IField>;
+  /**
+   * A select of the profiles, the default one chosen; its hint is the chosen
+   * profile's description and limits.
+   */
+  private _addProfilePicker(
+    texts: Texts,
+    profiles: readonly Profile[]
+  ): IField {
+    const trans = texts.trans;
+    const id = `jp-CodeWorkspaces-profile-${Private.nextId()}`;
+    const row = document.createElement('div');
+    row.className = 'jp-CodeWorkspaces-field';
+    const labelNode = document.createElement('label');
+    labelNode.htmlFor = id;
+    labelNode.textContent = trans.__('Profile');
+    const select = document.createElement('select');
+    select.id = id;
+    select.name = 'profile';
+    select.className = 'jp-mod-styled';
+    for (const profile of profiles) {
+      const option = document.createElement('option');
+      option.value = profile.slug;
+      option.textContent = profile.display_name;
+      select.appendChild(option);
+    }
+    select.value = (profiles.find(p => p.default) ?? profiles[0]).slug;
+    const hint = document.createElement('div');
+    hint.className = 'jp-CodeWorkspaces-hint';
+    hint.id = `${id}-hint`;
+    const describe = () => {
+      const chosen = profiles.find(p => p.slug === select.value);
+      hint.textContent = chosen ? Private.describe(chosen, texts) : '';
+    };
+    describe();
+    const error = document.createElement('div');
+    error.className = FIELD_ERROR_CLASS;
+    error.id = `${id}-error`;
+    error.dataset.field = 'profile';
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+    select.setAttribute('aria-describedby', `${hint.id} ${error.id}`);
+    select.addEventListener('change', () => {
+      describe();
+      this._clearFieldError('profile');
+    });
+    row.append(labelNode, select, error, hint);
+    this.node.appendChild(row);
+    return { input: select, error };
+  }
+
+  private _fields: Partial<Record<WorkspaceField, IField>>;
   private _formError: HTMLElement;
 }
 
@@ -206,7 +286,7 @@ export class CreateWorkspaceDialog extends Dialog<Workspace | null> {
   constructor(options: CreateWorkspaceDialog.IOptions) {
     const { texts } = options;
     const trans = texts.trans;
-    const form = new CreateWorkspaceForm(texts);
+    const form = new CreateWorkspaceForm(texts, options.profiles);
     if (options.initial) {
       form.setSpec(options.initial);
     }
@@ -302,6 +382,8 @@ export namespace CreateWorkspaceDialog {
     texts: Texts;
     create: (spec: WorkspaceSpec) => Promise<Workspace>;
     initial?: Partial<WorkspaceSpec>;
+    /** The profiles the user may use; a picker is shown for more than one. */
+    profiles?: readonly Profile[];
   }
 
   /**
@@ -323,5 +405,20 @@ namespace Private {
    */
   export function nextId(): number {
     return counter++;
+  }
+
+  /**
+   * A profile's description with the limits it sets, for the picker's hint.
+   */
+  export function describe(profile: Profile, texts: Texts): string {
+    const trans = texts.trans;
+    const { cpus, memory, pids, disk } = profile.limits;
+    const parts = [
+      cpus !== undefined ? trans.__('%1 CPUs', cpus) : '',
+      memory ? trans.__('%1 memory', memory) : '',
+      pids !== undefined ? trans.__('%1 processes', pids) : '',
+      disk ? trans.__('%1 disk', disk) : ''
+    ].filter(Boolean);
+    return [profile.description, parts.join(', ')].filter(Boolean).join(' · ');
   }
 }

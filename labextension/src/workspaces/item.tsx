@@ -200,6 +200,14 @@ export function WorkspaceItem(props: IItemProps): JSX.Element {
         <span className="jp-CodeWorkspaces-repo" title={repo}>
           {repo}
         </span>
+        {workspace.profile && (
+          <span
+            className="jp-CodeWorkspaces-profile"
+            title={trans.__('Workspace profile: %1', workspace.profile)}
+          >
+            {workspace.profile}
+          </span>
+        )}
       </div>
       <div className="jp-CodeWorkspaces-actions">
         <button

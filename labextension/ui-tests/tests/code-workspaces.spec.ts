@@ -98,16 +98,14 @@ test("copy and paste work as in JupyterLab's terminal", async () => {
   const terminal = terminalOf(page, workspaceId);
   const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
 
-  // Shift+drag selects even while tmux has the mouse; Ctrl+C then copies
-  // instead of sending an interrupt.
+  // A drag selects (the shell has not asked for the mouse); Ctrl+C then
+  // copies instead of sending an interrupt.
   const row = terminal.locator('.xterm-rows > div', { hasText: /^42\s*$/ });
   const box = (await row.boundingBox())!;
-  await page.keyboard.down('Shift');
   await page.mouse.move(box.x + 1, box.y + box.height / 2);
   await page.mouse.down();
   await page.mouse.move(box.x + 40, box.y + box.height / 2, { steps: 5 });
   await page.mouse.up();
-  await page.keyboard.up('Shift');
   await expect(terminal.locator('.xterm-selection div').first()).toBeAttached();
   await page.keyboard.press('Control+c');
   await expect.poll(clipboard).toMatch(/^42\s*$/);
@@ -130,7 +128,7 @@ test("copy and paste work as in JupyterLab's terminal", async () => {
   await expectScreen(terminal, /^menu-25 *$/m);
 });
 
-test('a page reload restores the panel and its earlier output (tmux)', async () => {
+test('a page reload restores the panel and its earlier output (the session replays it)', async () => {
   await page.reload();
   await waitForLab(page);
   const terminal = terminalOf(page, workspaceId);

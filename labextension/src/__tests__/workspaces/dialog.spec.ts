@@ -6,7 +6,7 @@
 
 // The DOM shims JupyterLab's widgets need (this file only: the others run in node).
 import '@jupyterlab/testing/lib/jest-shim.js';
-import type { WorkspaceSpec } from '../../api';
+import type { Profile, Workspace, WorkspaceSpec } from '../../api';
 import { WorkspaceRequestError } from '../../api';
 import { CreateWorkspaceDialog } from '../../workspaces/dialog';
 import { texts } from '../../texts';
@@ -55,5 +55,74 @@ describe('CreateWorkspaceDialog', () => {
     expect(dialog.isDisposed).toBe(false);
     dialog.resolve(0); // Cancel
     await result;
+  });
+
+  it('offers a profile picker when there are several, and sends the choice', async () => {
+    const profiles: Profile[] = [
+      {
+        slug: 'plain',
+        display_name: 'Plain',
+        description: 'the usual tools',
+        image: 'i:1',
+        limits: {},
+        default: true
+      },
+      {
+        slug: 'python',
+        display_name: 'Python data science',
+        description: 'numpy',
+        image: 'i:2',
+        limits: { cpus: 2, memory: '4g' },
+        default: false
+      }
+    ];
+    const asked: WorkspaceSpec[] = [];
+    const dialog = new CreateWorkspaceDialog({
+      texts: texts(),
+      profiles,
+      create: spec => {
+        asked.push(spec);
+        return Promise.resolve({ id: 'w1', name: spec.name } as Workspace);
+      },
+      initial: { name: 'demo' }
+    });
+    const result = dialog.launch();
+    await until(() => dialog.isAttached, 'dialog attached');
+    const select = dialog.node.querySelector<HTMLSelectElement>(
+      'select[name="profile"]'
+    )!;
+    expect(Array.from(select.options).map(o => o.textContent)).toEqual([
+      'Plain',
+      'Python data science'
+    ]);
+    expect(select.value).toBe('plain'); // the default
+    select.value = 'python';
+    select.dispatchEvent(new Event('change'));
+    const hint = document.getElementById(`${select.id}-hint`)!;
+    expect(hint.textContent).toBe('numpy · 2 CPUs, 4g memory');
+    dialog.resolve(1);
+    await result;
+    expect(asked).toEqual([
+      { name: 'demo', repo: '', branch: '', profile: 'python' }
+    ]);
+  });
+
+  it('shows no picker for a single profile or none', () => {
+    const one = new CreateWorkspaceDialog({
+      texts: texts(),
+      profiles: [
+        {
+          slug: 'only',
+          display_name: 'Only',
+          description: '',
+          image: 'i:1',
+          limits: {},
+          default: false
+        }
+      ],
+      create: () => Promise.reject(new Error('unused'))
+    });
+    expect(one.node.querySelector('select[name="profile"]')).toBeNull();
+    one.dispose();
   });
 });

@@ -23,6 +23,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/code/profiles': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The workspace profiles the caller may use (CodeWorkspacesApp.profiles).
+     * @description In the operator's order; empty when the server offers no profiles (every workspace then runs ContainerManager.image). A profile restricted by allowed_users / allowed_groups is listed only to the people and JupyterHub groups it names.
+     */
+    get: operations['listProfiles'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/code/workspaces/{id}': {
     parameters: {
       query?: never;
@@ -242,6 +262,29 @@ export interface components {
       repo?: string;
       /** @description Empty (default branch) or a name git check-ref-format --branch accepts. */
       branch?: string;
+      /** @description Slug of a profile from GET api/code/profiles. Empty or absent: the default profile (the one marked default, else the first the caller may use); without profiles on the server it must be empty. Unknown: 400 with field "profile"; one the caller may not use: 403. */
+      profile?: string | null;
+    };
+    Profile: {
+      /** @example python */
+      slug: string;
+      /** @example Python data science */
+      display_name: string;
+      description: string;
+      /** @example jupyter-popebot-code-python:latest */
+      image: string;
+      /** @description The limits the profile sets; the others are the server's defaults. */
+      limits: {
+        /** @example 2 */
+        cpus?: number;
+        /** @example 4g */
+        memory?: string;
+        /** @example 1024 */
+        pids?: number;
+        /** @example 20g */
+        disk?: string;
+      };
+      default: boolean;
     };
     Workspace: {
       id: string;
@@ -260,6 +303,8 @@ export interface components {
        * @description Last terminal traffic; null until the terminal is first used.
        */
       last_used_at: string | null;
+      /** @description Slug of the profile it was made with (its container is recreated from it); absent when it was made without one. */
+      profile?: string;
     };
     WorkspaceWithStatus: components['schemas']['Workspace'] & {
       container: {
@@ -362,7 +407,7 @@ export interface components {
         'application/json': components['schemas']['Error'];
       };
     };
-    /** @description No authenticated caller, or the caller's quota is reached (max_workspaces_per_user, max_running_workspaces_per_user); the message says which and what to do. */
+    /** @description No authenticated caller, the caller's quota is reached (max_workspaces_per_user, max_running_workspaces_per_user), or the caller may not use the profile asked for (or none at all); the message says which and what to do. */
     ForbiddenOrOverQuota: {
       headers: {
         [name: string]: unknown;
@@ -489,6 +534,29 @@ export interface operations {
       500: components['responses']['DockerRefused'];
       503: components['responses']['EngineUnreachable'];
       507: components['responses']['DiskFull'];
+    };
+  };
+  listProfiles: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The profiles. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            profiles: components['schemas']['Profile'][];
+          };
+        };
+      };
+      403: components['responses']['Unauthenticated'];
     };
   };
   getWorkspace: {
@@ -893,7 +961,7 @@ export const wire = {
   nameMaxLength: 100,
   repoMaxLength: 2048,
   branchMaxLength: 255,
-  workspaceFields: ['name', 'repo', 'branch'],
+  workspaceFields: ['name', 'repo', 'branch', 'profile'],
   portMinimum: 1,
   portMaximum: 65535,
   secretFields: ['name', 'value', 'git_host'],
