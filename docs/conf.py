@@ -80,12 +80,23 @@ DOCUMENTED_CLASSES = {
 }
 
 
+SHOWN_UNDER = {
+    "ContainerOptions": "ContainerManager",
+    "StorageOptions": "ContainerManager",
+    "DockerEngine": "ContainerManager",
+}
+
+
 def _shown_here(documented: type, trait: TraitType[Any, Any]) -> bool:
     owner = trait.this_class
     if owner is None or not owner.__module__.startswith("jupyter_popebot_code"):
         return False
     if owner is documented:
         return True
+    # Bases that two documented classes share show under one (SwarmContainerManager's page says
+    # it reads every ContainerManager option).
+    if owner.__name__ in SHOWN_UNDER:
+        return documented.__name__ == SHOWN_UNDER[owner.__name__]
     # An undocumented base's options show under its nearest documented subclass only.
     return owner.__name__ not in DOCUMENTED_CLASSES and not any(
         base.__name__ in DOCUMENTED_CLASSES and issubclass(base, owner)

@@ -16,6 +16,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Type, Unicode, default
 from . import metrics
 from .auth.authorizer import WorkspaceAuthorizer, choose_authorizer
 from .auth.owner import ANONYMOUS_IDENTITY_PROVIDERS
+from .backends.base import WorkspaceBackend, WorkspaceNetworkPolicy
 from .backends.docker.manager import ContainerManager
 from .backends.docker.networks import WorkspaceNetworks
 from .backends.swarm.manager import SwarmContainerManager
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 
 # idle_timeout's default where several people share the server's Docker host: one hour.
 MULTI_USER_IDLE_TIMEOUT = 3600.0
-# ContainerManager.disk_limit's default there, on a single engine (Swarm has no disk images).
-MULTI_USER_DISK_LIMIT = "10g"
 
 # Options that moved from CodeWorkspacesApp to TerminalRelay while 0.1.0 was developed, and are
 # to be removed in 0.2: old name -> new name.
@@ -67,8 +66,8 @@ class CodeWorkspacesApp(ExtensionApp):
 
     # Made by initialize_settings; handlers reach them through CodeWorkspacesMixin.
     store: WorkspaceStore
-    container_manager: ContainerManager
-    network_policy: NetworkPolicy
+    container_manager: WorkspaceBackend
+    network_policy: WorkspaceNetworkPolicy
     terminal_relay: TerminalRelay
     preview_proxy: PreviewProxy
     validator: WorkspaceValidator
@@ -138,11 +137,13 @@ class CodeWorkspacesApp(ExtensionApp):
 
     container_manager_class = Type(
         default_value=ContainerManager,
-        klass=ContainerManager,
+        klass=WorkspaceBackend,
         help=(
-            "The class that runs workspace containers (a ContainerManager subclass), so a "
-            "deployment can swap how and where containers run: "
-            "jupyter_popebot_code.backends.swarm.SwarmContainerManager runs them on a Docker Swarm."
+            "The class that runs workspace containers (a "
+            "jupyter_popebot_code.backends.base.WorkspaceBackend), so a deployment can swap how "
+            "and where containers run: ContainerManager on one Docker engine (the default), "
+            "jupyter_popebot_code.backends.swarm.SwarmContainerManager on a Docker Swarm. The "
+            "backend names its own network policy."
         ),
     ).tag(config=True)
 
@@ -341,18 +342,13 @@ class CodeWorkspacesApp(ExtensionApp):
             return
         self._apply_renamed_options()
         self.store = WorkspaceStore(self.db_path)
-        self.container_manager = self.container_manager_class(parent=self, log=self.log)
-        if self.single_user and "claude_code_oauth_token" not in self.config.ContainerManager:
-            # One user, who is the operator: their own token is theirs to use.
-            token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
-            self.container_manager.claude_code_oauth_token = token
-        self._apply_disk_limit_default()
-        if isinstance(self.container_manager, SwarmContainerManager):
-            self.network_policy = SwarmNetworkPolicy(
-                self.container_manager, parent=self, log=self.log
-            )
-        else:
-            self.network_policy = NetworkPolicy(self.container_manager, parent=self, log=self.log)
+        # A Type trait of an abstract class: mypy cannot tell it holds a concrete one.
+        backend_class: Any = self.container_manager_class
+        self.container_manager = backend_class(parent=self, log=self.log)
+        self.container_manager.apply_server_defaults(
+            single_user=self.single_user, multi_user=self.multi_user
+        )
+        self.network_policy = self.container_manager.network_policy(parent=self, log=self.log)
         self.terminal_relay = TerminalRelay(parent=self, log=self.log)
         self.preview_proxy = PreviewProxy(parent=self, log=self.log)
         self.validator = WorkspaceValidator(
@@ -400,9 +396,9 @@ class CodeWorkspacesApp(ExtensionApp):
         IOLoop.current().add_callback(self.hub_sync.start)
         metrics.LIVE.watch(self)
         self.log.info(
-            "Code workspaces: store %s, image %s%s",
+            "Code workspaces: store %s, %s%s",
             self.db_path,
-            self.container_manager.image,
+            self.container_manager.describe(),
             f", profiles {', '.join(p.slug for p in self.profile_catalog.profiles)}"
             if self.profile_catalog
             else "",
@@ -429,29 +425,6 @@ class CodeWorkspacesApp(ExtensionApp):
             return True
         provider = self.serverapp.identity_provider if self.serverapp else None
         return provider is not None and type(provider) not in ANONYMOUS_IDENTITY_PROVIDERS
-
-    def _apply_disk_limit_default(self) -> None:
-        """Bound every workspace's disk on a multi-user server unless the operator chose."""
-        manager = self.container_manager
-        configured = any(
-            "disk_limit" in self.config.get(cls.__name__, {}) for cls in type(manager).__mro__
-        )
-        if configured:
-            source = "ContainerManager.disk_limit"
-        else:
-            kind = "multi-user" if self.multi_user else "single-user"
-            source = f"the default on a {kind} server"
-            if self.multi_user and not isinstance(manager, SwarmContainerManager):
-                manager.disk_limit = MULTI_USER_DISK_LIMIT
-        if manager.disk_limit not in ("", "0"):
-            self.log.info(
-                "Workspace disks: %s each, enforced by the kernel (%s)", manager.disk_limit, source
-            )
-        else:
-            self.log.info(
-                "Workspace disks are not limited (%s); ContainerManager.disk_limit limits them",
-                source,
-            )
 
     def _log_idle_stop(self) -> None:
         """Say at start whether and when idle workspaces stop, and where that value comes from."""

@@ -43,6 +43,20 @@ class ContainerNotRunning(ContainerError):
         self.status = status
 
 
+class DiskFull(ContainerError):
+    """A disk is full (answered 507); `limit` says whose, `reason` names it for the UI.
+
+    "host": the Docker host's (Docker's data, or the folder of the workspaces' disk images);
+    "server": the Jupyter server's (its workspace records). A workspace's own disk limit fails
+    writes inside it ("No space left on device"), never a request.
+    """
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.reason = f"{limit}_disk_full"
+
+
 class FirewallError(ContainerError):
     """The firewall rules could not be read or written."""
 
@@ -61,9 +75,14 @@ class WorkspaceNotFound(LookupError):
 class QuotaExceeded(PermissionError):
     """The owner already has as many workspaces (or running ones) as they may."""
 
+    # The limit, for the UI (docs/openapi.yaml, Error.reason).
+    reason = "owner_quota"
+
 
 class ServerAtCapacity(QuotaExceeded):
     """The server runs as many workspaces as it allows, all owners together (answered 429)."""
+
+    reason = "server_capacity"
 
 
 class NetworkPoolExhausted(ServerAtCapacity):
@@ -222,9 +241,9 @@ ANSWERS: tuple[ErrorAnswer, ...] = (
     ErrorAnswer(InvalidInput, 400, fields=("field",)),
     ErrorAnswer(NoIdentity, 403),
     ErrorAnswer(ProfileForbidden, 403),
-    ErrorAnswer(QuotaExceeded, 403, close_code=CLOSE_INTERNAL_ERROR),
+    ErrorAnswer(QuotaExceeded, 403, close_code=CLOSE_INTERNAL_ERROR, fields=("reason",)),
     # Not the caller's quota: the server is full for now, so "too many", not 403.
-    ErrorAnswer(ServerAtCapacity, 429, close_code=CLOSE_INTERNAL_ERROR),
+    ErrorAnswer(ServerAtCapacity, 429, close_code=CLOSE_INTERNAL_ERROR, fields=("reason",)),
     # Unknown and someone else's look alike; a preview also hides which of its parts was wrong.
     ErrorAnswer(
         WorkspaceNotFound,
@@ -247,6 +266,15 @@ ANSWERS: tuple[ErrorAnswer, ...] = (
         preview_message="The workspace could not be started: {error}",
         close_code=CLOSE_INTERNAL_ERROR,
         close_reason="workspace container: {error}",
+    ),
+    # Whose disk is full: the message says, `reason` names it (host_disk_full, server_disk_full).
+    ErrorAnswer(
+        DiskFull,
+        507,
+        preview_status=507,
+        close_code=CLOSE_INTERNAL_ERROR,
+        close_reason="workspace container: {error}",
+        fields=("reason",),
     ),
     ErrorAnswer(TerminalUnavailable, None, close_code=CLOSE_INTERNAL_ERROR),
     ErrorAnswer(InvalidHandshake, None, close_code=CLOSE_INVALID_PAYLOAD),

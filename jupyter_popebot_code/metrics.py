@@ -150,16 +150,9 @@ def quota_refused(limit: str) -> None:
     QUOTA_REFUSALS.labels(limit).inc()
 
 
-class _States(Protocol):
-    @property
-    def live(self) -> bool: ...
-
-    def status_counts(self) -> dict[str, int]: ...
-
-
 class _Backend(Protocol):
-    @property
-    def states(self) -> _States | None: ...
+    def status_counts(self) -> dict[str, int] | None:
+        """Status -> count from the backend's followed events; None when not live."""
 
 
 class _Terminal(Protocol):
@@ -237,11 +230,11 @@ class LiveCollector:
         counts = dict.fromkeys(CONTAINER_STATES, 0)
         all_live = bool(apps)
         for app in apps:
-            states = app.container_manager.states
-            if states is None or not states.live:
+            known = app.container_manager.status_counts()
+            if known is None:
                 all_live = False
                 continue
-            for state, count in states.status_counts().items():
+            for state, count in known.items():
                 counts[state] = counts.get(state, 0) + count
         live.add_metric([], 1 if all_live else 0)
         yield live

@@ -1,4 +1,4 @@
-"""An in-memory ContainerManager for the fast test tier: no Docker engine is ever contacted.
+"""An in-memory workspace backend for the fast test tier: no Docker engine is ever contacted.
 
 It keeps containers and volumes in dicts and behaves like the engine where the service relies on
 it (a name conflict on create, a missing container on start, a volume that outlives its
@@ -6,7 +6,8 @@ container). Tests set states (paused, restarting, dead, ...) and inject failures
 Only the fast tier uses it; every behaviour it stands in for is also tested against the real
 engine in the `docker` tier.
 
-It answers like a server whose Docker event stream is live: `statuses()` and `known_running()`
+It is the third implementation of `backends.base.WorkspaceBackend` (beside Docker and Swarm), and
+answers like a server whose Docker event stream is live: `statuses()` and `known_running()`
 read the dicts. The event stream itself (ContainerStates) has unit tests of its own and is tested
 against the real engine.
 """
@@ -16,29 +17,28 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from jupyter_popebot_code.backends.docker.manager import (
+from traitlets import Bool, Enum, Float, Int, Unicode
+
+from jupyter_popebot_code.backends.base import (
     HOLDING_STATES,
+    ContainerError,
+    ContainerMissing,
+    ContainerState,
+    DockerUnavailable,
+    ListeningPort,
+    PortListing,
+    WorkspaceBackend,
+)
+from jupyter_popebot_code.backends.docker.labels import (
     STORE_LABEL,
     WORKSPACE_LABEL,
-    ContainerManager,
-    ContainerState,
     workspace_labels,
 )
-from jupyter_popebot_code.backends.docker.ports import ListeningPort, PortListing
-from jupyter_popebot_code.backends.docker.secret_files import install_secret_files
 from jupyter_popebot_code.core.capacity import GIB, HostResources
 from jupyter_popebot_code.core.profiles import ContainerResources, Profile
 from jupyter_popebot_code.core.store import Workspace
-from jupyter_popebot_code.errors import ContainerError, ContainerMissing, DockerUnavailable
-
-T = TypeVar("T")
-
-# The private seam this stand-in plugs into; a rename in ContainerManager must fail loudly here.
-for _seam in ("_call",):
-    if not callable(getattr(ContainerManager, _seam, None)):
-        raise ImportError(f"ContainerManager.{_seam} is gone: update tests/memory_containers.py")
 
 
 def parse_secret_payload(payload: bytes) -> dict[str, str]:
@@ -46,13 +46,6 @@ def parse_secret_payload(payload: bytes) -> dict[str, str]:
     fields = payload.decode("utf-8").split("\0")
     assert fields[-1] == "", "the payload ends with a NUL"
     return dict(zip(fields[:-1:2], fields[1:-1:2], strict=True))
-
-
-class _NoDocker:
-    """Handed to SDK callbacks in place of a client: any use of it is a test failure."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the in-memory container manager touched Docker (.{name})")
 
 
 @dataclass
@@ -77,10 +70,30 @@ class MemoryContainer:
     resources: ContainerResources | None = None
 
 
-class InMemoryContainerManager(ContainerManager):
-    """ContainerManager's interface over dicts; see the module docstring."""
+class InMemoryContainerManager(WorkspaceBackend):
+    """The backend interface over dicts; see the module docstring."""
+
+    # The few options of the real backends the service's behaviour depends on.
+    connect_via = Enum(["auto", "ip", "name"], "auto", help="As ContainerManager's.").tag(
+        config=True
+    )
+    keep_volume_on_delete = Bool(False, help="As ContainerManager's.").tag(config=True)
+    restart_wait_timeout = Float(30.0, help="As ContainerManager's.").tag(config=True)
+    image = Unicode("jupyter-popebot-code-workspace:latest", help="As ContainerManager's.").tag(
+        config=True
+    )
+    mem_limit = Unicode("2g", help="As ContainerManager's.").tag(config=True)
+    cpu_limit = Float(1.0, help="As ContainerManager's.").tag(config=True)
+    pids_limit = Int(512, help="As ContainerManager's.").tag(config=True)
+
+    @classmethod
+    def section_names(cls) -> list[str]:
+        """The fast tier's ContainerManager options apply here too, as on the real backends."""
+        names = super().section_names()
+        return [*names[:-1], "ContainerManager", names[-1]]
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("docker_host", None)  # the fast tier names an engine that must never be used
         super().__init__(**kwargs)
         self.containers: dict[str, MemoryContainer] = {}
         self.volumes: dict[str, dict[str, str]] = {}
@@ -96,6 +109,7 @@ class InMemoryContainerManager(ContainerManager):
         self.overlaps: list[str] = []
         # Container name -> the files of personal secrets last written into it.
         self.secret_files: dict[str, dict[str, str]] = {}
+        self.secrets_enabled = False
         # What host_resources answers: large enough that a derived cap never gets in the way.
         self.host = HostResources(64.0, 256 * GIB, "the in-memory host")
 
@@ -148,25 +162,22 @@ class InMemoryContainerManager(ContainerManager):
             if name is not None:
                 self.busy.discard(name)
 
-    # -- the blocking seam -------------------------------------------------------------------
+    # -- personal secrets ----------------------------------------------------------------------
 
-    async def run_with_client(self, fn: Any, *args: Any) -> Any:
-        """Personal secrets written into a container are recorded; anything else as _call."""
-        if fn is not install_secret_files:
-            return await super().run_with_client(fn, *args)
-        name, payload = args
-        await self._enter("install_secrets", name)
+    def enable_secret_files(self) -> bool:
+        self.secrets_enabled = True
+        return True
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        """Personal secrets written into a container are recorded."""
+        await self._enter("install_secrets", container_name)
         try:
-            container = self.containers.get(name)
+            container = self.containers.get(container_name)
             if container is None or container.status != "running":
-                raise ContainerError(f"Container {name} is not running.")
-            self.secret_files[name] = parse_secret_payload(payload)
+                raise ContainerError(f"Container {container_name} is not running.")
+            self.secret_files[container_name] = parse_secret_payload(payload)
         finally:
-            await self._leave("install_secrets", name)
-
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(_NoDocker(), *args, **kwargs))
+            await self._leave("install_secrets", container_name)
 
     def watch(self, store_id: str) -> None:
         """Nothing to follow: the dicts are always current, like a live event stream."""
@@ -329,12 +340,35 @@ class InMemoryContainerManager(ContainerManager):
             raise ContainerError(f"Volume {volume_name} is in use.")
         self.volumes.pop(volume_name, None)
 
+    async def release_volume(self, volume_name: str) -> None:
+        if self.keep_volume_on_delete:
+            await self.unmount_volume(volume_name)
+        else:
+            await self.remove_volume(volume_name)
+
     async def prepare_start(self, workspace: Workspace) -> None:
         """No disk images here: volumes are dicts."""
 
     async def unmount_volume(self, volume_name: str) -> None:
         """No disk images here: volumes are dicts."""
 
+    async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
+        """Poll like the Docker backend until the state settles or restart_wait_timeout passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.restart_wait_timeout
+        state = await self.state(container_name)
+        while state is not None and state.status == "restarting" and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            state = await self.state(container_name)
+        if state is not None and state.status == "restarting":
+            raise ContainerError(
+                f"Container {container_name} is still restarting after "
+                f"{self.restart_wait_timeout:g} s."
+            )
+        return state
+
+    def limits(self) -> tuple[float, int]:
+        return 1.0, 2 * GIB  # the Docker backend's defaults
+
     def close(self) -> None:
         self.calls["close"] += 1
-        self._executor.shutdown(wait=False, cancel_futures=True)

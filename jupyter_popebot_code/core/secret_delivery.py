@@ -16,9 +16,7 @@ from collections.abc import Iterable
 
 from traitlets.config import LoggingConfigurable
 
-from ..backends.docker.manager import ContainerManager
-from ..backends.docker.secret_files import install_secret_files
-from ..backends.swarm.manager import SwarmContainerManager
+from ..backends.base import WorkspaceBackend
 from ..errors import ContainerError, DockerUnavailable, SecretKeyError
 from .secrets import PersonalSecrets, Secret
 from .service import WorkspaceService
@@ -53,7 +51,7 @@ class SecretDelivery:
         self,
         secrets: PersonalSecrets,
         store: WorkspaceStore,
-        containers: ContainerManager,
+        containers: WorkspaceBackend,
         log: logging.Logger,
     ) -> None:
         self.secrets = secrets
@@ -156,7 +154,7 @@ class SecretDelivery:
         )
 
     async def _write(self, name: str, payload: bytes) -> None:
-        await self.containers.run_with_client(install_secret_files, name, payload)
+        await self.containers.install_secret_files(name, payload)
 
 
 def open_personal_secrets(
@@ -177,10 +175,12 @@ def open_personal_secrets(
         log.critical("Not starting: %s", exc)
         raise SystemExit(1) from exc
     containers = service.containers
-    if isinstance(containers, SwarmContainerManager):
-        log.warning("Personal secrets are kept but not written into workspaces on a Docker Swarm")
+    if not containers.enable_secret_files():
+        log.warning(
+            "Personal secrets are kept but not written into workspaces by %s (on a Docker Swarm)",
+            type(containers).__name__,
+        )
         return secrets
-    containers.secrets_tmpfs = True
     delivery = SecretDelivery(secrets, service.store, containers, log)
     secrets.on_change = delivery.owner_changed
     service.container_up_hooks.append(delivery.container_up)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from traitlets import Bool, Unicode
+from traitlets import Bool, Type, Unicode
 from traitlets.config import Application
 
+from ..backends.base import WorkspaceBackend
 from ..backends.docker.manager import ContainerManager
 from ..backends.docker.networks import WorkspaceNetworks
 from ..backends.swarm.manager import SwarmContainerManager
@@ -25,8 +26,9 @@ class NetworkPolicyApp(Application):
 
     For a server that cannot manage the firewall itself (it runs in a container): the same
     options as the server's (`--NetworkPolicy.…`, `--ContainerManager.network=…`, or
-    `--config=jupyter_server_config.py`). With `--swarm`, on a swarm manager: the node firewall
-    service (SwarmNetworkPolicy) instead of this host's rules.
+    `--config=jupyter_server_config.py`). The backend decides which policy: the config's
+    `CodeWorkspacesApp.container_manager_class` (`--swarm` for SwarmContainerManager, whose
+    policy is the node firewall service on a swarm manager), else ContainerManager.
     """
 
     name = "jupyter-popebot-code-network-policy"
@@ -59,20 +61,34 @@ class NetworkPolicyApp(Application):
         ),
     ).tag(config=True)
 
+    container_manager_class = Type(
+        default_value=ContainerManager,
+        klass=WorkspaceBackend,
+        help=(
+            "The workspace backend whose network policy to install or remove. Unset: the "
+            "config's CodeWorkspacesApp.container_manager_class (so --config of the server's "
+            "file picks it), SwarmContainerManager with --swarm, else ContainerManager."
+        ),
+    ).tag(config=True)
+
+    def backend_class(self) -> type[WorkspaceBackend]:
+        """The backend of the server this command serves; it names the policy."""
+        if "container_manager_class" not in self.config.get("NetworkPolicyApp", {}):
+            server_choice = self.config.get("CodeWorkspacesApp", {}).get("container_manager_class")
+            if self.swarm:
+                self.container_manager_class = SwarmContainerManager
+            elif server_choice is not None:
+                self.container_manager_class = server_choice  # a class or its dotted path
+        return self.container_manager_class
+
     def start(self) -> None:
         if self.config_file:
             self.load_config_file(self.config_file)
         action = self.extra_args[0] if self.extra_args else ""
         if action not in ("install", "remove"):
             self.exit(f"usage: {sys.argv[0]} install|remove [--NetworkPolicy.option=value ...]")
-        containers: ContainerManager
-        policy: NetworkPolicy
-        if self.swarm:
-            containers = SwarmContainerManager(parent=self, log=self.log)
-            policy = SwarmNetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
-        else:
-            containers = ContainerManager(parent=self, log=self.log)
-            policy = NetworkPolicy(containers, parent=self, log=self.log, firewall="iptables")
+        containers = self.backend_class()(parent=self, log=self.log)
+        policy = containers.network_policy(parent=self, log=self.log, firewall="iptables")
         try:
             if action == "install":
                 asyncio.run(policy.install())

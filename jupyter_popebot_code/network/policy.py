@@ -30,6 +30,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..backends.docker.manager import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, ContainerManager
 from ..backends.docker.networks import NETWORK_SUFFIX, address_on
+from ..backends.swarm.manager import SwarmContainerManager
 from ..config_traits import List
 from ..errors import ContainerError, FirewallError
 from .firewall import (
@@ -146,7 +147,7 @@ class NetworkPolicy(LoggingConfigurable):
             parse_destination(text)
         return list(proposal["value"])
 
-    def __init__(self, containers: ContainerManager, **kwargs: Any) -> None:
+    def __init__(self, containers: ContainerManager | SwarmContainerManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.containers = containers
         self.firewall_impl = IptablesFirewall(self.iptables_command)
@@ -219,12 +220,19 @@ class NetworkPolicy(LoggingConfigurable):
                 stale = self.firewall_impl.remove_stale(existing)
             if stale:
                 self.log.info("Removed firewall chains of removed networks: %s", ", ".join(stale))
-            if self.containers.network_per_workspace:
-                self._check_pool(listed)
+            pool = self._workspace_pool()
+            if pool is not None:
+                self._check_pool(listed, pool)
 
-    def _check_pool(self, listed: list[dict[str, Any]]) -> None:
+    def _workspace_pool(self) -> ipaddress.IPv4Network | None:
+        """The pool of the workspaces' own networks; None while they share one network."""
+        containers = self.containers
+        if isinstance(containers, ContainerManager) and containers.network_per_workspace:
+            return containers.workspace_networks.network
+        return None
+
+    def _check_pool(self, listed: list[dict[str, Any]], pool: ipaddress.IPv4Network) -> None:
         """Workspace networks made from another pool are outside the rules: say so loudly."""
-        pool = self.containers.workspace_networks.network
         outside = []
         for net in listed:
             if (net.get("Labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
@@ -298,9 +306,8 @@ class NetworkPolicy(LoggingConfigurable):
     def _view(self, attrs: dict[str, Any]) -> NetworkView:
         """The shared network's view, with the pool of the workspaces' own networks."""
         view = network_view(attrs)
-        if not self.containers.network_per_workspace:
-            return view
-        return dataclasses.replace(view, pool=self.containers.workspace_networks.network)
+        pool = self._workspace_pool()
+        return view if pool is None else dataclasses.replace(view, pool=pool)
 
     def _decide(self, view: NetworkView) -> bool:
         """Whether this server enforces the rules; refuses when 'iptables' cannot be honoured."""

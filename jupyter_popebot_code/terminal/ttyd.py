@@ -19,8 +19,9 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+# Where a workspace's ttyd listens: the backend interface answers it (imported from here too).
+from ..backends.base import TerminalEndpoint as TerminalEndpoint
 from ..errors import TerminalUnavailable
 from .frames import OP_BINARY, OP_PING, OP_TEXT
 from .handshake import RESIZE, TerminalSizeLimit, json_object, read_handshake
@@ -33,15 +34,6 @@ _RETRY_DELAY_MAX = 0.5
 # container's shell can die a moment before its ttyd does. Then allow the probe this long.
 _PROBE_DELAY = 0.25
 _PROBE_TIMEOUT = 2.0
-
-
-@dataclass(frozen=True)
-class TerminalEndpoint:
-    """Where a workspace's ttyd listens, and the credential it wants (server-side only)."""
-
-    host: str
-    port: int
-    credential: str
 
 
 def ttyd_token(credential: str) -> str:

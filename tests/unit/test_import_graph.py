@@ -44,8 +44,6 @@ LAYERS = (
         "core",
         (*HANDLERS, "auth", "hub", "app"),
         "the rules of workspaces know no HTTP, identity or UI",
-        # TerminalEndpoint, a value type, until the backend interface owns it.
-        allowed=("terminal.ttyd",),
     ),
     Layer(
         "backends",

@@ -15,6 +15,7 @@ import pytest
 from traitlets import TraitError
 
 from jupyter_popebot_code.app import CodeWorkspacesApp
+from jupyter_popebot_code.backends.docker.manager import ContainerManager
 from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
 from jupyter_popebot_code.core.profiles import (
     Caller,
@@ -86,7 +87,8 @@ def test_a_bad_entry_is_refused_naming_it(entries: list[Any], message: str) -> N
 
 def test_a_profile_s_limits_replace_only_the_managers_they_name() -> None:
     python, plain, gpu = parse_profiles([PYTHON, PLAIN, GPU])
-    manager = InMemoryContainerManager(image="default:1", mem_limit="2g", cpu_limit=1.0)
+    # The Docker backend's own options (the in-memory backend has no disk limits).
+    manager = ContainerManager(image="default:1", mem_limit="2g", cpu_limit=1.0)
     manager.pids_limit = 512
     assert ContainerResources.of(python, manager) == ContainerResources(
         image="example/python:1", memory="4g", cpus=2.0, pids=1024, disk=None

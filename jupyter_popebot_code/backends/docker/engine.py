@@ -22,7 +22,7 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ... import metrics
-from ...errors import ContainerError, ContainerMissing, DockerUnavailable
+from ...errors import ContainerError, ContainerMissing, DiskFull, DockerUnavailable
 
 T = TypeVar("T")
 
@@ -89,6 +89,12 @@ class DockerEngine(LoggingConfigurable):
             raise ContainerMissing(str(err.explanation or err)) from err
         except docker.errors.APIError as err:
             metrics.engine_error(unavailable=False)
+            if "no space left on device" in str(err.explanation or err).lower():
+                raise DiskFull(
+                    "host",
+                    "The Docker host's disk is full: no workspace container can be made or "
+                    "started there until an operator frees room. Your files are safe.",
+                ) from err
             raise ContainerError(f"Docker refused the request: {err.explanation or err}") from err
 
     async def run_with_client(self, fn: Callable[..., T], *args: Any) -> T:

@@ -1,110 +1,87 @@
-"""Workspace containers and their volumes on a Docker engine.
+"""The Docker backend: workspace containers and their volumes on one Docker engine.
 
-Every Docker call goes through the seam of `engine.DockerEngine` (a thread pool): Tornado's event
-loop never waits on Docker. Container states come from `container_states` (the event stream).
-Longer than most modules on purpose: a workspace container's options (image, limits, environment,
-network) sit next to the calls that apply them.
+Implements `backends.base.WorkspaceBackend`. Every Docker call goes through the seam of
+`engine.DockerEngine` (a thread pool): Tornado's event loop never waits on Docker. Container
+states come from `states` (the event stream); a container's options from `options`, its volume
+and disk image from `volumes`, the questions asked inside it from `execs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 import docker.errors
 from docker.models.containers import Container
-from jupyter_core.utils import ensure_async
-from traitlets import Bool, Enum, Float, Int, Unicode
-from traitlets import Callable as CallableTrait
 
-from ...config_traits import Dict
 from ...core.capacity import HostResources
 from ...core.profiles import ContainerResources, Profile
-from ...core.single_flight import SingleFlight
 from ...core.store import Workspace
-from ...errors import (
+from ..base import (
+    HOLDING_STATES,
+    TTYD_PORT,
     ContainerError,
     ContainerMissing,
     ContainerNotRunning,
+    ContainerState,
     DockerUnavailable,
-    ListingUnreadable,
+    PortListing,
+    WorkspaceBackend,
 )
-from . import disks
+from . import execs
 from .engine import DockerEngine
+from .labels import (
+    DISK_DIR_LABEL,
+    DISK_SIZE_LABEL,
+    HOLDS_HOME_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
+    STORE_LABEL,
+    WORKSPACE_LABEL,
+    workspace_labels,
+)
 from .networks import WorkspaceNetworks
-from .ports import PortListing, listing_command, parse_listing
-from .states import ContainerState, ContainerStates, state_from_inspect
+from .options import (
+    SECRETS_MOUNT,
+    SECRETS_TMPFS,
+    WORKSPACE_CAPABILITIES,
+    WORKSPACE_HOME,
+    ContainerOptions,
+)
+from .secret_files import install_secret_files
+from .states import ContainerStates, state_from_inspect
+from .volumes import WorkspaceVolumes
 
+# Imported from here by code written before the backend interface and its modules.
 __all__ = [
+    "DISK_DIR_LABEL",
+    "DISK_SIZE_LABEL",
+    "HOLDING_STATES",
+    "HOLDS_HOME_LABEL",
+    "MANAGED_BY",
+    "MANAGED_BY_LABEL",
+    "OWNER_LABEL",
+    "SECRETS_MOUNT",
+    "SECRETS_TMPFS",
+    "STORE_LABEL",
+    "TTYD_PORT",
+    "WORKSPACE_CAPABILITIES",
+    "WORKSPACE_HOME",
+    "WORKSPACE_LABEL",
     "ContainerError",
     "ContainerManager",
     "ContainerMissing",
     "ContainerNotRunning",
+    "ContainerState",
     "DockerUnavailable",
     "workspace_labels",
 ]
-
-LABEL_PREFIX = "org.jupyter.popebot-code"
-MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
-MANAGED_BY = "jupyter-popebot-code"
-WORKSPACE_LABEL = f"{LABEL_PREFIX}.workspace-id"
-OWNER_LABEL = f"{LABEL_PREFIX}.owner"
-STORE_LABEL = f"{LABEL_PREFIX}.store"
-# On a volume with a disk limit: the folder of its image file and the image's size in bytes.
-DISK_DIR_LABEL = f"{LABEL_PREFIX}.disk-dir"
-DISK_SIZE_LABEL = f"{LABEL_PREFIX}.disk-size"
-# "1" on a volume mounted on the whole home folder (the workspace folder inside it), so dotfiles
-# and history last like the files. Volumes made before it hold only the workspace folder.
-HOLDS_HOME_LABEL = f"{LABEL_PREFIX}.holds-home"
-TTYD_PORT = 7681
-# The image's session keeper (workspace-session) touches its activity file whenever the terminal's
-# program writes output, attached or not; tmux (older images, or one the user runs) stamps its
-# windows. Only the latest stamp comes back (one line); none when neither runs.
-TMUX_ACTIVITY_COMMAND = [
-    "sh",
-    "-c",
-    '{ stat -c %Y "/tmp/workspace-session-$(id -u)/activity";'
-    " tmux list-windows -a -F '#{window_activity}'; } 2>/dev/null | sort -rn | head -n 1",
-]
-# Reads of a ports listing whose output Docker lost, before the request fails.
-LISTING_ATTEMPTS = 3
-# The image's unprivileged user, who owns the terminal session; `docker exec` runs as root
-# otherwise.
-WORKSPACE_USER = "coder"
-# Every `docker exec` gets the container's environment: blank the terminal's credential there, or
-# a process of the user's uid would hold it for the user to read.
-EXEC_ENVIRONMENT = {"TTYD_CREDENTIAL": ""}
-# Capabilities the image's entrypoint keeps (as root, before it drops to the user): chown for the
-# tmpfs home folder, setuid/setgid to become the user. The user's processes get none.
-WORKSPACE_CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
-# Home folder of the image's user; the workspace volume is mounted inside it.
-WORKSPACE_HOME = "/home/coder"
-# A tmpfs for the owner's personal secrets (core/secret_delivery.py), root's and group coder's.
-SECRETS_MOUNT = "/run/workspace-secrets"
-SECRETS_TMPFS = "rw,noexec,nosuid,nodev,size=16m,mode=0700"
-# Docker's DNS resolver on user-defined networks listens in every container on a random port.
-DOCKER_DNS_ADDRESS = "127.0.0.11"
-# Container states that hold memory and processes: they count against running-workspace limits.
-HOLDING_STATES = frozenset({"running", "paused", "restarting"})
-# POSIX portable environment variable names.
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def workspace_labels(workspace: Workspace, store_id: str) -> dict[str, str]:
-    """The labels that tell this project's containers and volumes apart, and whose they are."""
-    return {
-        MANAGED_BY_LABEL: MANAGED_BY,
-        WORKSPACE_LABEL: workspace.id,
-        OWNER_LABEL: workspace.user_id,
-        STORE_LABEL: store_id,
-    }
 
 
 def network_exists(client: docker.DockerClient, name: str) -> bool:
@@ -130,227 +107,22 @@ def _store_containers(client: docker.DockerClient, store_id: str) -> dict[str, d
     return {c["Names"][0].lstrip("/"): c for c in found}
 
 
-class ContainerManager(DockerEngine):
+def _store_states(client: docker.DockerClient, store_id: str) -> dict[str, str]:
+    """Name -> Docker status of every container of one store, in one listing."""
+    return {name: c["State"] for name, c in _store_containers(client, store_id).items()}
+
+
+class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     """Creates, inspects, starts and removes workspace containers and their volumes."""
 
-    image = Unicode(
-        "jupyter-popebot-code-workspace:latest",
-        help="Image of workspace containers (build it with scripts/build-image.sh).",
-    ).tag(config=True)
-
-    network = Unicode(
-        "jupyter-popebot-code",
-        help=(
-            "The shared Docker network, created as a bridge network when missing (with "
-            "com.docker.network.bridge.enable_icc=false while NetworkPolicy.isolate_workspaces). "
-            "Put the Jupyter server on it when it runs in a container. While "
-            "isolate_workspaces, each workspace has a network of its own (WorkspaceNetworks) "
-            "and only workspaces made before stay here until their next start; otherwise all "
-            "workspaces share it."
-        ),
-    ).tag(config=True)
-
-    connect_via = Enum(
-        ["auto", "ip", "name"],
-        default_value="auto",
-        help=(
-            "How the relay reaches a container's ttyd: 'ip' (its address on the network, for a "
-            "server outside Docker), 'name' (its container name, for a server on the same "
-            "network), 'auto' ('name' when the server runs in a container attached to the "
-            "workspace network, else 'ip'). Always 'ip' while each workspace has a network of "
-            "its own (NetworkPolicy.isolate_workspaces)."
-        ),
-    ).tag(config=True)
-
-    workspace_dir = Unicode(
-        "/home/coder/workspace",
-        help=(
-            "Folder inside the container that holds the clone. Under the home folder (the "
-            "default) the workspace's volume holds the whole home folder, so dotfiles, shell "
-            "history and tool logins last as the files do; elsewhere the volume is mounted here "
-            "and the home folder is a tmpfs of home_size."
-        ),
-    ).tag(config=True)
-
-    mem_limit = Unicode(
-        "2g",
-        help=(
-            "Memory limit per container in Docker's notation (e.g. '4g'); swap is capped to the "
-            "same, so a workspace cannot page the host to a halt. '' or '0': no limit."
-        ),
-    ).tag(config=True)
-
-    cpu_limit = Float(1.0, help="CPUs per container (e.g. 1.5); 0 for no limit.").tag(config=True)
-
-    pids_limit = Int(
-        512, help="Most processes a container may run (fork-bomb guard); 0 for no limit."
-    ).tag(config=True)
-
-    extra_env: Dict[str, str] = Dict(
-        value_trait=Unicode(),
-        help=(
-            "Environment variables for EVERY workspace container. Every user can read them in "
-            "their own terminal: never put a secret here; use owner_env or owner_env_hook."
-        ),
-    ).tag(config=True)
-
-    owner_env: Dict[str, dict[str, str]] = Dict(
-        key_trait=Unicode(),
-        value_trait=Dict(value_trait=Unicode()),
-        help=(
-            "Environment variables per owner, e.g. {'alice': {'GH_TOKEN': '...'}}: only that "
-            "owner's containers get them. Applied over extra_env."
-        ),
-    ).tag(config=True)
-
-    owner_env_hook = CallableTrait(
-        None,
-        allow_none=True,
-        help=(
-            "A function (owner, workspace_id) -> dict of environment variables, or an awaitable "
-            "of one, called whenever a container of that owner is created: for secrets looked up "
-            "per user (a vault, the Pope Bot's own store). Applied over owner_env."
-        ),
-    ).tag(config=True)
-
-    claude_code_oauth_token = Unicode(
-        help=(
-            "CLAUDE_CODE_OAUTH_TOKEN for EVERY workspace container, so `claude` works in each "
-            "terminal; every user can read it. Setting it says the operator shares it. Default: "
-            "the server's own CLAUDE_CODE_OAUTH_TOKEN environment variable on a single-user "
-            "server (its owner is the operator), nothing on a multi-user one (give each user "
-            "their own with owner_env or owner_env_hook)."
-        ),
-    ).tag(config=True)
-
-    tmp_size = Unicode(
-        "512m",
-        help=(
-            "Size of the tmpfs mounted on /tmp in every workspace container, in Docker's notation "
-            "(e.g. '1g'). The container's root file system is read-only, so this and home_size "
-            "bound what a user can write outside the workspace volume; a write past the size "
-            "fails with 'No space left on device'. tmpfs pages count against the container's "
-            "memory limit (mem_limit) while they hold data."
-        ),
-    ).tag(config=True)
-
-    home_size = Unicode(
-        "256m",
-        help=(
-            "Size of the tmpfs holding the home folder (/home/coder) of a workspace whose volume "
-            "holds only the workspace folder: one made before volumes held the home folder, or "
-            "with workspace_dir outside it. Such a home starts from the image's skeleton "
-            "dotfiles at every container start. Counts against the memory limit like tmp_size."
-        ),
-    ).tag(config=True)
-
-    log_max_size = Unicode(
-        "10m",
-        help=(
-            "Largest size of a container's log file (its terminal's stdout/stderr, json-file "
-            "driver) before Docker rotates it, in Docker's notation; log_max_files files are "
-            "kept, so a user flooding /proc/1/fd/1 cannot fill the host's disk. '' or '0': "
-            "the engine's default (often no cap)."
-        ),
-    ).tag(config=True)
-
-    log_max_files = Int(
-        3, help="How many rotated log files of log_max_size Docker keeps per container."
-    ).tag(config=True)
-
-    disk_limit = Unicode(
-        "",
-        help=(
-            "Size of each workspace's volume in Docker's notation (e.g. '10g'), enforced by the "
-            "kernel: the volume is an ext4 image file of that size, loop-mounted on the host "
-            "(see disk_dir), and a write past it fails with 'No space left on device' for that "
-            "workspace alone. Needs an engine that grants containers SYS_ADMIN, with loop "
-            "devices and mkfs.ext4 on its host (not on Swarm). Applies to volumes created "
-            "while it is set; an existing volume keeps its size. '' or '0': no limit. Unset, it "
-            "is '10g' on a multi-user server with one Docker engine (so that no user can fill "
-            "the host's disk) and '' on a single-user server or a Swarm; the server logs which "
-            "at start."
-        ),
-    ).tag(config=True)
-
-    owner_disk_limit: Dict[str, str] = Dict(
-        key_trait=Unicode(),
-        value_trait=Unicode(),
-        help=(
-            "disk_limit per owner, e.g. {'alice': '50g', 'bot': '0'}: overrides disk_limit for "
-            "the volumes of that owner's new workspaces."
-        ),
-    ).tag(config=True)
-
-    disk_dir = Unicode(
-        "/var/lib/jupyter-popebot-code/disks",
-        help=(
-            "Folder on the Docker host (in dockerd's mount namespace) that holds the image "
-            "files of workspaces with a disk_limit (<volume>.img) and their mount points "
-            "(<volume>). Give it room for every workspace's limit: images are sparse, so they "
-            "take only what is written."
-        ),
-    ).tag(config=True)
-
-    disk_helper_image = Unicode(
-        "",
-        help=(
-            "Image of the short-lived privileged container that makes and mounts disk images "
-            "(it needs sh and nsenter; the host's own mkfs.ext4 and mount do the work). "
-            "Empty: the workspace image."
-        ),
-    ).tag(config=True)
-
-    keep_volume_on_delete = Bool(
-        False,
-        help="Keep a workspace's volume (its files) when the workspace is deleted.",
-    ).tag(config=True)
-
-    stop_timeout = Float(
-        10.0,
-        help="Seconds a stopping container's processes get after SIGTERM before SIGKILL.",
-    ).tag(config=True)
-
-    restart_wait_timeout = Float(
-        30.0,
-        help="Seconds ensure waits for a container in Docker's 'restarting' state to settle.",
-    ).tag(config=True)
-
-    max_listed_ports = Int(
-        200,
-        min=1,
-        help=(
-            "Most ports a workspace's ports listing (REST and sidebar) shows, lowest first; "
-            "the answer says `truncated` when there were more."
-        ),
-    ).tag(config=True)
-
-    ports_read_bytes = Int(
-        256 * 1024,
-        min=4096,  # room for both headers and a few sockets
-        help=(
-            "Most bytes read of each of a container's /proc/net/tcp and /proc/net/tcp6 per "
-            "ports listing (about 150 bytes a socket, listening ones first), so that a "
-            "workspace with very many sockets costs every listing the same bounded work."
-        ),
-    ).tag(config=True)
-
-    ports_cache_seconds = Float(
-        1.0,
-        min=0.0,
-        help=(
-            "Seconds a workspace's ports listing is reused: concurrent and repeated listings "
-            "of one workspace within it share one `docker exec`. 0 shares only concurrent ones."
-        ),
-    ).tag(config=True)
+    network_policy_class: ClassVar[str] = "jupyter_popebot_code.network.policy.NetworkPolicy"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._resolved_connect_via: str | None = None
-        self._port_listings: SingleFlight[PortListing] = SingleFlight(
-            lambda: self.ports_cache_seconds
-        )
+        self._reach = execs.ConnectVia(self, self)
+        self._queries = execs.ContainerQueries(self, self)
         self._states: ContainerStates | None = None
+        self.volumes = WorkspaceVolumes(self)
         # Set by NetworkPolicy: driver options of a new network, and a hook that checks an
         # existing network and installs the firewall rules for a new one.
         self.network_options: dict[str, str] = {}
@@ -365,6 +137,13 @@ class ContainerManager(DockerEngine):
         self.network_per_workspace = False
         self.workspace_networks = WorkspaceNetworks(parent=self, log=self.log)
 
+    def enable_secret_files(self) -> bool:
+        self.secrets_tmpfs = True
+        return True
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        await self._call(install_secret_files, container_name, payload)
+
     def watch(self, store_id: str) -> None:
         """Keep the states of this store's containers from Docker's event stream (see state)."""
         self._states = ContainerStates(
@@ -376,17 +155,15 @@ class ContainerManager(DockerEngine):
     def states(self) -> ContainerStates | None:
         return self._states
 
+    def status_counts(self) -> dict[str, int] | None:
+        states = self._states
+        return states.status_counts() if states is not None and states.live else None
+
     def close(self) -> None:
         """Stop following events and taking calls; never waits on a call in flight."""
         if self._states is not None:
             self._states.close()
         super().close()
-
-    def _image_missing_message(self) -> str:
-        return (
-            f"The workspace image {self.image!r} is not on the Docker engine: build it with "
-            "scripts/build-image.sh (or set ContainerManager.image)."
-        )
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -417,53 +194,34 @@ class ContainerManager(DockerEngine):
             self._states.observe(name, state, observed_at)
         return state
 
-    async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
-        """Name -> Docker status of those of `names` that exist, all of one store.
+    # The three listings answer from memory while the event stream is live (cost: the names
+    # asked for, or the running ones, never every workspace ever made), else from one Docker
+    # listing of the store.
 
-        From memory while the event stream is live (cost: the names asked for), else one Docker
-        call for the whole store.
-        """
+    async def statuses(self, store_id: str, names: Iterable[str]) -> dict[str, str]:
+        """Name -> Docker status of those of `names` that exist, all of one store."""
         states = self._states
         if states is not None and states.live:
             return states.statuses(names)
         wanted = set(names)
-
-        def listed(client: docker.DockerClient) -> dict[str, str]:
-            found = _store_containers(client, store_id)
-            return {name: c["State"] for name, c in found.items() if name in wanted}
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return {name: status for name, status in found.items() if name in wanted}
 
     async def running_names(self, store_id: str) -> list[str]:
-        """Names of the store's containers that run now.
-
-        From memory while the event stream is live (cost: the running ones, not every
-        workspace ever made), else one Docker listing of the store.
-        """
+        """Names of the store's containers that run now."""
         states = self._states
         if states is not None and states.live:
             return states.running_names()
-
-        def listed(client: docker.DockerClient) -> list[str]:
-            found = _store_containers(client, store_id)
-            return [name for name, c in found.items() if c["State"] == "running"]
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return [name for name, status in found.items() if status == "running"]
 
     async def holding_names(self, store_id: str) -> list[str]:
-        """Names of the store's containers that hold memory now (running, paused, restarting).
-
-        From memory while the event stream is live, else one Docker listing of the store.
-        """
+        """Names of the store's containers that hold memory now (running, paused, restarting)."""
         states = self._states
         if states is not None and states.live:
             return states.names_in(HOLDING_STATES)
-
-        def listed(client: docker.DockerClient) -> list[str]:
-            found = _store_containers(client, store_id)
-            return [name for name, c in found.items() if c["State"] in HOLDING_STATES]
-
-        return await self._call(listed)
+        found = await self._call(_store_states, store_id)
+        return [name for name, status in found.items() if status in HOLDING_STATES]
 
     async def host_resources(self) -> HostResources:
         """The CPUs and memory of the engine's host (`docker info`), for sizing the defaults."""
@@ -473,16 +231,6 @@ class ContainerManager(DockerEngine):
             return HostResources(float(info["NCPU"]), int(info["MemTotal"]), "the Docker host")
 
         return await self._call(ask)
-
-    def limits(self) -> tuple[float, int]:
-        """(CPUs, memory in bytes) each container may use; 0 where there is no limit."""
-        memory = 0
-        if self.mem_limit not in ("", "0"):
-            try:
-                memory = int(docker.utils.parse_bytes(self.mem_limit))
-            except docker.errors.DockerException as err:
-                raise ContainerError(f"ContainerManager.mem_limit: {err}") from err
-        return max(0.0, self.cpu_limit), memory
 
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         """Container name -> workspace id for every container of one store."""
@@ -504,98 +252,15 @@ class ContainerManager(DockerEngine):
         Read from the session keeper's activity file (and any tmux server's windows); None when
         no session runs there (no terminal was ever opened since the start).
         """
-
-        def ask(client: docker.DockerClient) -> float | None:
-            exec_id = client.api.exec_create(
-                container_name,
-                TMUX_ACTIVITY_COMMAND,
-                stdout=True,
-                stderr=False,
-                user=WORKSPACE_USER,
-                environment=EXEC_ENVIRONMENT,
-            )["Id"]
-            output = client.api.exec_start(exec_id)
-            stamps = [int(word) for word in output.split() if word.isdigit()]
-            return float(max(stamps)) if stamps else None
-
-        return await self._call(ask)
+        return await self._queries.tmux_activity(container_name)
 
     async def listening_ports(self, container_name: str) -> PortListing:
-        """The TCP ports the running container listens on (ttyd's left out), capped.
-
-        Concurrent callers for one container share one exec, and its answer for
-        ports_cache_seconds: polling clients cost the engine one exec a second, not one each.
-        """
-        return await self._port_listings.get(
-            container_name, lambda: self._call(self._read_listening_ports, container_name)
-        )
-
-    def _read_listening_ports(self, client: docker.DockerClient, name: str) -> PortListing:
-        """One bounded exec, parsed here on the Docker thread pool, never on the event loop.
-
-        Docker can lose a short exec's output (moby/moby#27289): a listing without its end
-        lines is read again, then reported as an error, never as "nothing listens".
-        """
-        command = listing_command(self.ports_read_bytes)
-        for _ in range(LISTING_ATTEMPTS):
-            exec_id = client.api.exec_create(
-                name,
-                command,
-                stdout=True,
-                stderr=False,
-                user=WORKSPACE_USER,
-                environment=EXEC_ENVIRONMENT,
-            )["Id"]
-            output = client.api.exec_start(exec_id)
-            try:
-                return parse_listing(
-                    output.decode("ascii", "replace"),
-                    max_bytes=self.ports_read_bytes,
-                    max_ports=self.max_listed_ports,
-                    exclude=(TTYD_PORT,),
-                    hidden_addresses=(DOCKER_DNS_ADDRESS,),
-                )
-            except ListingUnreadable as err:
-                self.log.warning("Ports of %s: %s (%d bytes of output)", name, err, len(output))
-                failure = err
-        raise ContainerError(str(failure))
+        """The TCP ports the running container listens on (ttyd's left out), capped and shared."""
+        return await self._queries.listening_ports(container_name)
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
-        """Where the relay dials this container's ttyd."""
-        via = self.connect_via
-        if self.network_per_workspace:
-            # A name resolves only on a network the server shares with the workspace: the
-            # relay is routed to each workspace's own network (NetworkPolicy.ttyd_clients).
-            if self._resolved_connect_via is None:
-                self._resolved_connect_via = via = "ip"
-                self.log.info("Relay reaches workspace containers by address, on their networks")
-            via = "ip"
-        if via == "auto":
-            if self._resolved_connect_via is None:
-                self._resolved_connect_via = await self._call(self._detect_connect_via)
-            via = self._resolved_connect_via
-        if via == "name":
-            return container_name
-        if not state.ip_address:
-            raise ContainerError(
-                f"Container {container_name} has no address on network {self.network!r}."
-            )
-        return state.ip_address
-
-    def _detect_connect_via(self, client: docker.DockerClient) -> str:
-        """'name' when this server runs in a container attached to the workspace network.
-
-        /.dockerenv alone proves nothing (some VMs and sandboxes have it): ask the engine whether
-        a container with this host's name exists and sits on the network.
-        """
-        try:
-            me = client.api.inspect_container(socket.gethostname())
-        except docker.errors.NotFound:
-            return "ip"
-        networks = me.get("NetworkSettings", {}).get("Networks") or {}
-        via = "name" if self.network in networks else "ip"
-        self.log.info("Relay reaches workspace containers by %s (connect_via=auto)", via)
-        return via
+        """Where the relay dials this container's ttyd (connect_via)."""
+        return await self._reach.host(container_name, state)
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -611,13 +276,7 @@ class ContainerManager(DockerEngine):
         `profile`: its image and limits over this manager's (None: this manager's).
         """
         resources = ContainerResources.of(profile, self)
-        environment = {
-            **self.extra_env,
-            **await self._owner_environment(workspace),
-            **env,
-            "WORKSPACE_DIR": self.workspace_dir,
-            "TTYD_CREDENTIAL": workspace.ttyd_credential,
-        }
+        environment = await self.environment(workspace, env, workspace.ttyd_credential)
         await self._change(
             workspace.container_name or "",
             lambda client: self._create_sync(client, workspace, store_id, environment, resources),
@@ -655,13 +314,10 @@ class ContainerManager(DockerEngine):
             network = self.workspace_networks.ensure(
                 client, ws.container_name, labels, self.network_options
             )
-        limited, holds_home = self._ensure_volume(client, ws, labels, resources.disk)
+        limited, holds_home = self.volumes.ensure(client, ws, labels, resources.disk)
         options: dict[str, Any] = {}
-        if self.log_max_size not in ("", "0"):
-            options["log_config"] = {
-                "type": "json-file",
-                "config": {"max-size": self.log_max_size, "max-file": str(self.log_max_files)},
-            }
+        if log_options := self.log_options():
+            options["log_config"] = {"type": "json-file", "config": log_options}
         if resources.memory not in ("", "0"):
             options["mem_limit"] = options["memswap_limit"] = resources.memory
         if resources.cpus:
@@ -696,102 +352,6 @@ class ContainerManager(DockerEngine):
             container.remove(force=True)
             raise
 
-    def confinement_options(self, home_tmpfs: bool = True) -> dict[str, Any]:
-        """Container options that keep a user inside their container and its sizes.
-
-        Read-only root file system with size-limited tmpfs where the image writes (/tmp, and the
-        home folder unless the volume holds it), and only the capabilities the entrypoint needs
-        before it drops to the user.
-        """
-        tmp, home = self.tmpfs_bytes()
-        tmpfs = {"/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777"}  # noqa: S108 (inside the container)
-        if self.secrets_tmpfs:
-            tmpfs[SECRETS_MOUNT] = SECRETS_TMPFS
-        if home_tmpfs:
-            tmpfs[WORKSPACE_HOME] = f"rw,exec,nosuid,nodev,size={home},mode=0755"
-        return {
-            "read_only": True,
-            "tmpfs": tmpfs,
-            "cap_drop": ["ALL"],
-            "cap_add": WORKSPACE_CAPABILITIES,
-        }
-
-    def volume_holds_home(self) -> bool:
-        """Whether a new volume is mounted on the home folder (workspace_dir lies inside it)."""
-        return self.workspace_dir.startswith(WORKSPACE_HOME + "/")
-
-    def tmpfs_bytes(self) -> tuple[int, int]:
-        """tmp_size and home_size in bytes (a bad value is a configuration error)."""
-        sizes = []
-        for name in ("tmp_size", "home_size"):
-            try:
-                size = int(docker.utils.parse_bytes(getattr(self, name)))
-            except docker.errors.DockerException as error:
-                raise ContainerError(f"ContainerManager.{name}: {error}") from error
-            if size <= 0:
-                raise ContainerError(f"ContainerManager.{name} must be a positive size.")
-            sizes.append(size)
-        return sizes[0], sizes[1]
-
-    def disk_size(self, owner: str, profile_disk: str | None = None) -> int:
-        """Bytes of a new volume of this owner (0: no limit).
-
-        owner_disk_limit, else the workspace profile's disk limit, else disk_limit.
-        """
-        fallback = self.disk_limit if profile_disk is None else profile_disk
-        return disks.parse_size(self.owner_disk_limit.get(owner, fallback))
-
-    def _ensure_volume(
-        self,
-        client: docker.DockerClient,
-        ws: Workspace,
-        labels: dict[str, str],
-        profile_disk: str | None = None,
-    ) -> tuple[bool, bool]:
-        """Create the volume (with its disk when limited) or mount an existing one's disk.
-
-        An existing volume keeps its files, its size and its layout. Whether the volume has a
-        disk limit, and whether it holds the home folder.
-        """
-        try:
-            volume = client.api.inspect_volume(ws.volume_name)
-        except docker.errors.NotFound:
-            volume = None
-        if volume is not None:
-            holds_home = (volume.get("Labels") or {}).get(HOLDS_HOME_LABEL) == "1"
-            return self._mount_disk(client, volume), holds_home
-        if self.volume_holds_home():
-            labels = {**labels, HOLDS_HOME_LABEL: "1"}
-        holds_home = HOLDS_HOME_LABEL in labels
-        size = self.disk_size(ws.user_id, profile_disk)
-        if not size:
-            client.volumes.create(name=ws.volume_name, labels=labels)
-            return False, holds_home
-        disks.mount(client, self._helper_image(), self.disk_dir, ws.volume_name, size)
-        client.volumes.create(
-            name=ws.volume_name,
-            driver="local",
-            driver_opts={
-                "type": "none",
-                "o": "bind",
-                "device": disks.mount_point(self.disk_dir, ws.volume_name),
-            },
-            labels={**labels, DISK_DIR_LABEL: self.disk_dir, DISK_SIZE_LABEL: str(size)},
-        )
-        return True, holds_home
-
-    def _mount_disk(self, client: docker.DockerClient, volume: dict[str, Any]) -> bool:
-        """Mount a volume's disk image if it has one (after a reboot it is unmounted)."""
-        labels = volume.get("Labels") or {}
-        if DISK_DIR_LABEL not in labels:
-            return False
-        size = int(labels.get(DISK_SIZE_LABEL, "0"))
-        disks.mount(client, self._helper_image(), labels[DISK_DIR_LABEL], volume["Name"], size)
-        return True
-
-    def _helper_image(self) -> str:
-        return self.disk_helper_image or self.image
-
     async def prepare_start(self, workspace: Workspace) -> None:
         """What must hold before the workspace's container starts: its disk mounted."""
 
@@ -805,32 +365,9 @@ class ContainerManager(DockerEngine):
                     self.network_options,
                     (MANAGED_BY_LABEL, WORKSPACE_LABEL, OWNER_LABEL, STORE_LABEL),
                 )
-            try:
-                volume = client.api.inspect_volume(workspace.volume_name)
-            except docker.errors.NotFound:
-                return
-            self._mount_disk(client, volume)
+            self.volumes.prepare_start(client, workspace.volume_name)
 
         await self._call(prepare)
-
-    async def _owner_environment(self, workspace: Workspace) -> dict[str, str]:
-        """What this owner's containers get beyond every container's (see owner_env)."""
-        owner = workspace.user_id
-        env: dict[str, str] = {}
-        if self.claude_code_oauth_token:
-            env["CLAUDE_CODE_OAUTH_TOKEN"] = self.claude_code_oauth_token
-        env.update(self.owner_env.get(owner, {}))
-        if self.owner_env_hook is not None:
-            hooked = await ensure_async(self.owner_env_hook(owner, workspace.id))
-            if not isinstance(hooked, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in hooked.items()
-            ):
-                raise ContainerError("owner_env_hook must return a dict of strings.")
-            env.update(hooked)
-        for name in sorted(env):
-            if not _ENV_NAME.fullmatch(name) or "\0" in env[name]:
-                raise ContainerError(f"Invalid environment variable for {owner}: {name!r}.")
-        return env
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
@@ -882,6 +419,11 @@ class ContainerManager(DockerEngine):
         while state is not None and state.status == "restarting" and loop.time() < deadline:
             await asyncio.sleep(0.5)
             state = await self.state(container_name)
+        if state is not None and state.status == "restarting":
+            raise ContainerError(
+                f"Container {container_name} is still restarting after "
+                f"{self.restart_wait_timeout:g} s; see `docker logs {container_name}`."
+            )
         return state
 
     async def stop(self, container_name: str) -> None:
@@ -914,32 +456,15 @@ class ContainerManager(DockerEngine):
 
     async def remove_volume(self, volume_name: str) -> None:
         """Remove the volume, and its disk image (unmounted first) when it has one."""
-
-        def remove(client: docker.DockerClient) -> None:
-            try:
-                labels = client.api.inspect_volume(volume_name).get("Labels") or {}
-            except docker.errors.NotFound:
-                labels = {}
-            with contextlib.suppress(docker.errors.NotFound):
-                client.api.remove_volume(volume_name, force=True)
-            if DISK_DIR_LABEL in labels:
-                disks.release(
-                    client, self._helper_image(), labels[DISK_DIR_LABEL], volume_name, remove=True
-                )
-
-        await self._call(remove)
+        await self._call(self.volumes.remove, volume_name)
 
     async def unmount_volume(self, volume_name: str) -> None:
         """Unmount a kept volume's disk image (it stays, and is mounted again by a start)."""
+        await self._call(self.volumes.unmount, volume_name)
 
-        def unmount(client: docker.DockerClient) -> None:
-            try:
-                labels = client.api.inspect_volume(volume_name).get("Labels") or {}
-            except docker.errors.NotFound:
-                return
-            if DISK_DIR_LABEL in labels:
-                disks.release(
-                    client, self._helper_image(), labels[DISK_DIR_LABEL], volume_name, remove=False
-                )
-
-        await self._call(unmount)
+    async def release_volume(self, volume_name: str) -> None:
+        """After a delete: keep the volume (keep_volume_on_delete) or remove it."""
+        if self.keep_volume_on_delete:
+            await self.unmount_volume(volume_name)
+        else:
+            await self.remove_volume(volume_name)

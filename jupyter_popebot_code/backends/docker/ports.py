@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from dataclasses import dataclass
 
 from ...errors import ListingUnreadable
+
+# The listing types belong to the backend interface; imported from here too.
+from ..base import ListeningPort, PortListing
+
+__all__ = ["ListeningPort", "ListingUnreadable", "PortListing", "listing_command", "parse_listing"]
 
 # /proc/net/tcp's `st` column: 0A is TCP_LISTEN.
 _LISTEN = "0A"
@@ -21,27 +25,6 @@ _PROC_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
 _END = "@@popebot-end "
 # The first line of /proc/net/tcp{,6}, always there, even with no socket at all.
 _HEADER = "local_address"
-
-
-@dataclass(frozen=True)
-class ListeningPort:
-    """A port something listens on, and the address it is bound to inside the container."""
-
-    port: int
-    address: str
-
-    @property
-    def reachable(self) -> bool:
-        """Whether the server can reach it: not bound to the container's loopback only."""
-        return not ipaddress.ip_address(self.address).is_loopback
-
-
-@dataclass(frozen=True)
-class PortListing:
-    """The listening ports, lowest first; `truncated` when some were left out by a cap."""
-
-    ports: tuple[ListeningPort, ...]
-    truncated: bool = False
 
 
 def listing_command(max_bytes: int) -> list[str]:

@@ -14,13 +14,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import docker
 import docker.errors
 
+from ..base import ContainerState
 from .networks import address_on
 
 # Reconnecting after the stream broke: first pause, and the longest (dockerd restarting).
@@ -28,13 +28,6 @@ _RECONNECT_FIRST = 0.1
 _RECONNECT_MAX = 1.0
 # How long a removed container is remembered as removed.
 _TOMBSTONE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead, ...
-    ip_address: str | None
-    started_at: float | None = None  # epoch seconds of the last start, when Docker said it
 
 
 # Docker gives nanoseconds ("2026-11-30T20:17:57.123456789Z"); Python parses up to microseconds.

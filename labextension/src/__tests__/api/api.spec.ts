@@ -130,6 +130,32 @@ describe('WorkspacesClient', () => {
     const error = await client.get('w1').catch(e => e);
     expect(error.message).toBe('Forbidden');
     expect(error.status).toBe(403);
+    expect(error.limit).toBeNull();
+  });
+
+  it('names the limit that stopped a request, with its message', async () => {
+    const message =
+      "The Docker host's disk is full: no workspace container can be made.";
+    server.route = () => ({
+      status: 507,
+      body: { message, reason: 'host_disk_full' }
+    });
+    const full = await client
+      .create({ name: 'x', repo: '', branch: '' })
+      .catch(e => e);
+    expect([full.status, full.limit, full.message]).toEqual([
+      507,
+      'host_disk_full',
+      message
+    ]);
+    server.route = () => ({
+      status: 403,
+      body: { message: 'You already have 5 workspaces.', reason: 'owner_quota' }
+    });
+    const quota = await client
+      .create({ name: 'x', repo: '', branch: '' })
+      .catch(e => e);
+    expect([quota.status, quota.limit]).toEqual([403, 'owner_quota']);
   });
 
   it('maps each call to its method and path, escaping the id', async () => {

@@ -378,6 +378,7 @@ export interface components {
     };
     Error: {
       message: string;
+      /** @description Which limit stopped the request, when one did: `owner_quota` (403, the caller's max_workspaces_per_user or max_running_workspaces_per_user), `server_capacity` (429, CodeWorkspacesApp.max_running_workspaces), `host_disk_full` (507, the Docker host's disk, or ContainerManager.disk_dir that holds the workspaces' disks), `server_disk_full` (507, the disk under the Jupyter server's workspace records). A workspace's own disk (ContainerManager.disk_limit) never fails a request: writes inside it fail with "No space left on device" for that workspace alone. Otherwise null, or the HTTP reason phrase of an error the server framework answered. */
       reason?: string | null;
       /** @description The input field at fault (400). */
       field?: string | null;
@@ -408,6 +409,15 @@ export interface components {
     };
     /** @description No authenticated caller, the caller's quota is reached (max_workspaces_per_user, max_running_workspaces_per_user), or the caller may not use the profile asked for (or none at all); the message says which and what to do. */
     ForbiddenOrOverQuota: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Error'];
+      };
+    };
+    /** @description A disk is full (reason host_disk_full: the Docker host's, or the folder of the workspaces' disk images; reason server_disk_full: the Jupyter server's); the message says which, and that nothing was changed. Retry once an operator freed room. (From ensure, the body also has `status: error`.) */
+    DiskFull: {
       headers: {
         [name: string]: unknown;
       };
@@ -523,6 +533,7 @@ export interface operations {
       429: components['responses']['ServerFull'];
       500: components['responses']['DockerRefused'];
       503: components['responses']['EngineUnreachable'];
+      507: components['responses']['DiskFull'];
     };
   };
   listProfiles: {
@@ -697,6 +708,7 @@ export interface operations {
           'application/json': components['schemas']['EnsureError'];
         };
       };
+      507: components['responses']['DiskFull'];
     };
   };
   stopContainer: {
