@@ -497,7 +497,7 @@ class CodeWorkspacesApp(ExtensionApp):
             metrics.LIVE.unwatch(self)
             await self.idle_stopper.stop()
             await self.hub_sync.stop()
-            # Terminals get a clean close; their containers and tmux sessions keep running.
+            # Terminals get a clean close; their containers and terminal sessions keep running.
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
             self.personal_secrets.close()

@@ -60,8 +60,8 @@ class MemoryContainer:
     upcoming: list[str] = field(default_factory=list)
     # Unpauses after which it is paused again, as a late "paused" event leaves it in dockerd.
     repause: int = 0
-    # Epoch seconds of the latest tmux output (None: no tmux server), for the idle check.
-    tmux_output_at: float | None = None
+    # Epoch seconds of the latest terminal output (None: no terminal yet), for the idle check.
+    terminal_output_at: float | None = None
     # What listening_ports answers while it runs (tests set it).
     listening: list[ListeningPort] = field(default_factory=list)
     # Counts its starts: reported as its start time, as Docker's StartedAt changes per start.
@@ -201,10 +201,10 @@ class InMemoryContainerManager(WorkspaceBackend):
             if c.labels.get(STORE_LABEL) == store_id and c.name in wanted
         }
 
-    async def tmux_activity(self, container_name: str) -> float | None:
-        await self._enter("tmux_activity")
+    async def terminal_activity(self, container_name: str) -> float | None:
+        await self._enter("terminal_activity")
         container = self.containers.get(container_name)
-        return container.tmux_output_at if container else None
+        return container.terminal_output_at if container else None
 
     async def running_names(self, store_id: str) -> list[str]:
         await self._enter("running_names")

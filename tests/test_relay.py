@@ -54,10 +54,11 @@ def container_of(docker_client: docker.DockerClient, workspace: dict[str, Any]) 
 def raw_ttyd(
     docker_client: docker.DockerClient, service: Any, workspace: dict[str, Any], script: str
 ) -> Any:
-    """Replace the workspace's container by one running ttyd -> bash `script`, without tmux.
+    """Replace the workspace's container by one running ttyd -> bash `script`, no session keeper.
 
-    tmux redraws a screen rather than passing bytes on, so byte-exact checks need ttyd running the
-    producer itself. Same image, name, labels, network and credential: the relay cannot tell.
+    Byte-exact checks need ttyd running the producer itself, with nothing between that could
+    replay or reorder output. Same image, name, labels, network and credential: the relay cannot
+    tell.
     """
     credential = service.store.get(workspace["id"]).ttyd_credential
     ttyd = ["ttyd", "--writable", "--port", "7681", "--credential", credential]
@@ -153,7 +154,7 @@ async def test_resize_changes_the_terminal_size(api: Api, jp_ws_fetch: WsFetch) 
             raise AssertionError("the terminal never took the size 41x132")
 
 
-async def test_multibyte_output_through_tmux(api: Api, jp_ws_fetch: WsFetch) -> None:
+async def test_multibyte_output_through_the_session_keeper(api: Api, jp_ws_fetch: WsFetch) -> None:
     workspace = await api.create()
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
         term.type(r"printf '\u00e9\u6f22\U0001F600-%s\n' wide" + "\r")
@@ -272,7 +273,7 @@ async def test_reconnecting_shows_the_earlier_screen(
         await term.read_until("42-before-reconnect")
     started = container_of(docker_client, workspace).attrs["State"]["StartedAt"]
     async with terminal(jp_ws_fetch, workspace["id"]) as term:
-        await term.read_until("42-before-reconnect")  # tmux redraws the session's screen
+        await term.read_until("42-before-reconnect")  # the session keeper replays recent output
     state = container_of(docker_client, workspace).attrs["State"]
     assert (state["Status"], state["StartedAt"]) == ("running", started)
 

@@ -282,7 +282,7 @@ def test_workspaces_spread_over_workers_and_their_terminals_work(
     assert len(hosts) >= 2, hosts
     assert all(host.startswith(WORKER_PREFIX) for host in hosts), hosts
 
-    # A terminal on a worker: echoes, and a reconnection finds the same tmux session.
+    # A terminal on a worker: echoes, and a reconnection finds the same terminal session.
     workspace_id = ids[0]
     in_terminal(server, workspace_id, "export POPEBOT_MARK=kept-$((6*7)); echo set$((1+2))", "set3")
     assert "kept-42" in in_terminal(server, workspace_id, "echo mark=$POPEBOT_MARK", "mark=kept-42")

@@ -15,8 +15,8 @@ from .terminal_client import WsFetch, terminal
 # Small tmpfs sizes, so filling them is quick; the writes below are larger than both.
 SMALL = {"ContainerManager": {"tmp_size": "8m", "disk_limit": "32m"}}
 DUMP = "/home/coder/workspace/proc-dump"
-# Everything a user can learn about the container's processes, into a file on the volume (the
-# screen goes through tmux, which redraws rather than passing bytes on).
+# Everything a user can learn about the container's processes, into a file on the volume (read
+# back whole, rather than scraped from a terminal screen).
 DUMP_COMMAND = (
     "{ cat /proc/1/environ; cat /proc/1/cmdline; cat /proc/[0-9]*/cmdline;"
     " for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done; ps auxeww;"

@@ -312,5 +312,5 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
         """The TCP ports the running container listens on (ttyd's left out), capped."""
 
     @abc.abstractmethod
-    async def tmux_activity(self, container_name: str) -> float | None:
+    async def terminal_activity(self, container_name: str) -> float | None:
         """Epoch seconds of the latest terminal output in the workspace; None when unknown."""

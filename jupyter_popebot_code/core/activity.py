@@ -27,7 +27,7 @@ class ActivityLog:
         self.log = log
         self._recorded: dict[str, float] = {}
         # Workspace id -> epoch seconds of its latest known activity (terminal traffic, ensure,
-        # tmux output); read by the idle stopper, lost on restart (last_used_at is not).
+        # terminal output); read by the idle stopper, lost on restart (last_used_at is not).
         self.last_activity: dict[str, float] = {}
         # Owner -> epoch seconds of their latest terminal traffic (reported to JupyterHub).
         self.owner_activity: dict[str, float] = {}

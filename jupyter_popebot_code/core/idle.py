@@ -85,7 +85,7 @@ class IdleStopper:
         service = self.service
         name = workspace.container_name
         assert name
-        output_at = await service.containers.tmux_activity(name)
+        output_at = await service.containers.terminal_activity(name)
         if output_at is not None:
             # Recorded like terminal traffic, so last_used_at shows unattended output too.
             service.record_activity(workspace.id, output_at)

@@ -231,7 +231,7 @@ class WorkspaceService(WorkspaceReader):
         workspace_id: str,
         before_stop: Callable[[], None] | None = None,
     ) -> EnsureResult:
-        """Stop the container; files, container and tmux history on the volume stay.
+        """Stop the container; files and container stay.
 
         `before_stop` runs once the caller is known to be allowed (e.g. to close terminals, so
         none of them starts the workspace again by reconnecting).

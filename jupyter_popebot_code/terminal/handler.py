@@ -218,7 +218,7 @@ class TerminalRelayHandler(
         return self._send_to_backend(backend, message)
 
     def on_close(self) -> None:
-        """The browser left: close only our socket to ttyd (tmux and the container stay)."""
+        """The browser left: close only our socket to ttyd (the session and container stay)."""
         self._client_closed = True
         self.relay.browser_left(self)
         self.log.info(

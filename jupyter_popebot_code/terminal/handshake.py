@@ -24,7 +24,7 @@ MAX_CONTROL_MESSAGE_DEPTH = 2
 
 @dataclass(frozen=True)
 class TerminalSizeLimit:
-    """The largest terminal a browser may ask for: tmux allocates memory per cell."""
+    """The largest terminal a browser may ask for: a terminal emulator allocates memory per cell."""
 
     columns: int
     rows: int

@@ -63,7 +63,7 @@ class TerminalRelay(LoggingConfigurable):
         1000,
         help=(
             "Widest terminal a browser may ask for, in the handshake or a resize; larger "
-            "requests are cut to it (tmux allocates memory for every cell)."
+            "requests are cut to it (terminal emulators allocate memory for every cell)."
         ),
     ).tag(config=True)
 
@@ -167,7 +167,7 @@ class TerminalRelay(LoggingConfigurable):
                 relay.shut_down(code, close_reason(reason))
 
     async def close_all(self, timeout: float = 5.0) -> None:
-        """Close every relay on both legs; tmux sessions and containers keep running."""
+        """Close every relay on both legs; terminal sessions and containers keep running."""
         relays = list(self._open)
         for relay in relays:
             relay.shut_down()

@@ -37,7 +37,7 @@ def test_the_interface_names_every_operation_the_service_needs() -> None:
         "host_resources", "limits",
         "create", "prepare_start", "start", "unpause", "wait_while_restarting",
         "stop", "remove", "remove_volume", "unmount_volume", "release_volume",
-        "connect_host", "listening_ports", "tmux_activity",
+        "connect_host", "listening_ports", "terminal_activity",
     }  # fmt: skip
 
 

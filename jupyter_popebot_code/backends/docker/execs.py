@@ -23,7 +23,7 @@ from .ports import listing_command, parse_listing
 # The image's session keeper (workspace-session) touches its activity file whenever the terminal's
 # program writes output, attached or not; tmux (older images, or one the user runs) stamps its
 # windows. Only the latest stamp comes back (one line); none when neither runs.
-TMUX_ACTIVITY_COMMAND = [
+TERMINAL_ACTIVITY_COMMAND = [
     "sh",
     "-c",
     '{ stat -c %Y "/tmp/workspace-session-$(id -u)/activity";'
@@ -54,13 +54,17 @@ def _run(client: docker.DockerClient, name: str, command: list[str]) -> bytes:
     return output
 
 
-def tmux_activity(client: docker.DockerClient, name: str) -> float | None:
-    """Epoch seconds of the latest output in any tmux window of the container, in one exec.
+def terminal_activity(client: docker.DockerClient, name: str) -> float | None:
+    """Epoch seconds of the latest terminal output in the container, in one exec.
 
-    None when no tmux server runs there (no terminal was ever opened since the start).
+    The session keeper (workspace-session) touches its activity file on output; images from
+    before it ran tmux, whose windows' activity is read too. None when no terminal was ever
+    opened since the start.
     """
     stamps = [
-        int(word) for word in _run(client, name, TMUX_ACTIVITY_COMMAND).split() if word.isdigit()
+        int(word)
+        for word in _run(client, name, TERMINAL_ACTIVITY_COMMAND).split()
+        if word.isdigit()
     ]
     return float(max(stamps)) if stamps else None
 
@@ -110,8 +114,8 @@ class ContainerQueries:
             lambda: options.ports_cache_seconds
         )
 
-    async def tmux_activity(self, name: str) -> float | None:
-        return await self.engine.run_with_client(tmux_activity, name)
+    async def terminal_activity(self, name: str) -> float | None:
+        return await self.engine.run_with_client(terminal_activity, name)
 
     async def listening_ports(self, name: str) -> PortListing:
         return await self._port_listings.get(

@@ -246,13 +246,13 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
         return await self._call(list_all)
 
-    async def tmux_activity(self, container_name: str) -> float | None:
+    async def terminal_activity(self, container_name: str) -> float | None:
         """Epoch seconds of the latest terminal output in the container, in one exec.
 
         Read from the session keeper's activity file (and any tmux server's windows); None when
         no session runs there (no terminal was ever opened since the start).
         """
-        return await self._queries.tmux_activity(container_name)
+        return await self._queries.terminal_activity(container_name)
 
     async def listening_ports(self, container_name: str) -> PortListing:
         """The TCP ports the running container listens on (ttyd's left out), capped and shared."""

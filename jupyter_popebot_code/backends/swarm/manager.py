@@ -177,7 +177,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     async def workspace_ids(self, store_id: str) -> dict[str, str]:
         return await self._call(services.store_workspace_ids, store_id)
 
-    async def tmux_activity(self, container_name: str) -> float | None:
+    async def terminal_activity(self, container_name: str) -> float | None:
         # `docker exec` reaches only the manager's own engine: idle stop counts relay traffic.
         return None
 
