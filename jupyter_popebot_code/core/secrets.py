@@ -16,9 +16,9 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..errors import InvalidInput, SecretNotFound, TooManySecrets, UnreadableSecret
 from .secret_crypto import SecretCipher, load_key_file, parse_keys
+from .sqlite import write_transaction
 
 T = TypeVar("T")
 
@@ -169,16 +170,8 @@ class SecretStore:
         self._db.execute("PRAGMA busy_timeout = 5000")
         self._db.execute(_SCHEMA)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._lock, self._db)
 
     def close(self) -> None:
         with self._lock:

@@ -8,11 +8,13 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
+
+from .sqlite import write_transaction
 
 CONTAINER_PREFIX = "code-workspace-"
 
@@ -165,16 +167,8 @@ class WorkspaceStore:
         self._migrate()
         self.store_id = self._store_id()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._lock, self._db)
 
     def _migrate(self) -> None:
         with self._transaction() as db:
