@@ -136,20 +136,49 @@ def _remove_test_firewall(client: docker.DockerClient) -> None:
     firewall.remove_stale({network.id for network in client.networks.list()})
 
 
+def remove_container(client: docker.DockerClient, container_id: str) -> None:
+    """Force-remove a container and wait until it is gone.
+
+    Gone already (NotFound) is what we want; one whose removal is in progress (409: the server
+    or an interrupted run removing it) is waited for, so its volume can go next.
+    """
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as err:
+        if err.status_code != 409:
+            raise
+    for _ in range(300):
+        try:
+            client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"container {container_id[:12]} was never removed")
+
+
+def remove_labelled(client: docker.DockerClient, label: str) -> None:
+    """Every container, then every volume, with this label (a test's store)."""
+    for container in client.containers.list(all=True, sparse=True, filters={"label": label}):
+        remove_container(client, container.id)
+    for volume in client.volumes.list(filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
+
+
 def _remove_test_containers(client: docker.DockerClient) -> None:
     # A container listed here may be gone by the time it is removed (its test's own clean-up,
     # or the server deleting it): gone is what we want. Sparse lists, because a full list
     # inspects each container and fails when one goes between the list and its inspect.
     for sidecar in client.containers.list(all=True, sparse=True, filters={"name": SIDECAR_PREFIX}):
-        with contextlib.suppress(docker.errors.NotFound):
-            sidecar.remove(force=True)
+        remove_container(client, sidecar.id)
     pool_networks = {n.name for n in suite_pool_networks(client)}
     managed = client.containers.list(all=True, sparse=True, filters={"label": MANAGED_BY_LABEL})
     for container in managed:
         networks = set(container.attrs["NetworkSettings"]["Networks"] or {})
         if networks & (pool_networks | {TEST_NETWORK}):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+            remove_container(client, container.id)
             name = container.attrs["Names"][0].lstrip("/")
             for volume in client.volumes.list(filters={"name": name}):
                 with contextlib.suppress(docker.errors.NotFound):
@@ -322,10 +351,7 @@ def service(jp_serverapp: Any, docker_client: docker.DockerClient) -> Iterator[A
     service = jp_serverapp.web_app.settings["jupyter_popebot_code"].service
     yield service
     label = f"{STORE_LABEL}={service.store.store_id}"
-    for container in docker_client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in docker_client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
+    remove_labelled(docker_client, label)
     for network in docker_client.networks.list(filters={"label": label}):
         with contextlib.suppress(docker.errors.NotFound):
             network.remove()

@@ -29,7 +29,14 @@ import requests
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
 from jupyter_popebot_code.core.store import WorkspaceStore
 
-from .conftest import ROOT, TEST_DISK_DIR, TEST_NETWORK, TEST_POOL, remove_test_disks
+from .conftest import (
+    ROOT,
+    TEST_DISK_DIR,
+    TEST_NETWORK,
+    TEST_POOL,
+    remove_labelled,
+    remove_test_disks,
+)
 from .server_process import free_port
 
 SERVICE = "code-workspaces"
@@ -314,10 +321,7 @@ def _remove_workspaces(db_path: Path, docker_client: docker.DockerClient) -> Non
     store = WorkspaceStore(str(db_path))
     label = f"{STORE_LABEL}={store.store_id}"
     store.close()
-    for container in docker_client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in docker_client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
+    remove_labelled(docker_client, label)
     for network in docker_client.networks.list(filters={"label": label}):
         network.remove()
     remove_test_disks()

@@ -30,6 +30,7 @@ from jupyter_popebot_code.backends.base import (
     ListeningPort,
     PortListing,
     WorkspaceBackend,
+    settled_state,
 )
 from jupyter_popebot_code.backends.docker.labels import (
     STORE_LABEL,
@@ -354,18 +355,7 @@ class InMemoryContainerManager(WorkspaceBackend):
 
     async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
         """Poll like the Docker backend until the state settles or restart_wait_timeout passes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.restart_wait_timeout
-        state = await self.state(container_name)
-        while state is not None and state.status == "restarting" and loop.time() < deadline:
-            await asyncio.sleep(0.5)
-            state = await self.state(container_name)
-        if state is not None and state.status == "restarting":
-            raise ContainerError(
-                f"Container {container_name} is still restarting after "
-                f"{self.restart_wait_timeout:g} s."
-            )
-        return state
+        return await settled_state(self, container_name, self.restart_wait_timeout)
 
     def limits(self) -> tuple[float, int]:
         return 1.0, 2 * GIB  # the Docker backend's defaults

@@ -19,7 +19,13 @@ import requests
 from jupyter_popebot_code.backends.docker.manager import STORE_LABEL
 from jupyter_popebot_code.core.store import WorkspaceStore
 
-from .conftest import TEST_DISK_DIR, TEST_NETWORK, TEST_NETWORK_ARGS, remove_test_disks
+from .conftest import (
+    TEST_DISK_DIR,
+    TEST_NETWORK,
+    TEST_NETWORK_ARGS,
+    remove_labelled,
+    remove_test_disks,
+)
 
 
 def free_port() -> int:
@@ -127,10 +133,7 @@ def run_and_clean_up(
         store = WorkspaceStore(str(server.db_path))
         label = f"{STORE_LABEL}={store.store_id}"
         store.close()
-        for container in docker_client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
-        for volume in docker_client.volumes.list(filters={"label": label}):
-            volume.remove(force=True)
+        remove_labelled(docker_client, label)
         for network in docker_client.networks.list(filters={"label": label}):
             network.remove()
     remove_test_disks()

@@ -12,6 +12,7 @@ docs/kubernetes-plan.md to the Kubernetes calls of a fourth.
 from __future__ import annotations
 
 import abc
+import asyncio
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -314,3 +315,20 @@ class WorkspaceBackend(LoggingConfigurable, metaclass=_BackendMeta):
     @abc.abstractmethod
     async def terminal_activity(self, container_name: str) -> float | None:
         """Epoch seconds of the latest terminal output in the workspace; None when unknown."""
+
+
+async def settled_state(
+    backend: WorkspaceBackend, container_name: str, timeout: float, hint: str = ""
+) -> ContainerState | None:
+    """Poll a 'restarting' container's state until it settles; ContainerError after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state = await backend.state(container_name)
+    while state is not None and state.status == "restarting" and loop.time() < deadline:
+        await asyncio.sleep(0.5)
+        state = await backend.state(container_name)
+    if state is not None and state.status == "restarting":
+        raise ContainerError(
+            f"Container {container_name} is still restarting after {timeout:g} s{hint}."
+        )
+    return state

@@ -8,7 +8,6 @@ and disk image from `volumes`, the questions asked inside it from `execs`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -32,6 +31,7 @@ from ..base import (
     DockerUnavailable,
     PortListing,
     WorkspaceBackend,
+    settled_state,
 )
 from . import execs
 from .engine import DockerEngine
@@ -46,7 +46,7 @@ from .labels import (
     WORKSPACE_LABEL,
     workspace_labels,
 )
-from .networks import WorkspaceNetworks
+from .networks import WorkspaceNetworks, ensure_shared_network
 from .options import (
     SECRETS_MOUNT,
     SECRETS_TMPFS,
@@ -82,19 +82,6 @@ __all__ = [
     "DockerUnavailable",
     "workspace_labels",
 ]
-
-
-def network_exists(client: docker.DockerClient, name: str) -> bool:
-    """Whether a network of exactly this name exists (Docker's name filter matches substrings)."""
-    return find_network(client, name) is not None
-
-
-def find_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
-    """The listing entry (Id, Options, IPAM, ...) of the network of exactly this name."""
-    for net in client.networks.list(names=[name]):
-        if net.name == name:
-            return net.attrs  # type: ignore[no-any-return]
-    return None
 
 
 # Called on a Docker thread with the network's attributes and whether it was just created.
@@ -315,17 +302,7 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
                 client, ws.container_name, labels, self.network_options
             )
         limited, holds_home = self.volumes.ensure(client, ws, labels, resources.disk)
-        options: dict[str, Any] = {}
-        if log_options := self.log_options():
-            options["log_config"] = {"type": "json-file", "config": log_options}
-        if resources.memory not in ("", "0"):
-            options["mem_limit"] = options["memswap_limit"] = resources.memory
-        if resources.cpus:
-            options["nano_cpus"] = int(resources.cpus * 1e9)
-        if resources.pids:
-            options["pids_limit"] = resources.pids
-        # Least privilege and a bounded writable layer (issue 17): see confinement_options.
-        options.update(self.confinement_options(home_tmpfs=not holds_home))
+        options = self.create_options(resources, home_tmpfs=not holds_home)
         container: Container = client.containers.create(
             resources.image,
             name=ws.container_name,
@@ -372,26 +349,9 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     def _ensure_network(self, client: docker.DockerClient) -> None:
         # Checked on every create (one cheap call): a network removed meanwhile comes back.
         with self._network_lock:
-            attrs = find_network(client, self.network)
-            created = attrs is None
-            if attrs is None:
-                try:
-                    client.networks.create(
-                        self.network,
-                        driver="bridge",
-                        options=self.network_options or None,
-                        labels={MANAGED_BY_LABEL: MANAGED_BY},
-                        check_duplicate=True,
-                    )
-                except docker.errors.APIError as err:
-                    # Another server may have created it in the meantime.
-                    if not network_exists(client, self.network):
-                        raise ContainerError(
-                            f"Cannot create network {self.network!r}: {err}"
-                        ) from err
-                attrs = find_network(client, self.network)
-                if attrs is None:
-                    raise ContainerError(f"Network {self.network!r} vanished after its creation.")
+            attrs, created = ensure_shared_network(
+                client, self.network, self.network_options, {MANAGED_BY_LABEL: MANAGED_BY}
+            )
         if self.network_hook is not None:
             self.network_hook(client, attrs, created)
 
@@ -413,18 +373,8 @@ class ContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     async def wait_while_restarting(self, container_name: str) -> ContainerState | None:
         """Poll a 'restarting' container until it settles or restart_wait_timeout passes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.restart_wait_timeout
-        state = await self.state(container_name)
-        while state is not None and state.status == "restarting" and loop.time() < deadline:
-            await asyncio.sleep(0.5)
-            state = await self.state(container_name)
-        if state is not None and state.status == "restarting":
-            raise ContainerError(
-                f"Container {container_name} is still restarting after "
-                f"{self.restart_wait_timeout:g} s; see `docker logs {container_name}`."
-            )
-        return state
+        hint = f"; see `docker logs {container_name}`"
+        return await settled_state(self, container_name, self.restart_wait_timeout, hint)
 
     async def stop(self, container_name: str) -> None:
         """Stop the container (its processes end; volume and container stay for a restart)."""

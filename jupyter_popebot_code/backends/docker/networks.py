@@ -46,6 +46,40 @@ def address_on(networks: dict[str, Any], container_name: str, shared: str) -> st
     return None
 
 
+def network_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether a network of exactly this name exists (Docker's name filter matches substrings)."""
+    return find_network(client, name) is not None
+
+
+def find_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+    """The listing entry (Id, Options, IPAM, ...) of the network of exactly this name."""
+    for net in client.networks.list(names=[name]):
+        if net.name == name:
+            return net.attrs  # type: ignore[no-any-return]
+    return None
+
+
+def ensure_shared_network(
+    client: docker.DockerClient, name: str, options: dict[str, str], labels: dict[str, str]
+) -> tuple[dict[str, Any], bool]:
+    """The shared network's attributes, made as a bridge when missing; and whether it was made."""
+    attrs = find_network(client, name)
+    if attrs is not None:
+        return attrs, False
+    try:
+        client.networks.create(
+            name, driver="bridge", options=options or None, labels=labels, check_duplicate=True
+        )
+    except docker.errors.APIError as err:
+        # Another server may have created it in the meantime.
+        if not network_exists(client, name):
+            raise ContainerError(f"Cannot create network {name!r}: {err}") from err
+    attrs = find_network(client, name)
+    if attrs is None:
+        raise ContainerError(f"Network {name!r} vanished after its creation.")
+    return attrs, True
+
+
 def parse_pool(text: str) -> ipaddress.IPv4Network:
     try:
         pool = ipaddress.ip_network(text.strip(), strict=True)

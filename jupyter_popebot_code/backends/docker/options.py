@@ -18,6 +18,7 @@ from traitlets import Callable as CallableTrait
 from traitlets import Enum, Float, Int, Unicode
 
 from ...config_traits import Dict
+from ...core.profiles import ContainerResources
 from ...core.store import Workspace
 from ..base import ContainerError
 from .storage import StorageOptions
@@ -222,6 +223,21 @@ class ContainerOptions(StorageOptions):
     def volume_holds_home(self) -> bool:
         """Whether a new volume is mounted on the home folder (workspace_dir lies inside it)."""
         return self.workspace_dir.startswith(WORKSPACE_HOME + "/")
+
+    def create_options(self, resources: ContainerResources, home_tmpfs: bool) -> dict[str, Any]:
+        """Options of a workspace container's create: log cap, limits and confinement."""
+        options: dict[str, Any] = {}
+        if log_options := self.log_options():
+            options["log_config"] = {"type": "json-file", "config": log_options}
+        if resources.memory not in ("", "0"):
+            options["mem_limit"] = options["memswap_limit"] = resources.memory
+        if resources.cpus:
+            options["nano_cpus"] = int(resources.cpus * 1e9)
+        if resources.pids:
+            options["pids_limit"] = resources.pids
+        # Least privilege and a bounded writable layer (issue 17): see confinement_options.
+        options.update(self.confinement_options(home_tmpfs=home_tmpfs))
+        return options
 
     def confinement_options(self, home_tmpfs: bool = True) -> dict[str, Any]:
         """Container options that keep a user inside their container and its sizes.
