@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 
+from .ports_bench import victim_gets
 from .server import BenchServer
 from .stats import percentile, summarize
 from .terminal_bench import measure_echo
@@ -32,19 +33,6 @@ LOG_FLOOD = "exec timeout {seconds} sh -c 'yes flooding-the-log > /proc/1/fd/1'"
 
 def _row(samples: list[float]) -> dict[str, Any]:
     return {**summarize(samples), "p99_ms": percentile([s * 1000 for s in samples], 0.99)}
-
-
-def _gets(server: BenchServer, workspace_id: str, seconds: float) -> list[float]:
-    url = server.url(f"api/code/workspaces/{workspace_id}")
-    samples: list[float] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        response = server.http.get(url, timeout=120)
-        samples.append(time.perf_counter() - started)
-        if response.status_code != 200:
-            raise RuntimeError(f"victim GET answered {response.status_code}")
-    return samples
 
 
 def _log_bytes(client: docker.DockerClient, container: str) -> int | None:
@@ -99,7 +87,7 @@ async def _phase(
             echoes.extend(await measure_echo(session, 1, 30))
     finally:
         await session.close()
-    gets = await asyncio.to_thread(_gets, server, victim["id"], seconds / 2)
+    gets = await asyncio.to_thread(victim_gets, server, victim["id"], seconds / 2)
     return echoes, gets
 
 

@@ -42,7 +42,7 @@ def start_listeners(client: docker.DockerClient, container_name: str, count: int
     raise RuntimeError(f"{count} sockets did not all listen within 120 s")
 
 
-def _victim_gets(server: BenchServer, workspace_id: str, seconds: float) -> list[float]:
+def victim_gets(server: BenchServer, workspace_id: str, seconds: float) -> list[float]:
     url = server.url(f"api/code/workspaces/{workspace_id}")
     samples: list[float] = []
     deadline = time.monotonic() + seconds
@@ -95,7 +95,7 @@ def bench_ports(
     execs = 0
     flood_seconds = 0.0
     for _ in range(rounds):
-        baseline += _victim_gets(server, victim["id"], seconds)
+        baseline += victim_gets(server, victim["id"], seconds)
         stop = threading.Event()
         threads = [
             threading.Thread(target=_flood, args=(server, flooded["id"], stop, listings))
@@ -104,7 +104,7 @@ def bench_ports(
         since = time.time()
         for thread in threads:
             thread.start()
-        flooded_gets += _victim_gets(server, victim["id"], seconds)
+        flooded_gets += victim_gets(server, victim["id"], seconds)
         stop.set()
         for thread in threads:
             thread.join(timeout=180)
