@@ -133,12 +133,16 @@ class WebSocketRelay(PreviewBase):
         """A message of the app: on to the browser; reading the app pauses while it lags."""
         if self._closed:
             return None
-        self._record_activity()
         try:
+            self._record_activity()
             written = self.write_message(message, binary=isinstance(message, bytes))
+            return self._tracked(written, len(message), self._backlog)
         except WebSocketClosedError:
             return None
-        return self._tracked(written, len(message), self._backlog)
+        except Exception:
+            self.log.exception("Preview WebSocket of workspace %s failed", self._workspace_id)
+            self.close(1011, "the preview relay failed (see the server log)")
+            return None
 
     def app_closed(self) -> None:
         """The app's socket closed (either side began it): the browser's follows, same code."""
