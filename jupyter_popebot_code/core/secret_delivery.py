@@ -177,7 +177,7 @@ def open_personal_secrets(
     containers = service.containers
     if not containers.enable_secret_files():
         log.warning(
-            "Personal secrets are kept but not written into workspaces by %s (on a Docker Swarm)",
+            "Personal secrets are kept but not written into workspaces by %s",
             type(containers).__name__,
         )
         return secrets

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from jupyter_popebot_code.backends.docker.options import SECRETS_MOUNT
 from jupyter_popebot_code.backends.swarm.manager import SwarmContainerManager
+from jupyter_popebot_code.backends.swarm.secrets import install_job
 from jupyter_popebot_code.core.store import Workspace
 from jupyter_popebot_code.errors import ContainerError
 
@@ -60,3 +62,17 @@ def test_a_disk_limit_is_refused_with_a_reason() -> None:
     with pytest.raises(ContainerError, match="disk_limit is not supported on Swarm"):
         task_of(manager(owner_disk_limit={"alice": "1g"}))
     assert "LogDriver" in task_of(manager(owner_disk_limit={"bob": "1g"}))
+
+
+def test_personal_secrets_get_a_root_tmpfs_and_a_job_that_holds_no_value() -> None:
+    swarm = manager()
+    assert not any(m["Target"] == SECRETS_MOUNT for m in task_of(swarm)["ContainerSpec"]["Mounts"])
+    assert swarm.enable_secret_files()
+    mounts = {m["Target"]: m for m in task_of(swarm)["ContainerSpec"]["Mounts"]}
+    assert mounts[SECRETS_MOUNT]["Type"] == "tmpfs"
+    assert mounts[SECRETS_MOUNT]["TmpfsOptions"]["Mode"] == 0o700
+    job = install_job("image", "node-1", "c0ffee", "code-workspace-x.secrets.1", "secret-id")
+    assert job["Placement"]["Constraints"] == ["node.id==node-1"]
+    (secret,) = job["ContainerSpec"]["Secrets"]
+    assert secret["File"] == {"Name": "workspace-secrets", "UID": "0", "GID": "0", "Mode": 0o400}
+    assert secret["SecretID"] == "secret-id"
