@@ -700,6 +700,15 @@ def running_task_id(client: docker.DockerClient, workspace_id: str) -> str:
     return str(found[0])
 
 
+def new_shells_see(server: DeployedServer, workspace_id: str, value: str) -> None:
+    """Wait (bounded, in the workspace's shell) until a new login shell sees `value`."""
+    line = (
+        f"for i in $(seq 120); do bash -lc 'test \"$SWARM_SECRET\" = {value}' && break; "
+        "sleep 0.5; done; bash -lc 'echo seen-$SWARM_SECRET-$((40+2))'"
+    )
+    assert f"seen-{value}-42" in in_terminal(server, workspace_id, line, "-42")
+
+
 def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restart(
     server: DeployedServer, manager: docker.DockerClient
 ) -> None:
@@ -709,17 +718,10 @@ def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restar
     name = f"code-workspace-{workspace_id}"
     try:
         assert ensure(server, workspace_id).status_code == 200
-        # A new shell sources the secrets; the first one may have started before they arrived.
-        until(
-            lambda: (
-                first in in_terminal(server, workspace_id, "bash -lc 'echo V=$SWARM_SECRET'", "V=")
-            ),
-            60,
-            "the secret in a new shell",
-        )
+        new_shells_see(server, workspace_id, first)
         # git's credential helper hands it out for its host (no token in a URL or config).
         asked = "printf 'protocol=https\\nhost=git.example.test\\n\\n' | git credential fill"
-        assert first in in_terminal(server, workspace_id, asked, "password=")
+        assert f"password={first}" in in_terminal(server, workspace_id, asked, f"password={first}")
         _, host = node_of(manager, workspace_id)
         shown = on_worker(
             host, "exec", task_container(host, workspace_id),
@@ -729,13 +731,7 @@ def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restar
 
         task = running_task_id(manager, workspace_id)
         put_secret(server, "SWARM_SECRET", second)
-        until(
-            lambda: (
-                second in in_terminal(server, workspace_id, "bash -lc 'echo V=$SWARM_SECRET'", "V=")
-            ),
-            60,
-            "the changed secret in a new shell",
-        )
+        new_shells_see(server, workspace_id, second)
         assert running_task_id(manager, workspace_id) == task  # not restarted
 
         # Never in a service's spec (env, labels, command), a config or a leftover secret object.
@@ -746,8 +742,16 @@ def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restar
             assert first not in json.dumps(config)
             assert second not in json.dumps(config)
         assert not [s for s in manager.api.secrets() if s["Spec"]["Name"].startswith(name)]
-        assert first not in server.log()
-        assert second not in server.log()
+        log = server.log()
+        assert first not in log
+        assert second not in log
+
+        # A new task (stop, start) gets them again: its tmpfs starts empty.
+        stopped = server.request("POST", f"api/code/workspaces/{workspace_id}/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert ensure(server, workspace_id).json()["status"] == "started"
+        assert running_task_id(manager, workspace_id) != task
+        new_shells_see(server, workspace_id, second)
     finally:
         deleted = server.request("DELETE", f"api/code/workspaces/{workspace_id}")
         server.request("DELETE", "api/code/secrets/SWARM_SECRET")
