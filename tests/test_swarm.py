@@ -702,11 +702,15 @@ def running_task_id(client: docker.DockerClient, workspace_id: str) -> str:
 
 def new_shells_see(server: DeployedServer, workspace_id: str, value: str) -> None:
     """Wait (bounded, in the workspace's shell) until a new login shell sees `value`."""
+    # A marker of this call's own: the terminal replays the output of the earlier ones.
+    marker = uuid.uuid4().int % 10**9
     line = (
         f"for i in $(seq 120); do bash -lc 'test \"$SWARM_SECRET\" = {value}' && break; "
-        "sleep 0.5; done; bash -lc 'echo seen-$SWARM_SECRET-$((40+2))'"
+        f"sleep 0.5; done; bash -lc 'echo seen-$SWARM_SECRET-$(({marker}+1))'"
     )
-    assert f"seen-{value}-42" in in_terminal(server, workspace_id, line, "-42")
+    seen = in_terminal(server, workspace_id, line, f"-{marker + 1}")
+    said = [entry for entry in server.log().splitlines() if "secret" in entry.lower()]
+    assert f"seen-{value}-{marker + 1}" in seen, said[-10:]
 
 
 def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restart(
