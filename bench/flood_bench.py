@@ -29,7 +29,7 @@ from typing import Any
 import docker
 
 from . import docker_env
-from .cpu import process_cpu_s
+from .cpu import machine_busy_s, process_cpu_s
 from .ports_bench import ListingFlood, start_listeners, victim_gets
 from .preview_bench import APP_PORT, start_app
 from .server import BenchServer
@@ -160,6 +160,7 @@ class Flooder:
         listings: list[Any] = []
         ports = ListingFlood(self.server, self.flooded["id"], self.ports_clients, listings)
         started, cpu = time.monotonic(), sum(process_cpu_s(self.server.pid))
+        busy = machine_busy_s()
         if kind in ("terminal", "all"):
             terminal.start(seconds)
         if kind in ("preview", "all"):
@@ -180,6 +181,7 @@ class Flooder:
                 done["terminal_bytes"] = terminal.stop()
             done["seconds"] = time.monotonic() - started
             done["server_cpu_s"] = sum(process_cpu_s(self.server.pid)) - cpu
+            done["machine_busy_s"] = machine_busy_s() - busy
         return done
 
 
@@ -195,6 +197,8 @@ def _rates(phases: list[dict[str, Any]]) -> dict[str, Any]:
     rates: dict[str, Any] = {
         "seconds": seconds,
         "server_cpu_cores": sum(p["server_cpu_s"] for p in phases) / seconds,
+        # Everyone's: the floods, their clients, the bench, the engine and other work.
+        "machine_busy_cores": sum(p["machine_busy_s"] for p in phases) / seconds,
     }
     if any("terminal_bytes" in p for p in phases):
         rates["terminal_mb_per_s"] = sum(p["terminal_bytes"] for p in phases) / seconds / 1e6
@@ -232,20 +236,20 @@ def bench_flood(
         preview_clients=preview_clients,
         preview_mib=preview_mib,
     )
-    alone: list[tuple[list[float], list[float]]] = []
-    under: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    phases: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ("alone", *kinds)}
     log_before = _log_bytes(client, flooded["container_name"])
     load_before = os.getloadavg()
     for _ in range(rounds):
         for kind in kinds:  # a baseline before each flood: phases alternate
-            alone.append(asyncio.run(_phase(server, victim, seconds)))
-            under[kind].append(flooder.phase(kind, seconds, victim))
+            phases["alone"].append(flooder.phase("alone", seconds, victim))
+            phases[kind].append(flooder.phase(kind, seconds, victim))
     log_after = _log_bytes(client, flooded["container_name"])
 
-    def rows(pairs: list[tuple[list[float], list[float]]]) -> dict[str, Any]:
+    def rows(done: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "echo": _row([s for echoes, _ in pairs for s in echoes]),
-            "get": _row([s for _, gets in pairs for s in gets]),
+            "echo": _row([s for phase in done for s in phase["echo"]]),
+            "get": _row([s for phase in done for s in phase["get"]]),
+            "rates": _rates(done),
         }
 
     return {
@@ -259,9 +263,6 @@ def bench_flood(
         "container_log_bytes_after": log_after,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "baseline": rows(alone),
-        "flooded": {
-            kind: {**rows([(p["echo"], p["get"]) for p in phases]), "rates": _rates(phases)}
-            for kind, phases in under.items()
-        },
+        "baseline": rows(phases.pop("alone")),
+        "flooded": {kind: rows(done) for kind, done in phases.items()},
     }

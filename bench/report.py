@@ -427,9 +427,12 @@ def flood_table(flood: dict[str, Any]) -> str:
         f"{flood['load_average_before'][0]:.1f} -> {flood['load_average_after'][0]:.1f}"
     )
     headers = ["another workspace's", "p50 ms", "p90 ms", "p99 ms", "n"]
-    rate_rows = [[labels.get(k, k), *_flood_rates(v["rates"])] for k, v in flood["flooded"].items()]
+    rate_rows = [["none (alone)", *_flood_rates(flood["baseline"]["rates"])]]
+    rate_rows += [
+        [labels.get(k, k), *_flood_rates(v["rates"])] for k, v in flood["flooded"].items()
+    ]
     rate_headers = ["the flood's own rates", "terminal MB/s", "listings/s", "preview GET/s",
-                    "download MB/s", "echo/s", "errors", "server CPU"]  # fmt: skip
+                    "download MB/s", "echo/s", "errors", "server CPU", "machine CPU"]  # fmt: skip
     return title + "\n" + table(headers, rows) + "\n" + table(rate_headers, rate_rows)
 
 
@@ -451,4 +454,5 @@ def _flood_rates(rates: dict[str, Any]) -> list[str]:
         cell("preview_echoes_per_s"),
         str(errors),
         cell("server_cpu_cores", 2),
+        cell("machine_busy_cores", 2),
     ]
