@@ -54,6 +54,24 @@ def _log_bytes(client: docker.DockerClient, container: str) -> int | None:
         return None  # the engine's files are not readable from here
 
 
+def flood_process(module: str, *args: str) -> subprocess.Popen[str]:
+    """A flooding client in a process of its own, once it prints "ready".
+
+    At the lowest CPU priority: a hostile user's clients run on their own machine, not on the
+    server's cores, so here they get only what the server, Docker and the workspaces leave.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        ["nice", "-n", "19", sys.executable, "-m", module, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise RuntimeError(f"{module} did not start flooding")
+    return process
+
+
 class Flood:
     """The terminal flood (a process) and the log flood (an exec), both bounded in time."""
 
@@ -65,15 +83,10 @@ class Flood:
         limit = f"{seconds + 30:.0f}"
         container = self.client.containers.get(self.flooded["container_name"])
         container.exec_run(["sh", "-c", LOG_FLOOD.format(seconds=limit)], detach=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.flood_client", self.server.ws_base_url,
-             self.server.token, self.flooded["id"], limit],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        self.process = flood_process(
+            "bench.flood_client", self.server.ws_base_url, self.server.token,
+            self.flooded["id"], limit,
         )  # fmt: skip
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("the flooding terminal did not start")
 
     def stop(self) -> int:
         container = self.client.containers.get(self.flooded["container_name"])
@@ -91,16 +104,11 @@ class PreviewFlood:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, seconds: float) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         sizes = [str(n) for n in self.clients]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.preview_flood_client", self.url, self.server.token,
-             *sizes, str(self.mib), f"{seconds + 30:.0f}"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        self.process = flood_process(
+            "bench.preview_flood_client", self.url, self.server.token,
+            *sizes, str(self.mib), f"{seconds + 30:.0f}",
         )  # fmt: skip
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("the preview flood did not start")
 
     def stop(self) -> dict[str, Any]:
         assert self.process is not None
