@@ -1,11 +1,12 @@
 """Keystroke echo on the three terminal paths taking turns, with the server's run-queue wait.
 
-`python -m bench.echo_hops [--trips N] [--hogs N]` starts a bench server and one workspace,
-opens a relay, a straight-to-ttyd and a JupyterLab (terminado) session at once, and types one
-letter on each in turn, so all three see the same neighbours' load: the terminal part's echo
-columns without its throughput rounds, for a quick before/after of a relay change. Per trip it also reads the run-queue wait of the
-server's event-loop thread (`/proc/<pid>/task/<pid>/schedstat`, field 2): the time the relay and
-terminado spent ready to run but waiting for a core. Set POPEBOT_BENCH_NETWORK.
+`python -m bench.echo_hops [--trips N] [--hogs N] [--image TAG]` starts a bench server and one
+workspace, opens a relay, a straight-to-ttyd and a JupyterLab (terminado) session at once, and
+types one letter on each in turn, so all three see the same neighbours' load: the terminal
+part's echo columns without its throughput rounds, for a quick before/after of a change. Per
+trip it also reads the run-queue wait of the server's event-loop thread
+(`/proc/<pid>/task/<pid>/schedstat`, field 2): the time the relay and terminado spent ready to
+run but waiting for a core. Set POPEBOT_BENCH_NETWORK.
 """
 
 from __future__ import annotations
