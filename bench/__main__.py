@@ -536,6 +536,9 @@ def print_report(results: dict[str, Any]) -> None:
         for name, title in report.terminal_tables(terminals).items():
             print(f"\n{title}")
             print(report.terminal_table(terminals[name]))
+            waits = report.echo_wait_line(terminals[name])
+            if waits:
+                print(waits)
         if terminals["memory"]:
             print(report.memory_line(terminals["memory"]))
         for name, verdicts in terminals["verdicts"].items():

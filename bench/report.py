@@ -144,6 +144,18 @@ def terminal_table(paths: dict[str, Any]) -> str:
     return table(headers, rows)
 
 
+def echo_wait_line(paths: dict[str, Any]) -> str | None:
+    """How long the server's event loop waited for a core per echo trip (relay, terminado)."""
+    parts = []
+    for kind in ("relay", "terminado"):
+        wait = paths.get(kind, {}).get("echo_server_wait")
+        if wait:
+            parts.append(f"{kind} p50 {_ms(wait['p50_ms'])} mean {_ms(wait['mean_ms'])}")
+    if not parts:
+        return None
+    return "server event loop waiting for a core per echo trip (ms): " + ", ".join(parts)
+
+
 def memory_line(memory: dict[str, Any]) -> str:
     return (
         f"server RSS: {memory['rss_idle_mib']:.1f} MiB with no session, "
