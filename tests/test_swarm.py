@@ -650,6 +650,8 @@ def test_an_upgrade_keeps_the_store_and_reaches_the_workspaces_that_kept_running
     in_terminal(server, workspace_id, "export KEPT=k$((2*3)); echo set$((1+1))", "set2")
     network = workspace_network(manager, workspace_id)
     old_container, token = server_container(manager).id, server.token
+    spares = until(lambda: free_spares(manager) if len(free_spares(manager)) >= 2 else None,
+                   120, "two spare overlays")  # fmt: skip
     server.up()
     # A new container, with the old one's place on every workspace's overlay gone with it ...
     assert server_container(manager).id != old_container
@@ -662,6 +664,9 @@ def test_an_upgrade_keeps_the_store_and_reaches_the_workspaces_that_kept_running
     # the workspace ran on, untouched.
     assert "kept=k6" in in_terminal(server, workspace_id, "echo kept=$KEPT", "kept=k6")
     assert network in server_networks(manager)
+    # The spares of the old container are taken over (joined again), not left behind.
+    until(lambda: spares <= set(server_networks(manager)), 60, "the spares joined again")
+    assert free_spares(manager) == spares
 
 
 def registry_answer(worker: str, method: str, where: str, path: str) -> str:

@@ -70,7 +70,7 @@ class OverlayNetworks:
         self._joined: set[str] = set()
         self._join_lock = threading.Lock()
         self._server_id: str | None = None
-        # Workspace -> its network when that is a spare (from its service's labels).
+        # Workspace -> its network, once known (a spare's comes from its service's labels).
         self._names: dict[str, str] = {}
         # Set by the backend: hands out a joined spare overlay (spares.SpareOverlays.claim).
         self.claim_spare: Callable[[docker.DockerClient, str], str | None] | None = None
@@ -88,12 +88,13 @@ class OverlayNetworks:
         return {NETWORK_LABEL: self.network_of(container_name)}
 
     def resolve(self, client: docker.DockerClient, container_name: str) -> str:
-        """The workspace's network, read from its service's labels when not known yet."""
+        """The workspace's network, read from its service's labels once (then remembered)."""
         if self.settings.network_per_workspace and container_name not in self._names:
             with contextlib.suppress(docker.errors.NotFound):
                 labels = client.api.inspect_service(container_name)["Spec"].get("Labels") or {}
-                if labels.get(NETWORK_LABEL):
-                    self._names[container_name] = labels[NETWORK_LABEL]
+                self._names[container_name] = (
+                    labels.get(NETWORK_LABEL) or container_name + NETWORK_SUFFIX
+                )
         return self.network_of(container_name)
 
     def join_workspace(self, client: docker.DockerClient, container_name: str) -> None:

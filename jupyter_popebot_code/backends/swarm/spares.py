@@ -8,9 +8,11 @@ critical path. A spare is handed to exactly one workspace and goes with it when 
 is never returned to the pool, so no two workspaces ever share a network. Which network a
 workspace uses is kept in its service's labels (`NETWORK_LABEL`).
 
-The pool works once the server started it (`start`, with its store). It is refilled in the background on the Docker thread pool (one filler at a time, at most
-`size` spares). At start-up the spares of an earlier run that no service uses are taken over, the
-rest of the pool is made; spares beyond `size` or of another `internal_networks` are removed.
+The pool works once the server started it (`start`, with its store); a backend used on its own
+makes no spares. It is refilled in the background on the Docker thread pool (one filler at a
+time, at most `size` spares). At start-up the spares of an earlier run that no service uses are
+taken over, the rest of the pool is made; spares beyond `size` or of another `internal_networks`
+are removed.
 """
 
 from __future__ import annotations
