@@ -291,7 +291,8 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             keeper_records = docker_env.seed_store(server.db_path, OWNER, count, "bench keeper")[1]
         store_ids.add(store_id)
         if "preview" in args.parts:
-            server.config_py = preview_bench.jsp_config(client)  # the peer, in the same server
+            # The peer, in the same server.
+            server.config_py = preview_bench.jsp_config(server.workdir)
         server.start()
         workspace = create_workspace(server)
         container = workspace["container_name"]

@@ -5,7 +5,7 @@ workspace on port 8080. Three paths to it, interleaved (the order rotates every 
 
 - `proxy`: our preview URL (`code/preview/{id}/{key}/8080/`, from the ports listing);
 - `jsp`: jupyter-server-proxy in the same Jupyter server, arbitrary-host mode
-  (`proxy/{container ip}:8080/`, allowed by `JSP_CONFIG` for the bench network's subnet);
+  (`proxy/{container ip}:8080/`, allowed by `JSP_CONFIG` for the workspace's address);
 - `direct`: `http://{container ip}:8080/` from the host.
 
 and `GET api` (jupyter_server's cheapest route) for the server's own floor. Every HTTP path uses
@@ -33,29 +33,30 @@ APP_PORT = 8080
 MB = 1_000_000
 CHUNK = 1024 * 1024
 PATHS = ("proxy", "jsp", "direct")
-# Written into the bench server's config dir: jupyter-server-proxy may reach the bench network.
+# Written into the bench server's config dir: jupyter-server-proxy may reach the addresses the
+# bench lists in `hosts_file` once the workspace runs (it is on a network of its own, whose
+# subnet is not known before the server starts).
 JSP_CONFIG = """
-import ipaddress
+from pathlib import Path
 
-_SUBNET = ipaddress.ip_network({subnet!r})
+_HOSTS = Path({hosts_file!r})
+_allowed = set()
 
 
-def _bench_network(handler, host):
-    try:
-        return ipaddress.ip_address(host) in _SUBNET
-    except ValueError:
-        return False
+def _bench_workspace(handler, host):
+    if not _allowed and _HOSTS.exists():
+        _allowed.update(_HOSTS.read_text().split())
+    return host in _allowed
 
 
 c.ServerApp.jpserver_extensions.update({{"jupyter_server_proxy": True}})
-c.ServerProxy.host_allowlist = _bench_network
+c.ServerProxy.host_allowlist = _bench_workspace
 """
+JSP_HOSTS = "jsp-hosts.txt"
 
 
-def jsp_config(client: docker.DockerClient) -> str:
-    network = client.networks.get(docker_env.NETWORK)
-    subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
-    return JSP_CONFIG.format(subnet=subnet)
+def jsp_config(workdir: Path) -> str:
+    return JSP_CONFIG.format(hosts_file=str(workdir / JSP_HOSTS))
 
 
 def start_app(client: docker.DockerClient, container_name: str) -> None:
@@ -132,6 +133,7 @@ def bench_preview(
 ) -> dict[str, Any]:
     start_app(client, container)
     host = docker_env.container_ip(client, container)
+    (server.workdir / JSP_HOSTS).write_text(host + "\n")  # jupyter-server-proxy may reach it
     docker_env.wait_for_port(host, APP_PORT)
     listed = server.api("GET", f"api/code/workspaces/{workspace_id}/ports").json()
     preview_path = next(p["url"] for p in listed["ports"] if p["port"] == APP_PORT)

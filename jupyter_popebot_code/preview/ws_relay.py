@@ -12,22 +12,64 @@ from collections.abc import Awaitable
 from typing import Any
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import (
-    WebSocketClientConnection,
-    WebSocketClosedError,
-    WebSocketHandler,
-    websocket_connect,
-)
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketHandler
 
 from ..errors import CLOSE_POLICY_VIOLATION
 from ..web.websocket import close_reason, sendable_close
 from .base import WS_PING_INTERVAL, PreviewBase
 
 
+class AppWebSocket(WebSocketClientConnection):
+    """The app's socket: each message goes to the browser as tornado reads it.
+
+    tornado's own client queues a message for `read_message`, and a task reading them in a
+    loop wakes one loop iteration later: per message, a future, a queue and a task switch
+    that an echo's round trip waits for twice. Here the relay's `from_app` runs in the read
+    itself, and what it returns (the browser's backlog) pauses reading the app. Messages that
+    come before the browser's socket is open (a hello) wait for it the same way.
+    """
+
+    def __init__(self, request: HTTPRequest, **kwargs: Any) -> None:
+        super().__init__(request, **kwargs)
+        self._relay: WebSocketRelay | None = None
+        self._attached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._gone = False
+
+    def attach(self, relay: WebSocketRelay) -> None:
+        """The browser's socket is open: messages go to `relay` from now on."""
+        self._relay = relay
+        if not self._attached.done():
+            self._attached.set_result(None)
+        if self._gone:
+            relay.app_closed()
+
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        relay = self._relay
+        if relay is None:
+            return self._after_attach(message)
+        return relay.from_app(message)
+
+    async def _after_attach(self, message: str | bytes) -> None:
+        await self._attached
+        if self._relay is None:
+            return  # closed before the browser's socket opened (the upgrade failed)
+        waiting = self.on_message(message)
+        if waiting is not None:
+            await waiting
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self._gone:
+            return
+        self._gone = True
+        if not self._attached.done():
+            self._attached.set_result(None)  # a message waiting for the browser is dropped
+        if self._relay is not None:
+            self._relay.app_closed()
+
+
 class WebSocketRelay(PreviewBase):
     """The WebSocket leg: the browser's socket and the app's, relayed with backpressure."""
-
-    _pump: asyncio.Task[None] | None = None
 
     async def _accept_websocket(self, *args: Any, **kwargs: Any) -> None:
         """Connect to the app first (its subprotocol is the browser's answer), then upgrade."""
@@ -59,13 +101,18 @@ class WebSocketRelay(PreviewBase):
         offered = [
             p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",")
         ]
-        return await websocket_connect(
+        connection = AppWebSocket(
             request,
             subprotocols=[p for p in offered if p] or None,
             ping_interval=WS_PING_INTERVAL,
             ping_timeout=WS_PING_INTERVAL,
             max_message_size=self.proxy.max_message_size,
         )
+        upstream = await connection.connect_future
+        assert isinstance(upstream, AppWebSocket)
+        if upstream.protocol is not None:
+            upstream.protocol.set_nodelay(True)  # small messages go out at once, as the browser's
+        return upstream
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         upstream = self._upstream_ws
@@ -78,34 +125,31 @@ class WebSocketRelay(PreviewBase):
             return
         self.set_nodelay(True)
         self.proxy.add_websocket(self)
-        self._pump = asyncio.create_task(self._pump_from_app())
-
-    async def _pump_from_app(self) -> None:
-        """The app's messages to the browser; reading the app pauses while the browser lags."""
         upstream = self._upstream_ws
-        assert upstream is not None
+        assert isinstance(upstream, AppWebSocket)
+        upstream.attach(self)
+
+    def from_app(self, message: str | bytes) -> Awaitable[None] | None:
+        """A message of the app: on to the browser; reading the app pauses while it lags."""
+        if self._closed:
+            return None
         try:
-            while True:
-                message = await upstream.read_message()
-                if message is None:
-                    break
-                self._record_activity()
-                try:
-                    written = self.write_message(message, binary=isinstance(message, bytes))
-                except WebSocketClosedError:
-                    break
-                waiting = self._tracked(written, len(message), self._backlog)
-                if waiting is not None:
-                    await waiting
-            if not self._closed:
-                code, reason = sendable_close(upstream.close_code, upstream.close_reason)
-                self.close(code, reason)
+            self._record_activity()
+            written = self.write_message(message, binary=isinstance(message, bytes))
+            return self._tracked(written, len(message), self._backlog)
+        except WebSocketClosedError:
+            return None
         except Exception:
             self.log.exception("Preview WebSocket of workspace %s failed", self._workspace_id)
             self.close(1011, "the preview relay failed (see the server log)")
-        finally:
-            upstream.close()
-            self._release()
+            return None
+
+    def app_closed(self) -> None:
+        """The app's socket closed (either side began it): the browser's follows, same code."""
+        upstream = self._upstream_ws
+        if not self._closed and upstream is not None:
+            self.close(*sendable_close(upstream.close_code, upstream.close_reason))
+        self._release()
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         upstream = self._upstream_ws
