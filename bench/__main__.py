@@ -84,6 +84,9 @@ PARAMETERS = (
     "ports_rounds",
     "flood_seconds",
     "flood_rounds",
+    "flood_kinds",
+    "flood_preview_clients",
+    "flood_preview_mib",
     "network_creates",
     "swarm_creates",
     "swarm_ensures",
@@ -166,6 +169,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--flood-rounds", type=int, default=3, help="baseline/flood phase pairs (flood part)"
     )
     parser.add_argument(
+        "--flood-kinds",
+        default=",".join(flood_bench.KINDS),
+        help="floods of the flood part, one per phase: terminal (and log), ports, preview, all",
+    )
+    parser.add_argument(
+        "--flood-preview-clients",
+        default="4,2,2",
+        help="preview flood clients: small GETs, downloads, WebSocket echoes (flood part)",
+    )
+    parser.add_argument(
+        "--flood-preview-mib", type=int, default=32, help="MiB per preview flood download"
+    )
+    parser.add_argument(
         "--cpu-limit",
         type=float,
         default=None,
@@ -245,6 +261,12 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
         # Identifies the relay that was measured when comparing runs before/after a change.
         "relay_py_sha256": relay_hash.hexdigest()[:16],
     }
+
+
+def _three(text: str) -> tuple[int, int, int]:
+    """'4,2,2' -> (4, 2, 2): the preview flood's clients of each kind."""
+    gets, downloads, echoes = (int(n) for n in text.split(","))
+    return gets, downloads, echoes
 
 
 def create_workspace(server: BenchServer, name: str = "bench") -> dict[str, Any]:
@@ -421,7 +443,7 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
             )
 
         if "flood" in args.parts:
-            print("flood: a workspace floods its terminal and its log ...", flush=True)
+            print(f"flood: a workspace floods ({args.flood_kinds}) ...", flush=True)
             flooder = create_workspace(server, "bench flooder")
             flood_victim = create_workspace(server, "bench flood victim")
             results["flood"] = flood_bench.bench_flood(
@@ -431,6 +453,11 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
                 flood_victim,
                 seconds=args.flood_seconds,
                 rounds=args.flood_rounds,
+                kinds=tuple(args.flood_kinds.split(",")),
+                sockets=args.ports_sockets,
+                ports_clients=args.ports_clients,
+                preview_clients=_three(args.flood_preview_clients),
+                preview_mib=args.flood_preview_mib,
             )
 
         if "list" in args.parts:
@@ -509,6 +536,9 @@ def print_report(results: dict[str, Any]) -> None:
         for name, title in report.terminal_tables(terminals).items():
             print(f"\n{title}")
             print(report.terminal_table(terminals[name]))
+            waits = report.echo_wait_line(terminals[name])
+            if waits:
+                print(waits)
         if terminals["memory"]:
             print(report.memory_line(terminals["memory"]))
         for name, verdicts in terminals["verdicts"].items():

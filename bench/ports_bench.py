@@ -71,6 +71,26 @@ def _flood(server: BenchServer, workspace_id: str, stop: threading.Event, out: l
         session.close()
 
 
+class ListingFlood:
+    """`clients` threads polling one workspace's ports listing until stopped."""
+
+    def __init__(self, server: BenchServer, workspace_id: str, clients: int, out: list[Any]):
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=_flood, args=(server, workspace_id, self._stop, out))
+            for _ in range(clients)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=180)
+
+
 def _exec_count(client: docker.DockerClient, container: str, since: float, until: float) -> int:
     events = client.events(since=since, until=until, filters={"container": container}, decode=True)
     return sum(1 for e in events if str(e.get("Action", "")).startswith("exec_create"))
@@ -96,18 +116,11 @@ def bench_ports(
     flood_seconds = 0.0
     for _ in range(rounds):
         baseline += victim_gets(server, victim["id"], seconds)
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=_flood, args=(server, flooded["id"], stop, listings))
-            for _ in range(clients)
-        ]
+        flood = ListingFlood(server, flooded["id"], clients, listings)
         since = time.time()
-        for thread in threads:
-            thread.start()
+        flood.start()
         flooded_gets += victim_gets(server, victim["id"], seconds)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=180)
+        flood.stop()
         until = time.time()
         flood_seconds += until - since
         execs += _exec_count(client, flooded["container_name"], since, until + 1)

@@ -144,6 +144,18 @@ def terminal_table(paths: dict[str, Any]) -> str:
     return table(headers, rows)
 
 
+def echo_wait_line(paths: dict[str, Any]) -> str | None:
+    """How long the server's event loop waited for a core per echo trip (relay, terminado)."""
+    parts = []
+    for kind in ("relay", "terminado"):
+        wait = paths.get(kind, {}).get("echo_server_wait")
+        if wait:
+            parts.append(f"{kind} p50 {_ms(wait['p50_ms'])} mean {_ms(wait['mean_ms'])}")
+    if not parts:
+        return None
+    return "server event loop waiting for a core per echo trip (ms): " + ", ".join(parts)
+
+
 def memory_line(memory: dict[str, Any]) -> str:
     return (
         f"server RSS: {memory['rss_idle_mib']:.1f} MiB with no session, "
@@ -393,14 +405,19 @@ def ports_table(ports: dict[str, Any]) -> str:
 
 
 def flood_table(flood: dict[str, Any]) -> str:
-    """Another workspace's echo and GET alone and while one workspace floods terminal and log."""
+    """Another workspace's echo and GET alone and under each kind of flood of one workspace."""
+    labels = {
+        "terminal": "terminal + log flood",
+        "ports": "ports listing flood",
+        "preview": "preview flood",
+        "all": "all four at once",
+    }
     rows = []
-    for what, label in (
-        ("echo", "keystroke echo (relay)"),
-        ("get", "GET api/code/workspaces/{id}"),
-    ):
-        for phase, when in (("baseline", "alone"), ("flooded", "during the flood")):
-            row = flood[phase][what]
+    for what, label in (("echo", "keystroke echo (relay)"), ("get", "GET workspaces/{id}")):
+        phases = [("alone", flood["baseline"])]
+        phases += [(f"during the {labels.get(k, k)}", v) for k, v in flood["flooded"].items()]
+        for when, phase in phases:
+            row = phase[what]
             rows.append(
                 [
                     f"{label}, {when}",
@@ -412,11 +429,42 @@ def flood_table(flood: dict[str, Any]) -> str:
             )
     before, after = flood["container_log_bytes_before"], flood["container_log_bytes_after"]
     log = "-" if before is None or after is None else f"{before / 1e6:.1f} -> {after / 1e6:.1f} MB"
+    clients = flood["preview_clients"]
     title = (
-        f"flood: one workspace runs `yes` in its terminal "
-        f"({flood['terminal_flood_mb_per_s']:.1f} MB/s read through the relay) and into its "
-        f"container log (log files {log}), {flood['rounds']} x {flood['seconds_per_phase']:.0f} s "
-        "per phase"
+        f"flood: one workspace floods its terminal and container log (log files {log}), its "
+        f"ports listing ({flood['ports_clients']} clients, {flood['sockets']} sockets) and its "
+        f"preview ({clients['gets']} GET, {clients['downloads']} download x "
+        f"{flood['preview_mib']} MiB, {clients['echoes']} WebSocket echo clients); "
+        f"{flood['rounds']} x {flood['seconds_per_phase']:.0f} s per phase; load average "
+        f"{flood['load_average_before'][0]:.1f} -> {flood['load_average_after'][0]:.1f}"
     )
     headers = ["another workspace's", "p50 ms", "p90 ms", "p99 ms", "n"]
-    return title + "\n" + table(headers, rows)
+    rate_rows = [["none (alone)", *_flood_rates(flood["baseline"]["rates"])]]
+    rate_rows += [
+        [labels.get(k, k), *_flood_rates(v["rates"])] for k, v in flood["flooded"].items()
+    ]
+    rate_headers = ["the flood's own rates", "terminal MB/s", "listings/s", "preview GET/s",
+                    "download MB/s", "echo/s", "errors", "server CPU", "machine CPU"]  # fmt: skip
+    return title + "\n" + table(headers, rows) + "\n" + table(rate_headers, rate_rows)
+
+
+def _flood_rates(rates: dict[str, Any]) -> list[str]:
+    def cell(key: str, digits: int = 0) -> str:
+        return "-" if key not in rates else f"{rates[key]:.{digits}f}"
+
+    counts = rates.get("preview_counts", {})
+    errors = rates.get("listing_errors", 0) + sum(
+        n
+        for key, n in counts.items()
+        if key.endswith("errors") or (key.startswith("status_") and key != "status_200")
+    )
+    return [
+        cell("terminal_mb_per_s", 1),
+        cell("listings_per_s", 1),
+        cell("preview_gets_per_s"),
+        cell("preview_download_mb_per_s"),
+        cell("preview_echoes_per_s"),
+        str(errors),
+        cell("server_cpu_cores", 2),
+        cell("machine_busy_cores", 2),
+    ]

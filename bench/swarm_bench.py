@@ -35,7 +35,8 @@ from .server import BenchServer
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / "scripts" / "swarm-cluster.sh"
 SERVER_SCRIPT = ROOT / "scripts" / "swarm-server.sh"
-PREFIX = "popebot-code-bench-swarm"
+# SWARM_PREFIX: a cluster of its own, so runs of other checkouts never meet.
+PREFIX = os.environ.get("SWARM_PREFIX", "popebot-code-bench-swarm")
 STORE_VOLUME = "jupyter-popebot-code-store"
 PROMPT_TIMEOUT_S = 120.0
 WORKSPACE_IMAGE = "jupyter-popebot-code-workspace:latest"

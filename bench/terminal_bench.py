@@ -73,19 +73,73 @@ async def measure_throughput(
     return run
 
 
+async def echo_trip(session: TerminalSession, char: str, timeout_s: float) -> float:
+    """Seconds from typing `char` to its echo; it is erased (untimed) after."""
+    started = time.perf_counter()
+    await session.send_input(char)
+    await session.read_until(char, timeout_s)
+    elapsed = time.perf_counter() - started
+    await session.send_input(ERASE)
+    return elapsed
+
+
 async def measure_echo(session: TerminalSession, trips: int, timeout_s: float) -> list[float]:
     """Keystroke to its echo, one character at a time; each is erased (untimed) after."""
     await session.drain()
     samples = []
     for trip in range(trips):
-        char = ECHO_CHARS[trip % len(ECHO_CHARS)]
-        started = time.perf_counter()
-        await session.send_input(char)
-        await session.read_until(char, timeout_s)
-        samples.append(time.perf_counter() - started)
-        await session.send_input(ERASE)
+        samples.append(await echo_trip(session, ECHO_CHARS[trip % len(ECHO_CHARS)], timeout_s))
         await session.drain(quiet_s=0.05, limit_s=2.0)
     return samples
+
+
+def run_queue_wait_s(pid: int) -> float | None:
+    """Seconds the main thread of `pid` has waited, ready to run, for a core (schedstat)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+async def measure_echo_in_turns(
+    make_session: dict[str, Callable[[], TerminalSession]],
+    trips: int,
+    timeout_s: float,
+    server_pid: int | None = None,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Echo round trips on every path taking turns, one trip each, all sessions open at once.
+
+    A shared machine's load changes within seconds: paths measured one after the other see
+    different neighbours, paths taking turns see the same. Also returns, per trip, how long the
+    server's event-loop thread waited for a core meanwhile (the relay and terminado run there).
+    Sessions on one workspace share its terminal session and see each other's echo, so each
+    trip starts once its session is quiet.
+    """
+    kinds = list(make_session)
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    waits: dict[str, list[float]] = {kind: [] for kind in kinds}
+    sessions: list[tuple[str, TerminalSession]] = []
+    try:
+        for kind in kinds:
+            session = make_session[kind]()
+            sessions.append((kind, session))
+            await asyncio.wait_for(session.open(), 90)
+            await measure_echo(session, WARMUP_ECHOES, timeout_s)
+        for trip in range(trips):
+            shift = trip % len(sessions)
+            for kind, session in sessions[shift:] + sessions[:shift]:
+                await session.drain(quiet_s=0.05, limit_s=2.0)
+                before = run_queue_wait_s(server_pid) if server_pid else None
+                char = ECHO_CHARS[trip % len(ECHO_CHARS)]
+                samples[kind].append(await echo_trip(session, char, timeout_s))
+                after = run_queue_wait_s(server_pid) if server_pid else None
+                if before is not None and after is not None:
+                    waits[kind].append(after - before)
+    finally:
+        for _, session in sessions:
+            await session.close()
+    return samples, waits
 
 
 def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -106,7 +160,6 @@ async def run_paths(
     `cpu` is one probe for all paths, or one per path (each its own container).
     """
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in make_session}
-    echoes: dict[str, list[float]] = {kind: [] for kind in make_session}
     kinds = list(make_session)
     for round_index in range(rounds):
         shift = round_index % len(kinds)
@@ -116,16 +169,16 @@ async def run_paths(
             try:
                 # Warm-up on every fresh connection (and fresh ttyd child or terminado pty).
                 await measure_throughput(session, WARMUP_LINES, timeout_s)
-                await measure_echo(session, WARMUP_ECHOES, timeout_s)
                 probe = cpu[kind] if isinstance(cpu, dict) else cpu
                 run = await measure_throughput(session, lines, timeout_s, probe)
-                trip_samples = await measure_echo(session, trips, timeout_s)
             finally:
                 await session.close()
-            run["echo"] = summarize(trip_samples)
             runs[kind].append(run)
-            echoes[kind].extend(trip_samples)
             await asyncio.sleep(SESSION_GAP_S)
+    some_probe = next(iter(cpu.values())) if isinstance(cpu, dict) else cpu
+    echoes, waits = await measure_echo_in_turns(
+        make_session, rounds * trips, timeout_s, some_probe.server_pid
+    )
     shown = seq_output_bytes(lines)
     results: dict[str, Any] = {}
     for kind in kinds:
@@ -151,6 +204,8 @@ async def run_paths(
             "machine_busy_s_median": _median_of(runs[kind], "machine_busy_s"),
             "echo": summarize(echoes[kind]),
             "echo_samples_ms": [round(sample * 1000, 3) for sample in echoes[kind]],
+            # The server's event-loop thread waiting for a core during each echo trip.
+            "echo_server_wait": summarize(waits[kind]) if waits[kind] else None,
             "runs": runs[kind],
         }
     if "ttyd" in results:

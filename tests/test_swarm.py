@@ -36,6 +36,7 @@ from jupyter_popebot_code.backends.swarm.manager import (
     PIN_SUFFIX,
     SwarmContainerManager,
 )
+from jupyter_popebot_code.backends.swarm.spares import SPARE_LABEL
 from jupyter_popebot_code.core.store import Workspace
 from jupyter_popebot_code.errors import ContainerError
 from jupyter_popebot_code.network.swarm_policy import FIREWALL_SERVICE, NODE_VIEW
@@ -233,9 +234,10 @@ def workspace_network(client: docker.DockerClient, workspace_id: str) -> str:
 def task_address(client: docker.DockerClient, workspace_id: str) -> str:
     """The running task's address on its overlay."""
     name = f"code-workspace-{workspace_id}"
+    network = workspace_network(client, workspace_id)
     for task in client.api.tasks(filters={"service": name, "desired-state": "running"}):
         for attachment in task.get("NetworksAttachments") or []:
-            if attachment["Network"]["Spec"]["Name"] == name + NETWORK_SUFFIX:
+            if attachment["Network"]["Spec"]["Name"] == network:
                 return str(attachment["Addresses"][0]).split("/")[0]
     raise AssertionError(f"{name} has no running task with an address")
 
@@ -314,7 +316,7 @@ def test_workspaces_spread_over_workers_and_their_terminals_work(
 def test_stop_and_start_keep_files(server: DeployedServer, manager: docker.DockerClient) -> None:
     workspace_id = create(server, "stop start")
     in_terminal(server, workspace_id, "echo kept > ~/workspace/f && echo w$((1+1))", "w2")
-    network = f"code-workspace-{workspace_id}{NETWORK_SUFFIX}"
+    network = workspace_network(manager, workspace_id)
     stopped = server.request("POST", f"api/code/workspaces/{workspace_id}/stop")
     assert stopped.status_code == 200, stopped.text
     described = server.request("GET", f"api/code/workspaces/{workspace_id}").json()
@@ -414,6 +416,7 @@ def test_delete_removes_the_service_and_the_volume_on_its_node(
     name = f"code-workspace-{workspace_id}"
     _, host = node_of(manager, workspace_id)
     assert on_worker(host, "volume", "inspect", name).returncode == 0
+    network = workspace_network(manager, workspace_id)
     deleted = server.request("DELETE", f"api/code/workspaces/{workspace_id}")
     assert deleted.status_code == 204, deleted.text
     with pytest.raises(docker.errors.NotFound):
@@ -423,9 +426,58 @@ def test_delete_removes_the_service_and_the_volume_on_its_node(
     assert on_worker(host, "volume", "inspect", name).returncode != 0
     assert server.request("GET", f"api/code/workspaces/{workspace_id}").status_code == 404
     # Its network goes too, and the server left it first.
-    assert name + NETWORK_SUFFIX not in server_networks(manager)
+    assert network not in server_networks(manager)
     with pytest.raises(docker.errors.NotFound):
-        manager.api.inspect_network(name + NETWORK_SUFFIX)
+        manager.api.inspect_network(network)
+
+
+def free_spares(client: docker.DockerClient) -> set[str]:
+    """The spare overlays no workspace's service is on."""
+    spares = {n["Name"] for n in client.api.networks(filters={"label": f"{SPARE_LABEL}=true"})}
+    used = {
+        client.api.inspect_network(attachment["Target"])["Name"]
+        for service in client.api.services(filters={"label": MANAGED_BY_LABEL})
+        for attachment in service["Spec"]["TaskTemplate"].get("Networks") or []
+    }
+    return spares - used
+
+
+def test_new_workspaces_take_prepared_overlays_each_its_own_and_delete_removes_it(
+    server: DeployedServer, manager: docker.DockerClient
+) -> None:
+    ready = until(lambda: free_spares(manager) if len(free_spares(manager)) >= 2 else None,
+                  120, "two spare overlays")  # fmt: skip
+    # Made and joined by the server before any workspace needs one.
+    assert ready <= set(server_networks(manager))
+    first, second = create(server, "spare 1"), create(server, "spare 2")
+    networks = {one: workspace_network(manager, one) for one in (first, second)}
+    # Each took a spare of its own, which is no longer free for another workspace.
+    assert len(set(networks.values())) == 2, networks
+    assert set(networks.values()) <= ready
+    assert not set(networks.values()) & free_spares(manager)
+    for one, network in networks.items():
+        attachments = manager.api.inspect_service(f"code-workspace-{one}")["Spec"]["TaskTemplate"]
+        assert [a["Target"] for a in attachments["Networks"]] == [
+            manager.api.inspect_network(network)["Id"]
+        ]
+        # The relay reaches it over that network, and a restart goes back to it.
+        in_terminal(server, one, "echo s$((2+3))", "s5")
+    stopped = server.request("POST", f"api/code/workspaces/{first}/stop")
+    assert stopped.status_code == 200, stopped.text
+    assert ensure(server, first).json()["status"] == "started"
+    assert workspace_network(manager, first) == networks[first]
+    in_terminal(server, first, "echo again$((2+3))", "again5")
+    # The pool is refilled with new networks, never with the two in use.
+    refilled = until(lambda: free_spares(manager) if len(free_spares(manager)) >= 2 else None,
+                     120, "the pool refilled")  # fmt: skip
+    assert not refilled & set(networks.values())
+    # Delete: the workspace's spare goes with it, the server left it first.
+    deleted = server.request("DELETE", f"api/code/workspaces/{first}")
+    assert deleted.status_code == 204, deleted.text
+    assert networks[first] not in server_networks(manager)
+    with pytest.raises(docker.errors.NotFound):
+        manager.api.inspect_network(networks[first])
+    assert networks[first] not in free_spares(manager)
 
 
 def test_a_task_that_keeps_failing_is_reported_with_dockers_error(
@@ -567,7 +619,7 @@ def test_workspaces_reach_neither_each_other_nor_the_nodes_nor_the_registry(
 
     # Nor the server itself: Jupyter listens only on the server's front network.
     networks = server_container(manager).attrs["NetworkSettings"]["Networks"]
-    server_there = networks[f"code-workspace-{prober}{NETWORK_SUFFIX}"]["IPAddress"]
+    server_there = networks[workspace_network(manager, prober)]["IPAddress"]
     answer = probe_from(host, container, server_there, server.port)
     assert answer == f"error {errno.ECONNREFUSED}", answer
 
@@ -598,6 +650,8 @@ def test_an_upgrade_keeps_the_store_and_reaches_the_workspaces_that_kept_running
     in_terminal(server, workspace_id, "export KEPT=k$((2*3)); echo set$((1+1))", "set2")
     network = workspace_network(manager, workspace_id)
     old_container, token = server_container(manager).id, server.token
+    spares = until(lambda: free_spares(manager) if len(free_spares(manager)) >= 2 else None,
+                   120, "two spare overlays")  # fmt: skip
     server.up()
     # A new container, with the old one's place on every workspace's overlay gone with it ...
     assert server_container(manager).id != old_container
@@ -610,6 +664,9 @@ def test_an_upgrade_keeps_the_store_and_reaches_the_workspaces_that_kept_running
     # the workspace ran on, untouched.
     assert "kept=k6" in in_terminal(server, workspace_id, "echo kept=$KEPT", "kept=k6")
     assert network in server_networks(manager)
+    # The spares of the old container are taken over (joined again), not left behind.
+    until(lambda: spares <= set(server_networks(manager)), 60, "the spares joined again")
+    assert free_spares(manager) == spares
 
 
 def registry_answer(worker: str, method: str, where: str, path: str) -> str:

@@ -9,7 +9,10 @@
  * The first attach starts a server (the "master", detached from the caller) that owns the pty of
  * COMMAND and listens on /tmp/workspace-session-<uid>/socket. Each attach is a client: it puts its
  * terminal in raw mode and passes it to the master over the socket, which writes output to it
- * directly (as tmux does: no copy through the client); the client forwards input and resizes. The master keeps the most recent output in a
+ * directly (as tmux does: no copy through the client) and reads the keys typed there itself when
+ * that terminal is also the attach's stdin (MSG_READ_TERMINAL: one process and one socket hop
+ * less per keystroke); the client forwards resizes, and input only from another stdin. The
+ * master keeps the most recent output in a
  * ring (WORKSPACE_SESSION_REPLAY_BYTES, 1 MiB by default) and replays it, from a line start, to a
  * client that attaches: the browser's terminal rebuilds the screen and scrollback from it. A few
  * terminal modes (alternate screen, mouse, cursor keys, bracketed paste) are tracked as output
@@ -59,7 +62,7 @@
 #define END_FLUSH_MS 2000
 #define LAG_MS 2000
 
-enum { MSG_ATTACH = 1, MSG_INPUT, MSG_WINCH, MSG_STATUS, MSG_DUMP };
+enum { MSG_ATTACH = 1, MSG_INPUT, MSG_WINCH, MSG_STATUS, MSG_DUMP, MSG_READ_TERMINAL };
 
 struct msg_header {
 	uint8_t type;
@@ -273,6 +276,7 @@ struct client {
 	int out;	    /* where output goes: the attach's terminal (passed over the socket), or fd */
 	int passed;	    /* a terminal passed before its MSG_ATTACH, or -1 */
 	bool attached;	    /* counted in `status`, gets output until it leaves */
+	bool reads_terminal; /* its keys are read here from `out`, not forwarded (MSG_READ_TERMINAL) */
 	uint64_t sent;	    /* stream offset of the next ring byte to send */
 	uint64_t end;	    /* stream offset to stop at (UINT64_MAX: follow the stream) */
 	char prefix[512];   /* sent before the ring bytes: modes for a replay, or a status text */
@@ -483,6 +487,12 @@ static void handle_message(struct client *c, const struct msg_header *h, const c
 		memcpy(&ws, data, sizeof(ws));
 		set_size(&ws);
 		break;
+	case MSG_READ_TERMINAL:
+		/* The attach's stdin is the terminal it passed: its keys are read here from now on,
+		 * one process and one socket hop less per keystroke. */
+		if (c->attached && c->out != c->fd)
+			c->reads_terminal = true;
+		break;
 	case MSG_INPUT:
 		if (M.input_len + h->len <= INPUT_QUEUE) {
 			memcpy(M.input + M.input_len, data, h->len);
@@ -611,6 +621,20 @@ static bool write_client(struct client *c, uint64_t now)
 	return !(c->query && c->prefix_off >= c->prefix_len && c->sent >= c->end);
 }
 
+/* Keys typed into an attach's terminal (see MSG_READ_TERMINAL). False: the terminal is gone. */
+static bool read_terminal(struct client *c)
+{
+	size_t room = INPUT_QUEUE - M.input_len;
+	if (room == 0)
+		return true; /* read once the program has taken some */
+	ssize_t n = read(c->out, M.input + M.input_len, room);
+	if (n > 0) {
+		M.input_len += (size_t)n;
+		return true;
+	}
+	return n < 0 && (errno == EAGAIN || errno == EINTR);
+}
+
 static void write_input(void)
 {
 	ssize_t n = write(M.pty, M.input, M.input_len);
@@ -700,7 +724,7 @@ static void master_loop(void)
 			behind |= !c->lagging && until - c->sent >= PENDING_MAX;
 			/* Two entries, also when both are the socket (status, dump). */
 			fds[n++] = (struct pollfd){.fd = c->fd, .events = in};
-			fds[n++] = (struct pollfd){.fd = c->out, .events = out};
+			fds[n++] = (struct pollfd){.fd = c->out, .events = out | (c->reads_terminal ? in : 0)};
 		}
 		int timeout = M.ended ? 100 : behind ? 500 : -1;
 		if (poll(fds, (nfds_t)n, timeout) < 0) {
@@ -736,6 +760,12 @@ static void master_loop(void)
 				read_client(i);
 				if (M.n_clients != before)
 					continue;
+			}
+			struct client *c = &M.clients[i];
+			if (c->reads_terminal && (fds[4 + 2 * i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    !read_terminal(c)) {
+				drop_client(i);
+				continue;
 			}
 			if (!write_client(&M.clients[i], now))
 				drop_client(i);
@@ -878,6 +908,13 @@ static bool attach_passing(int fd, const struct winsize *ws)
 	return n == (ssize_t)(sizeof(h) + sizeof(*ws));
 }
 
+static bool same_terminal(int a, int b)
+{
+	struct stat sa, sb;
+	return isatty(a) && isatty(b) && fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_rdev == sb.st_rdev;
+}
+
 static struct winsize own_size(void)
 {
 	struct winsize ws = {0};
@@ -923,6 +960,9 @@ static int client_attach(char **argv)
 	/* Raw first: the replay may reach the terminal as soon as the attach is sent. */
 	if (!(isatty(1) ? attach_passing(fd, &ws) : send_msg(fd, MSG_ATTACH, &ws, sizeof(ws))))
 		die("attach");
+	/* Our keys come from the terminal the session writes to: it reads them there itself. */
+	char none = 0;
+	bool session_reads = same_terminal(0, 1) && send_msg(fd, MSG_READ_TERMINAL, &none, 0);
 
 	static char out[READ_MAX];
 	size_t out_len = 0, out_off = 0;
@@ -930,7 +970,7 @@ static int client_attach(char **argv)
 	for (;;) {
 		struct pollfd fds[4] = {
 			{.fd = client_signal_pipe[0], .events = POLLIN},
-			{.fd = 0, .events = session_over ? 0 : POLLIN},
+			{.fd = 0, .events = (session_over || session_reads) ? 0 : POLLIN},
 			{.fd = fd, .events = (out_len == 0 && !session_over) ? POLLIN : 0},
 			{.fd = 1, .events = out_len > 0 ? POLLOUT : 0},
 		};
@@ -954,6 +994,8 @@ static int client_attach(char **argv)
 			}
 		}
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (session_reads)
+				return 0; /* a hangup (nothing else is asked of stdin): the browser left */
 			char buf[MSG_MAX];
 			ssize_t n = read(0, buf, sizeof(buf));
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))

@@ -31,13 +31,15 @@ function big(req, res, url) {
   const total = Number(url.searchParams.get("mb") || "1") * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 120);
   res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": total });
+  let mine = 0; // this download's own count: concurrent downloads (the flood bench) each end whole
   sent = 0;
   const cut = url.searchParams.get("cut") ? total / 2 : Infinity; // die halfway if asked
   const pump = () => {
-    while (sent < total) {
-      if (sent >= cut) return req.socket.destroy();
-      const piece = chunk.subarray(0, Math.min(chunk.length, total - sent));
-      sent += piece.length;
+    while (mine < total) {
+      if (mine >= cut) return req.socket.destroy();
+      const piece = chunk.subarray(0, Math.min(chunk.length, total - mine));
+      mine += piece.length;
+      sent = mine;
       if (!res.write(piece)) return res.once("drain", pump);
     }
     res.end();

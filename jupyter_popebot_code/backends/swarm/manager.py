@@ -49,6 +49,8 @@ from . import jobs, nodes, services, tasks
 from . import secrets as payloads
 from .nodes import NODE_LABEL, PIN_SUFFIX
 from .overlays import NETWORK_SUFFIX, OverlayNetworks, network_labels
+from .polls import poll_delays
+from .spares import SpareOverlays, submitter
 
 __all__ = ["NETWORK_SUFFIX", "NODE_LABEL", "PIN_SUFFIX", "SwarmContainerManager"]
 
@@ -122,6 +124,17 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         ),
     ).tag(config=True)
 
+    spare_networks = Int(
+        2,
+        help=(
+            "With one overlay network per workspace: how many spare overlays the server makes "
+            "and joins ahead of time, so a new workspace takes one instead of waiting about a "
+            "second for its own. Each is handed to one workspace for good (never shared, removed "
+            "with it) and refilled in the background; unused ones stay for the next run. 0: "
+            "make each workspace's network when it is created."
+        ),
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Set by SwarmNetworkPolicy: an overlay per workspace, and a check that a node enforces
@@ -132,6 +145,13 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         self.network_options: dict[str, str] = {}
         self.network_hook: Any = None
         self._overlays = OverlayNetworks(self, self, self.log)
+        self._spares = SpareOverlays(
+            self._overlays,
+            submitter(self._executor, self._guarded),
+            lambda: max(self.spare_networks, 0),
+            self.log,
+        )
+        self._overlays.claim_spare = self._spares.claim
         self._reach = execs.ConnectVia(self, self)
         self._queries = execs.ContainerQueries(self, self)
         self._told_route = False
@@ -158,6 +178,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     def watch(self, store_id: str) -> None:
         self.log.info("Swarm backend: workspace states are asked from the manager on each use")
+        self._spares.start(store_id)
 
     def known_running(self, container_name: str) -> ContainerState | None:
         return None  # no event stream: every caller asks `state`
@@ -199,7 +220,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         if not self.network_per_workspace:
             return await self._reach.host(container_name, state)
         # Joined again when the server's container was replaced while the workspace ran.
-        await self._call(self._overlays.join, self.network_of(container_name))
+        await self._call(self._overlays.join_workspace, container_name)
         if not self._told_route:
             self._told_route = True
             self.log.info(
@@ -263,7 +284,11 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
             self.node_guard(client, node_id)
         self._ensure_workspace_network(client, ws.container_name, workspace_labels(ws, store_id))
         self._pin(client, ws.volume_name, node_id, store_id)
-        labels = {**workspace_labels(ws, store_id), NODE_LABEL: node_id}
+        labels = {
+            **workspace_labels(ws, store_id),
+            NODE_LABEL: node_id,
+            **self._overlays.service_labels(ws.container_name),
+        }
         template = tasks.task_template(
             self,
             resources,
@@ -320,6 +345,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         network = self.network_of(name)
+        delays = poll_delays()
         while True:
             running, failed = await self._call(services.start_progress, name, network, before)
             if running:
@@ -334,7 +360,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
                 # A task that keeps failing must not churn on its node: back to stopped.
                 await self._call(services.scale, name, 0)
                 raise ContainerError(f"Workspace {name} does not start on its node: {reason}")
-            await asyncio.sleep(_POLL_SECONDS)
+            await asyncio.sleep(next(delays))
 
     async def unpause(self, container_name: str) -> None:
         raise ContainerError("Swarm services are never paused.")
@@ -355,6 +381,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
 
     async def remove(self, container_name: str, recreating: bool = False) -> None:
         def remove(client: docker.DockerClient) -> None:
+            self._overlays.resolve(client, container_name)  # known after the service is gone
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_service(container_name)
 

@@ -3,7 +3,9 @@
 With `network_per_workspace` (set by `SwarmNetworkPolicy` when workspaces are kept apart) each
 workspace has an attachable overlay of its own (`code-workspace-{id}-net`), which the server's
 container joins before the first task starts and leaves when the workspace is deleted; otherwise
-all share `network`. The sync methods run on the Docker thread pool.
+all share `network`. A new workspace may instead take a spare overlay the server joined earlier
+(`spares`); the network a workspace's service uses is then named in its labels (`NETWORK_LABEL`).
+The sync methods run on the Docker thread pool.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import docker
@@ -21,10 +24,12 @@ import docker.errors
 
 from ..base import ContainerError, ContainerMissing
 from ..docker.engine import DockerEngine
-from ..docker.labels import MANAGED_BY, MANAGED_BY_LABEL
+from ..docker.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_LABEL
 from .nodes import NODE_LABEL
 
 NETWORK_SUFFIX = "-net"
+# On a workspace's service: the name of its own overlay (a spare's is not `{service}-net`).
+NETWORK_LABEL = "org.jupyter.popebot-code.network"
 _NETWORK_REMOVAL_SECONDS = 60.0
 _JOIN_TRIES = 10
 _POLL_SECONDS = 0.5
@@ -32,7 +37,7 @@ _POLL_SECONDS = 0.5
 
 def network_labels(service_labels: dict[str, str]) -> dict[str, str]:
     """A workspace network's labels, from its service's (the node is the service's own)."""
-    return {k: v for k, v in service_labels.items() if k != NODE_LABEL}
+    return {k: v for k, v in service_labels.items() if k not in (NODE_LABEL, NETWORK_LABEL)}
 
 
 def find(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
@@ -65,12 +70,35 @@ class OverlayNetworks:
         self._joined: set[str] = set()
         self._join_lock = threading.Lock()
         self._server_id: str | None = None
+        # Workspace -> its network, once known (a spare's comes from its service's labels).
+        self._names: dict[str, str] = {}
+        # Set by the backend: hands out a joined spare overlay (spares.SpareOverlays.claim).
+        self.claim_spare: Callable[[docker.DockerClient, str], str | None] | None = None
 
     def network_of(self, container_name: str) -> str:
         """The overlay network the workspace's task sits on."""
         if self.settings.network_per_workspace:
-            return container_name + NETWORK_SUFFIX
+            return self._names.get(container_name, container_name + NETWORK_SUFFIX)
         return self.settings.network
+
+    def service_labels(self, container_name: str) -> dict[str, str]:
+        """The label that names the workspace's own network on its service."""
+        if not self.settings.network_per_workspace:
+            return {}
+        return {NETWORK_LABEL: self.network_of(container_name)}
+
+    def resolve(self, client: docker.DockerClient, container_name: str) -> str:
+        """The workspace's network, read from its service's labels once (then remembered)."""
+        if self.settings.network_per_workspace and container_name not in self._names:
+            with contextlib.suppress(docker.errors.NotFound):
+                labels = client.api.inspect_service(container_name)["Spec"].get("Labels") or {}
+                self._names[container_name] = (
+                    labels.get(NETWORK_LABEL) or container_name + NETWORK_SUFFIX
+                )
+        return self.network_of(container_name)
+
+    def join_workspace(self, client: docker.DockerClient, container_name: str) -> None:
+        self.join(client, self.resolve(client, container_name))
 
     def ensure_shared(self, client: docker.DockerClient) -> None:
         # The shared attachable overlay (without network_per_workspace), which the server's
@@ -103,7 +131,17 @@ class OverlayNetworks:
         if not self.settings.network_per_workspace:
             self.ensure_shared(client)
             return
+        if labels.get(NETWORK_LABEL):  # a started service names its own
+            self._names[name] = labels[NETWORK_LABEL]
+        labels = network_labels(labels)
         network = self.network_of(name)
+        with self.lock:
+            missing = find(client, network) is None
+        if missing and name not in self._names and self.claim_spare is not None:
+            spare = self.claim_spare(client, labels.get(STORE_LABEL, ""))
+            if spare is not None:  # made and joined earlier: nothing left to wait for
+                self._names[name] = spare
+                return
         with self.lock:
             if find(client, network) is None:
                 client.api.create_network(
@@ -180,3 +218,4 @@ class OverlayNetworks:
                 self.log.warning("Network %s not removed: %s", network, failure)
                 return
             await asyncio.sleep(_POLL_SECONDS)
+        self._names.pop(name, None)

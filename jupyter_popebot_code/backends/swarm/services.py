@@ -17,7 +17,7 @@ from ..docker.labels import STORE_LABEL, WORKSPACE_LABEL
 from ..docker.states import parse_docker_time
 from . import nodes
 from .nodes import NODE_LABEL
-from .overlays import NETWORK_SUFFIX
+from .overlays import NETWORK_LABEL, NETWORK_SUFFIX
 from .tasks import FAILED_TASK_STATES, replicas, task_address
 
 
@@ -29,6 +29,8 @@ def service_state(
         service = client.api.inspect_service(name)
     except docker.errors.NotFound:
         return None
+    # A workspace on a spare overlay names it in its labels.
+    network = service["Spec"].get("Labels", {}).get(NETWORK_LABEL) or network
     for task in client.api.tasks(filters={"service": name}):
         if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
             return ContainerState(
