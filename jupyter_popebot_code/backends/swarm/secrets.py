@@ -27,8 +27,10 @@ from ..docker.engine import DockerEngine
 from ..docker.labels import MANAGED_BY, MANAGED_BY_LABEL
 from . import jobs
 
-# Where the job finds the payload (swarmkit's secret file) and the node's engine.
+# Where the job finds the payload (swarmkit's secret files, in order) and the node's engine.
 _PAYLOAD = "/run/secrets/workspace-secrets"
+# A Swarm secret holds at most 500 KB; an owner's secrets may add up to more (50 x 16 KiB).
+CHUNK_BYTES = 400 * 1024
 _SOCKET = "/var/run/docker.sock"
 # Bounded: workspace-clone waits 30 s for the secrets of a new workspace.
 JOB_TIMEOUT = 60.0
@@ -38,9 +40,9 @@ JOB_TIMEOUT = 60.0
 # It prints the installer's output (file names only), never the payload.
 EXEC_SCRIPT = r"""
 use strict; use warnings; use IO::Socket::UNIX;
-my ($cid, $path, $sock) = @ARGV;
-open(my $f, '<:raw', $path) or die "no payload: $!\n";
-my $payload = do { local $/; <$f> }; close $f;
+my ($cid, $sock, @paths) = @ARGV; my $payload = '';
+for my $path (@paths) { open(my $f, '<:raw', $path) or die "no payload: $!\n";
+  $payload .= do { local $/; <$f> }; close $f }
 sub conn { IO::Socket::UNIX->new(Peer => $sock) or die "no Docker socket: $!\n" }
 sub put { my ($s, $data) = @_; while (length $data) {
   my $n = syswrite($s, $data); die "write: $!\n" unless defined $n; substr($data, 0, $n, '') } }
@@ -77,15 +79,21 @@ def running_task(client: docker.DockerClient, service: str) -> tuple[str, str, s
     raise ContainerError(f"{service} has no running task to write personal secrets into.")
 
 
-def create_payload_secret(
+def create_payload_secrets(
     client: docker.DockerClient, service: str, payload: bytes
-) -> tuple[str, str]:
-    """A Swarm secret holding the payload for one delivery job: its name and id."""
-    name = f"{service}.secrets.{int(time.time())}-{random.token_hex(4)}"
-    created = client.api.create_secret(
-        name, payload, labels={MANAGED_BY_LABEL: MANAGED_BY, SERVICE_LABEL: service}
-    )
-    return name, str(created["ID"])
+) -> list[tuple[str, str]]:
+    """Swarm secrets holding the payload (in chunks) for one delivery job: names and ids."""
+    made = []
+    stem = f"{service}.secrets.{int(time.time())}-{random.token_hex(4)}"
+    for index, at in enumerate(range(0, max(len(payload), 1), CHUNK_BYTES)):
+        name = f"{stem}.{index}"
+        created = client.api.create_secret(
+            name,
+            payload[at : at + CHUNK_BYTES],
+            labels={MANAGED_BY_LABEL: MANAGED_BY, SERVICE_LABEL: service},
+        )
+        made.append((name, str(created["ID"])))
+    return made
 
 
 def remove_payload_secrets(client: docker.DockerClient, service: str) -> None:
@@ -105,26 +113,23 @@ SERVICE_LABEL = "popebot.code.secrets-of"
 
 
 def install_job(
-    image: str, node_id: str, container_id: str, secret_name: str, secret_id: str
+    image: str, node_id: str, container_id: str, chunks: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """The task of a job that installs the payload secret into the container on its node."""
+    """The task of a job that installs the payload secrets into the container on its node."""
+    paths = [f"{_PAYLOAD}.{index}" for index in range(len(chunks))]
     return {
         "ContainerSpec": {
             "Image": image,
             "User": "root",
-            "Command": ["perl", "-e", EXEC_SCRIPT, container_id, _PAYLOAD, _SOCKET],
+            "Command": ["perl", "-e", EXEC_SCRIPT, container_id, _SOCKET, *paths],
             "Mounts": [{"Type": "bind", "Source": _SOCKET, "Target": _SOCKET}],
             "Secrets": [
                 {
                     "SecretID": secret_id,
-                    "SecretName": secret_name,
-                    "File": {
-                        "Name": _PAYLOAD.rsplit("/", 1)[1],
-                        "UID": "0",
-                        "GID": "0",
-                        "Mode": 0o400,
-                    },
+                    "SecretName": name,
+                    "File": {"Name": path.rsplit("/", 1)[1], "UID": "0", "GID": "0", "Mode": 0o400},
                 }
+                for (name, secret_id), path in zip(chunks, paths, strict=True)
             ],
         },
         "RestartPolicy": {"Condition": "none"},
@@ -135,12 +140,12 @@ def install_job(
 async def install(engine: DockerEngine, service: str, payload: bytes) -> None:
     """Write `payload` into the service's running task; ContainerError when it did not work."""
     node_id, container_id, image = await engine._call(running_task, service)
-    name, secret = await engine._call(create_payload_secret, service, payload)
+    chunks = await engine._call(create_payload_secrets, service, payload)
     try:
         failure = await jobs.run_job(
             engine,
             f"{service}-secrets-{int(time.time())}-{random.token_hex(2)}",
-            install_job(image, node_id, container_id, name, secret),
+            install_job(image, node_id, container_id, chunks),
             {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
             completions=1,
             timeout=JOB_TIMEOUT,
