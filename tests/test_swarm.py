@@ -737,3 +737,84 @@ def test_the_node_firewall_is_removed_by_the_command(
     workspace_id = create(server, "after removal")
     assert "r=1" in in_terminal(server, workspace_id, "echo r=$((0+1))", "r=1")
     manager.api.inspect_service(FIREWALL_SERVICE)
+
+
+def put_secret(server: DeployedServer, name: str, value: str, git_host: str | None = None) -> None:
+    answer = server.request(
+        "PUT", f"api/code/secrets/{name}", json={"value": value, "git_host": git_host}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    assert value not in answer.text
+
+
+def running_task_id(client: docker.DockerClient, workspace_id: str) -> str:
+    found = [
+        task["ID"]
+        for task in client.api.tasks(filters={"service": f"code-workspace-{workspace_id}"})
+        if task["Status"]["State"] == "running"
+    ]
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+def new_shells_see(server: DeployedServer, workspace_id: str, value: str) -> None:
+    """Wait (bounded, in the workspace's shell) until a new login shell sees `value`."""
+    # A marker of this call's own: the terminal replays the output of the earlier ones.
+    marker = uuid.uuid4().int % 10**9
+    line = (
+        f"for i in $(seq 120); do bash -lc 'test \"$SWARM_SECRET\" = {value}' && break; "
+        f"sleep 0.5; done; bash -lc 'echo seen-$SWARM_SECRET-$(({marker}+1))'"
+    )
+    seen = in_terminal(server, workspace_id, line, f"-{marker + 1}")
+    said = [entry for entry in server.log().splitlines() if "secret" in entry.lower()]
+    assert f"seen-{value}-{marker + 1}" in seen, said[-10:]
+
+
+def test_personal_secrets_reach_a_swarm_workspace_and_its_changes_need_no_restart(
+    server: DeployedServer, manager: docker.DockerClient
+) -> None:
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    put_secret(server, "SWARM_SECRET", first, "git.example.test")
+    workspace_id = create(server, "secrets")
+    name = f"code-workspace-{workspace_id}"
+    try:
+        assert ensure(server, workspace_id).status_code == 200
+        new_shells_see(server, workspace_id, first)
+        # git's credential helper hands it out for its host (no token in a URL or config).
+        asked = "printf 'protocol=https\\nhost=git.example.test\\n\\n' | git credential fill"
+        assert f"password={first}" in in_terminal(server, workspace_id, asked, f"password={first}")
+        _, host = node_of(manager, workspace_id)
+        shown = on_worker(
+            host, "exec", task_container(host, workspace_id),
+            "stat", "-c", "%U:%G %a", "/run/workspace-secrets", "/run/workspace-secrets/env",
+        ).stdout.split()  # fmt: skip
+        assert shown == ["root:coder", "750", "root:coder", "440"], shown
+
+        task = running_task_id(manager, workspace_id)
+        put_secret(server, "SWARM_SECRET", second)
+        new_shells_see(server, workspace_id, second)
+        assert running_task_id(manager, workspace_id) == task  # not restarted
+
+        # Never in a service's spec (env, labels, command), a config or a leftover secret object.
+        for service in manager.api.services():
+            assert first not in json.dumps(service)
+            assert second not in json.dumps(service)
+        for config in manager.api.configs():
+            assert first not in json.dumps(config)
+            assert second not in json.dumps(config)
+        assert not [s for s in manager.api.secrets() if s["Spec"]["Name"].startswith(name)]
+        log = server.log()
+        assert first not in log
+        assert second not in log
+
+        # A new task (stop, start) gets them again: its tmpfs starts empty.
+        stopped = server.request("POST", f"api/code/workspaces/{workspace_id}/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert ensure(server, workspace_id).json()["status"] == "started"
+        assert running_task_id(manager, workspace_id) != task
+        new_shells_see(server, workspace_id, second)
+    finally:
+        deleted = server.request("DELETE", f"api/code/workspaces/{workspace_id}")
+        server.request("DELETE", "api/code/secrets/SWARM_SECRET")
+    assert deleted.status_code == 204, deleted.text
+    assert not [s for s in manager.api.secrets() if s["Spec"]["Name"].startswith(name)]

@@ -100,13 +100,16 @@ class SecretDelivery:
     async def _running_since(self, name: str, ask: bool = False) -> float | None:
         """The container's start time if it runs now, else None.
 
-        From the event stream when it is live; without it, a container that already got its
-        secrets is taken as current (no Docker call on every ensure) unless `ask`.
+        From the event stream when it is live (then a container that already got its secrets is
+        taken as current unless `ask`: no Docker call on every ensure); else asked.
         """
         try:
             state = self.containers.known_running(name)
             if state is None:
-                if name in self._delivered and not ask:
+                # Only while events are followed live: else (on a Swarm, always) a new start
+                # of the container would keep the old start's mark and go without secrets.
+                live = self.containers.status_counts() is not None
+                if name in self._delivered and not ask and live:
                     return self._delivered[name]
                 state = await self.containers.state(name)
         except (DockerUnavailable, ContainerError) as err:
@@ -177,7 +180,7 @@ def open_personal_secrets(
     containers = service.containers
     if not containers.enable_secret_files():
         log.warning(
-            "Personal secrets are kept but not written into workspaces by %s (on a Docker Swarm)",
+            "Personal secrets are kept but not written into workspaces by %s",
             type(containers).__name__,
         )
         return secrets

@@ -46,6 +46,7 @@ from ..docker.engine import DockerEngine
 from ..docker.labels import workspace_labels
 from ..docker.options import ContainerOptions
 from . import jobs, nodes, services, tasks
+from . import secrets as payloads
 from .nodes import NODE_LABEL, PIN_SUFFIX
 from .overlays import NETWORK_SUFFIX, OverlayNetworks, network_labels
 from .polls import poll_delays
@@ -164,6 +165,14 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
     def network_of(self, container_name: str) -> str:
         """The overlay network the workspace's task sits on."""
         return self._overlays.network_of(container_name)
+
+    def enable_secret_files(self) -> bool:
+        self.secrets_tmpfs = True
+        return True
+
+    async def install_secret_files(self, container_name: str, payload: bytes) -> None:
+        """Through a one-off job on the task's node (backends/swarm/secrets.py)."""
+        await payloads.install(self, container_name, payload)
 
     # -- no event stream: container events are per engine, a swarm's tasks run elsewhere ------
 
@@ -377,6 +386,7 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
                 client.api.remove_service(container_name)
 
         await self._call(remove)
+        await self._call(payloads.remove_payload_secrets, container_name)
         if self.network_per_workspace and not recreating:
             await self._overlays.remove_workspace_network(container_name)
 

@@ -14,7 +14,12 @@ import docker
 from ...core.profiles import ContainerResources
 from ...core.store import Workspace
 from ..docker.labels import workspace_labels
-from ..docker.options import WORKSPACE_CAPABILITIES, WORKSPACE_HOME, ContainerOptions
+from ..docker.options import (
+    SECRETS_MOUNT,
+    WORKSPACE_CAPABILITIES,
+    WORKSPACE_HOME,
+    ContainerOptions,
+)
 
 # Task states that end a task for good; "failed" and "rejected" carry Docker's error.
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
@@ -92,9 +97,18 @@ def task_template(
 
 
 def tmpfs_mounts(options: ContainerOptions) -> list[dict[str, Any]]:
-    """Size-limited tmpfs on /tmp and the home folder (tmp_size, home_size)."""
+    """Size-limited tmpfs on /tmp and the home folder (tmp_size, home_size), and one of
+    root's for personal secrets (written by backends/swarm/secrets.py), as on one engine."""
     tmp, home = options.tmpfs_bytes()
+    secrets = [
+        {
+            "Type": "tmpfs",
+            "Target": SECRETS_MOUNT,
+            "TmpfsOptions": {"SizeBytes": 16 * 1024 * 1024, "Mode": 0o700},
+        }
+    ]
     return [
+        *(secrets if options.secrets_tmpfs else []),
         {
             "Type": "tmpfs",
             "Target": "/tmp",  # noqa: S108 (inside the container)
