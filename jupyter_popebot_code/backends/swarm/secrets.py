@@ -34,6 +34,8 @@ CHUNK_BYTES = 400 * 1024
 _SOCKET = "/var/run/docker.sock"
 # Bounded: workspace-clone waits 30 s for the secrets of a new workspace.
 JOB_TIMEOUT = 60.0
+# Which workspace service a payload secret belongs to (its name, no value).
+SERVICE_LABEL = "org.jupyter.popebot-code.secrets-of"
 
 # The job: `docker exec` (create, start with stdin, inspect) over the node's socket, in Perl
 # (perl-base is in every Debian image, slim ones too; curl cannot stream an exec's stdin).
@@ -106,10 +108,6 @@ def remove_payload_secrets(client: docker.DockerClient, service: str) -> None:
         except docker.errors.APIError:
             # Still in use by a job that has not gone yet: its own cleanup removes it.
             pass
-
-
-# Which workspace service a payload secret belongs to (no value: a name).
-SERVICE_LABEL = "popebot.code.secrets-of"
 
 
 def install_job(
