@@ -77,7 +77,13 @@ class DeployedServer:
         self.http = requests.Session()
 
     def up(self) -> None:
-        _script(SERVER_SCRIPT, "up", env=self.env)
+        # As the single-engine bench server: the per-user running cap would refuse the creates.
+        _script(
+            SERVER_SCRIPT,
+            "up",
+            "--CodeWorkspacesApp.max_running_workspaces_per_user=0",
+            env=self.env,
+        )
         self.token = _script(SERVER_SCRIPT, "token", env=self.env).strip()
 
     def down(self) -> None:
