@@ -109,6 +109,10 @@ class FakeManagerApi:
     def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> None:
         self.configs[name] = {"Spec": {"Labels": labels}}
 
+    # personal secrets' payloads (none here: nothing was delivered)
+    def secrets(self, filters: Any = None) -> list[dict[str, Any]]:
+        return []
+
     # the shared overlay
     def networks(self, names: Any = None, filters: Any = None) -> list[dict[str, Any]]:
         if filters is not None:
