@@ -131,7 +131,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="terminal rounds per path")
     parser.add_argument("--seq-lines", type=int, default=2_000_000)
     parser.add_argument("--echo-trips", type=int, default=50)
-    parser.add_argument("--idle-sessions", type=int, default=100)
+    parser.add_argument(
+        "--idle-sessions",
+        type=int,
+        default=60,
+        help="idle terminals of one workspace held at once (the image's keeper takes 64 at most)",
+    )
     parser.add_argument("--soak-idle", type=int, default=1000, help="idle sessions in the soak")
     parser.add_argument(
         "--soak-streams", type=int, default=50, help="sessions streaming seq in the soak"

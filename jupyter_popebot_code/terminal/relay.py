@@ -75,7 +75,8 @@ class TerminalRelay(LoggingConfigurable):
         8,
         help=(
             "Terminal connections one workspace may have open at once; more are closed at once "
-            "with a reason (1008). 0: no limit."
+            "with a reason (1008). 0: no limit here (the workspace image's session keeper "
+            "takes 64 at most; a terminal beyond that ends at once)."
         ),
     ).tag(config=True)
 
