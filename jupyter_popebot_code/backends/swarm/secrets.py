@@ -26,6 +26,7 @@ from ...errors import ContainerError
 from ..docker.engine import DockerEngine
 from ..docker.labels import MANAGED_BY, MANAGED_BY_LABEL
 from . import jobs
+from .tasks import running_task
 
 # Where the job finds the payload (swarmkit's secret files, in order) and the node's engine.
 _PAYLOAD = "/run/secrets/workspace-secrets"
@@ -70,15 +71,14 @@ die "the installer did not finish\n";
 """
 
 
-def running_task(client: docker.DockerClient, service: str) -> tuple[str, str, str]:
+def running_container(client: docker.DockerClient, service: str) -> tuple[str, str, str]:
     """The node, container id and image of the service's running task."""
-    for task in client.api.tasks(filters={"service": service, "desired-state": "running"}):
-        status = task.get("Status") or {}
-        container = (status.get("ContainerStatus") or {}).get("ContainerID")
-        if status.get("State") == "running" and container:
-            image = task["Spec"]["ContainerSpec"]["Image"]
-            return str(task["NodeID"]), str(container), str(image)
-    raise ContainerError(f"{service} has no running task to write personal secrets into.")
+    task = running_task(client.api.tasks(filters={"service": service, "desired-state": "running"}))
+    container = task and (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+    if task is None or not container:
+        raise ContainerError(f"{service} has no running task to write personal secrets into.")
+    image = task["Spec"]["ContainerSpec"]["Image"]
+    return str(task["NodeID"]), str(container), str(image)
 
 
 def create_payload_secrets(
@@ -137,7 +137,7 @@ def install_job(
 
 async def install(engine: DockerEngine, service: str, payload: bytes) -> None:
     """Write `payload` into the service's running task; ContainerError when it did not work."""
-    node_id, container_id, image = await engine._call(running_task, service)
+    node_id, container_id, image = await engine._call(running_container, service)
     chunks = await engine._call(create_payload_secrets, service, payload)
     try:
         failure = await jobs.run_job(

@@ -18,7 +18,7 @@ from ..docker.states import parse_docker_time
 from . import nodes
 from .nodes import NODE_LABEL
 from .overlays import NETWORK_LABEL, NETWORK_SUFFIX
-from .tasks import FAILED_TASK_STATES, replicas, task_address
+from .tasks import FAILED_TASK_STATES, replicas, running_task, task_address
 
 
 def service_state(
@@ -31,13 +31,13 @@ def service_state(
         return None
     # A workspace on a spare overlay names it in its labels.
     network = service["Spec"].get("Labels", {}).get(NETWORK_LABEL) or network
-    for task in client.api.tasks(filters={"service": name}):
-        if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
-            return ContainerState(
-                "running",
-                task_address(task, network),
-                parse_docker_time(task["Status"].get("Timestamp")),
-            )
+    task = running_task(client.api.tasks(filters={"service": name}))
+    if task is not None:
+        return ContainerState(
+            "running",
+            task_address(task, network),
+            parse_docker_time(task["Status"].get("Timestamp")),
+        )
     if replicas(service) == 0:
         return ContainerState("exited", None)
     node_id = service["Spec"].get("Labels", {}).get(NODE_LABEL, "")

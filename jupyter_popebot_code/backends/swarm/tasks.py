@@ -7,6 +7,7 @@ plain container, in the Swarm API's words.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import docker
@@ -27,6 +28,14 @@ FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 
 def replicas(service: dict[str, Any]) -> int:
     return int(service["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0))
+
+
+def running_task(found: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task among `found` that runs and is meant to (a one-replica service has one)."""
+    for task in found:
+        if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
+            return task
+    return None
 
 
 def task_address(task: dict[str, Any], network: str) -> str | None:
