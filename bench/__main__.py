@@ -156,7 +156,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--preview-requests", type=int, default=500, help="small GETs per path (latency)"
     )
     parser.add_argument(
-        "--ports-sockets", type=int, default=15_000, help="listening sockets (ports part)"
+        "--ports-sockets",
+        type=int,
+        default=15_000,
+        help="listening sockets (ports and flood parts; ports 10000 up, at most 22768)",
     )
     parser.add_argument(
         "--ports-clients", type=int, default=3, help="clients polling the ports listing"
@@ -286,8 +289,11 @@ def create_workspace(server: BenchServer, name: str = "bench") -> dict[str, Any]
     return workspace
 
 
-def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {
+def run(
+    args: argparse.Namespace, client: docker.DockerClient, workdir: Path, results: dict[str, Any]
+) -> None:
+    """Run the chosen parts, filling `results` part by part (kept if a later part fails)."""
+    results |= {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(client),
         "parts": args.parts,
@@ -514,7 +520,6 @@ def run(args: argparse.Namespace, client: docker.DockerClient, workdir: Path) ->
     finally:
         server.stop()
         results["cleanup"] = docker_env.cleanup(client, store_ids)
-    return results
 
 
 def print_report(results: dict[str, Any]) -> None:
@@ -574,8 +579,8 @@ def print_report(results: dict[str, Any]) -> None:
         events = results["events"]
         print()
         print(report.events_table(events))
-    load_end = ", ".join(f"{value:.1f}" for value in results["load_average_end"])
-    print(f"load average at the end: {load_end}; cleanup removed: {results['cleanup']}")
+    load_end = ", ".join(f"{value:.1f}" for value in results.get("load_average_end", ()))
+    print(f"load average at the end: {load_end}; cleanup removed: {results.get('cleanup')}")
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -596,18 +601,30 @@ def main(argv: list[str] | None = None) -> int:
     docker_env.cleanup(client, set())
     workdir = Path(tempfile.mkdtemp(prefix="popebot-bench-"))
     started = time.monotonic()
+    results: dict[str, Any] = {}
     try:
-        results = run(args, client, workdir)
-    except BaseException:
+        run(args, client, workdir, results)
+    except BaseException as exc:
+        # What the parts before the failure measured is still a result: a 20-minute run that
+        # fails in its last part keeps the others.
+        results["failed"] = f"{type(exc).__name__}: {exc}"
+        if "machine" in results:
+            _write(args.output, results, started)
+            print_report(results)
+            print(f"partial results: {args.output}")
         print(f"bench failed; server log kept in {workdir / 'server.log'}", file=sys.stderr)
         raise
-    results["wall_seconds"] = time.monotonic() - started
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    _write(args.output, results, started)
     shutil.rmtree(workdir, ignore_errors=True)
     print_report(results)
     print(f"results: {args.output}")
     return 0
+
+
+def _write(output: Path, results: dict[str, Any], started: float) -> None:
+    results["wall_seconds"] = time.monotonic() - started
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

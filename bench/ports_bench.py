@@ -17,14 +17,23 @@ import requests
 from .server import BenchServer
 from .stats import percentile, summarize
 
-FIRST_PORT = 20000
+# Below the kernel's ephemeral range (32768-60999): Docker's embedded DNS listens on 127.0.0.11 at
+# a random port from it in every container of a user-defined network, and a listener there made
+# one run in a dozen fail with EADDRINUSE.
+FIRST_PORT = 10000
 LISTENERS = """
 const net = require("net");
+const fs = require("fs");
 const [first, count] = process.argv.slice(1).map(Number);
 let up = 0;
 for (let port = first; port < first + count; port++) {
-  net.createServer().listen(port, "0.0.0.0", () => {
-    if (++up === count) require("fs").writeFileSync("/tmp/all-listening", "");
+  const server = net.createServer();
+  server.on("error", (err) => {
+    fs.writeFileSync("/tmp/listening", `port ${port}: ${err.message}`);
+    process.exit(1);
+  });
+  server.listen(port, "0.0.0.0", () => {
+    if (++up === count) fs.writeFileSync("/tmp/listening", "ok");
   });
 }
 """
@@ -32,12 +41,17 @@ for (let port = first; port < first + count; port++) {
 
 def start_listeners(client: docker.DockerClient, container_name: str, count: int) -> None:
     """`count` listening sockets in the container (one node process); waits until all listen."""
+    if FIRST_PORT + count > 32768:
+        raise ValueError(f"{count} sockets from port {FIRST_PORT} reach the ephemeral range")
     container = client.containers.get(container_name)
     container.exec_run(["node", "-e", LISTENERS, str(FIRST_PORT), str(count)], detach=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if container.exec_run(["test", "-e", "/tmp/all-listening"]).exit_code == 0:
-            return
+        status = container.exec_run(["cat", "/tmp/listening"])
+        if status.exit_code == 0 and status.output:
+            if status.output == b"ok":
+                return
+            raise RuntimeError(f"listening on {count} sockets failed: {status.output.decode()}")
         time.sleep(0.5)
     raise RuntimeError(f"{count} sockets did not all listen within 120 s")
 

@@ -25,6 +25,7 @@ import requests
 from websockets.sync.client import connect
 
 from . import docker_env
+from .cpu import CpuProbe, container_cpu_file
 from .server import BenchServer
 from .stats import ratio, summarize
 
@@ -149,6 +150,9 @@ def bench_preview(
     api_session.headers.update(server.auth_headers)
     size = download_mib * 1024 * 1024
     downloads: dict[str, list[float]] = {name: [] for name in PATHS}
+    # Who spent the CPU of each path's downloads: the bound of a download on a 2-core machine.
+    probe = CpuProbe(server.pid, container_cpu_file(client.containers.get(container).id))
+    download_cpu: dict[str, dict[str, float]] = {name: {} for name in PATHS}
     latencies: dict[str, list[float]] = {name: [] for name in (*PATHS, "api")}
     deadline = time.monotonic() + budget_s
     for name in PATHS:  # warm-up: connections, the server's code paths, the app's JIT
@@ -160,7 +164,10 @@ def bench_preview(
     for round_index in range(rounds):
         for name in _rotated(round_index):
             url = f"{bases[name]}big?mb={download_mib}"
+            before = probe.snapshot()
             downloads[name].append(_download(sessions[name], url, size))
+            for key, spent in CpuProbe.spent(before, probe.snapshot()).items():
+                download_cpu[name][key] = download_cpu[name].get(key, 0.0) + (spent or 0.0)
     for index in range(requests_count):
         if time.monotonic() > deadline:
             break
@@ -179,6 +186,7 @@ def bench_preview(
             "throughput_mb_s_median": size / MB / median,
             "throughput_mb_s_best": size / MB / min(downloads[name]),
             "download_seconds": downloads[name],
+            "download_cpu": _cpu_per_gb(download_cpu[name], sum(downloads[name]), size * rounds),
             "latency": summarize(latencies[name]),
             "echo": summarize(echoes[name]),
         }
@@ -202,6 +210,17 @@ def _bench_echo(
         for name in _rotated(round_index):
             samples[name] += _echo_trips(urls[name], headers[name], max(1, trips // 5))
     return samples
+
+
+def _cpu_per_gb(spent: dict[str, float], seconds: float, size: int) -> dict[str, float]:
+    """CPU seconds per GB (10^9 bytes) of each party, and the machine's busy cores meanwhile."""
+    gigabytes = size / 1e9
+    return {
+        "server_cpu_s_per_gb": spent["server_cpu_s"] / gigabytes,
+        "client_cpu_s_per_gb": spent["client_cpu_s"] / gigabytes,
+        "container_cpu_s_per_gb": spent["container_cpu_s"] / gigabytes,
+        "machine_busy_cores": spent["machine_busy_s"] / seconds,
+    }
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, Any]:

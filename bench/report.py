@@ -371,7 +371,26 @@ def preview_table(preview: dict[str, Any]) -> str:
     verdicts = "\n".join(
         f"  {'met' if met else 'NOT met'}: {name}" for name, met in preview["verdicts"].items()
     )
-    return title + "\n" + table(headers, rows) + "\ntargets:\n" + verdicts
+    cpu_rows = [
+        [
+            label,
+            f"{preview[name]['download_cpu']['machine_busy_cores']:.2f}",
+            f"{preview[name]['download_cpu']['client_cpu_s_per_gb']:.2f}",
+            f"{preview[name]['download_cpu']['server_cpu_s_per_gb']:.2f}",
+            f"{preview[name]['download_cpu']['container_cpu_s_per_gb']:.2f}",
+        ]
+        for name, label in labels
+    ]
+    cpu_headers = ["downloads: CPU", "busy cores", "client s/GB", "server s/GB", "app s/GB"]
+    return (
+        title
+        + "\n"
+        + table(headers, rows)
+        + "\n"
+        + table(cpu_headers, cpu_rows)
+        + "\ntargets:\n"
+        + verdicts
+    )
 
 
 def ports_table(ports: dict[str, Any]) -> str:
