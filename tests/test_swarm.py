@@ -297,8 +297,16 @@ def test_workspaces_spread_over_workers_and_their_terminals_work(
     in_terminal(server, workspace_id, "export POPEBOT_MARK=kept-$((6*7)); echo set$((1+2))", "set3")
     assert "kept-42" in in_terminal(server, workspace_id, "echo mark=$POPEBOT_MARK", "mark=kept-42")
     log = server.log()
-    assert "Relay reaches workspace containers by name, over each workspace's own overlay" in log
-    assert f"connected to ttyd at code-workspace-{workspace_id}:7681" in log
+    assert "Relay reaches workspace containers by address, over each workspace's own overlay" in log
+    task = manager.api.tasks(
+        filters={"service": f"code-workspace-{workspace_id}", "desired-state": "running"}
+    )[0]
+    address = next(
+        str(attachment["Addresses"][0]).split("/")[0]
+        for attachment in task["NetworksAttachments"]
+        if attachment["Network"]["Spec"]["Name"] != "ingress"
+    )
+    assert f"connected to ttyd at {address}:7681" in log
 
     # ttyd is published on no host: the service has no ports, its only address is the overlay's.
     service = manager.api.inspect_service(f"code-workspace-{workspace_id}")

@@ -216,7 +216,13 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         return await self._queries.listening_ports(container_name)
 
     async def connect_host(self, container_name: str, state: ContainerState) -> str:
-        """The service name, resolved on the workspace's overlay, which the server has joined."""
+        """The task's address on the workspace's overlay, which the server has joined.
+
+        Its address, not its service name: a name the manager's DNS does not know yet (a task
+        that has just started) is passed on to the upstream resolver, and where that does not
+        answer (an air-gapped swarm) one lookup takes its whole timeout (20 s) before the relay
+        can try again. The name stays the fallback for a task whose address is not listed.
+        """
         if not self.network_per_workspace:
             return await self._reach.host(container_name, state)
         # Joined again when the server's container was replaced while the workspace ran.
@@ -224,9 +230,9 @@ class SwarmContainerManager(ContainerOptions, DockerEngine, WorkspaceBackend):
         if not self._told_route:
             self._told_route = True
             self.log.info(
-                "Relay reaches workspace containers by name, over each workspace's own overlay"
+                "Relay reaches workspace containers by address, over each workspace's own overlay"
             )
-        return container_name
+        return state.ip_address or container_name
 
     # -- the nodes and networks a workspace needs (kept as methods: tests stub them) -----------
 
