@@ -421,7 +421,7 @@ def run(
         if "preview" in args.parts:
             print(
                 "preview: downloads, small GETs, WebSocket echo: ours, jupyter-server-proxy, "
-                "straight to the app ...",
+                "a bare TCP hop, straight to the app ...",
                 flush=True,
             )
             server.api("POST", f"api/code/workspaces/{workspace['id']}/ensure").raise_for_status()

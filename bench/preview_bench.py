@@ -6,6 +6,8 @@ workspace on port 8080. Three paths to it, interleaved (the order rotates every 
 - `proxy`: our preview URL (`code/preview/{id}/{key}/8080/`, from the ports listing);
 - `jsp`: jupyter-server-proxy in the same Jupyter server, arbitrary-host mode
   (`proxy/{container ip}:8080/`, allowed by `JSP_CONFIG` for the workspace's address);
+- `hop`: a bare TCP forwarder in a process of its own (`bench.tcp_hop`: the proxy's splice loop
+  without HTTP or a Jupyter server), the bound of any proxy that adds one process to the path;
 - `direct`: `http://{container ip}:8080/` from the host.
 
 and `GET api` (jupyter_server's cheapest route) for the server's own floor. Every HTTP path uses
@@ -15,6 +17,8 @@ one keep-alive `requests.Session`; WebSockets use one `websockets` (sync) client
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -33,7 +37,7 @@ APP_SOURCE = Path(__file__).resolve().parent.parent / "tests" / "preview_app" / 
 APP_PORT = 8080
 MB = 1_000_000
 CHUNK = 1024 * 1024
-PATHS = ("proxy", "jsp", "direct")
+PATHS = ("proxy", "jsp", "hop", "direct")
 # Written into the bench server's config dir: jupyter-server-proxy may reach the addresses the
 # bench lists in `hosts_file` once the workspace runs (it is on a network of its own, whose
 # subnet is not known before the server starts).
@@ -138,11 +142,50 @@ def bench_preview(
     docker_env.wait_for_port(host, APP_PORT)
     listed = server.api("GET", f"api/code/workspaces/{workspace_id}/ports").json()
     preview_path = next(p["url"] for p in listed["ports"] if p["port"] == APP_PORT)
-    bases = {
-        "proxy": server.url(preview_path),
-        "jsp": server.url(f"proxy/{host}:{APP_PORT}/"),
-        "direct": f"http://{host}:{APP_PORT}/",
-    }
+    hop = subprocess.Popen(
+        [sys.executable, "-m", "bench.tcp_hop", host, str(APP_PORT)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert hop.stdout is not None
+        bases = {
+            "proxy": server.url(preview_path),
+            "jsp": server.url(f"proxy/{host}:{APP_PORT}/"),
+            "hop": f"http://127.0.0.1:{hop.stdout.readline().strip()}/",
+            "direct": f"http://{host}:{APP_PORT}/",
+        }
+        return _measure(
+            server,
+            client,
+            container,
+            bases,
+            hop.pid,
+            download_mib=download_mib,
+            rounds=rounds,
+            requests_count=requests_count,
+            budget_s=budget_s,
+            echo_trips=echo_trips,
+        )
+    finally:
+        hop.kill()
+        hop.wait()
+
+
+def _measure(
+    server: BenchServer,
+    client: docker.DockerClient,
+    container: str,
+    bases: dict[str, str],
+    hop_pid: int,
+    *,
+    download_mib: int,
+    rounds: int,
+    requests_count: int,
+    budget_s: float,
+    echo_trips: int,
+) -> dict[str, Any]:
     sessions = {name: requests.Session() for name in PATHS}
     for name in ("proxy", "jsp"):
         sessions[name].headers.update(server.auth_headers)
@@ -150,8 +193,10 @@ def bench_preview(
     api_session.headers.update(server.auth_headers)
     size = download_mib * 1024 * 1024
     downloads: dict[str, list[float]] = {name: [] for name in PATHS}
-    # Who spent the CPU of each path's downloads: the bound of a download on a 2-core machine.
-    probe = CpuProbe(server.pid, container_cpu_file(client.containers.get(container).id))
+    # Who spent the CPU of each path's downloads (the hop's process in the server's column).
+    container_file = container_cpu_file(client.containers.get(container).id)
+    probes = {name: CpuProbe(server.pid, container_file) for name in PATHS}
+    probes["hop"] = CpuProbe(hop_pid, container_file)
     download_cpu: dict[str, dict[str, float]] = {name: {} for name in PATHS}
     latencies: dict[str, list[float]] = {name: [] for name in (*PATHS, "api")}
     deadline = time.monotonic() + budget_s
@@ -164,9 +209,9 @@ def bench_preview(
     for round_index in range(rounds):
         for name in _rotated(round_index):
             url = f"{bases[name]}big?mb={download_mib}"
-            before = probe.snapshot()
+            before = probes[name].snapshot()
             downloads[name].append(_download(sessions[name], url, size))
-            for key, spent in CpuProbe.spent(before, probe.snapshot()).items():
+            for key, spent in CpuProbe.spent(before, probes[name].snapshot()).items():
                 download_cpu[name][key] = download_cpu[name].get(key, 0.0) + (spent or 0.0)
     for index in range(requests_count):
         if time.monotonic() > deadline:
@@ -200,7 +245,7 @@ def _bench_echo(
 ) -> dict[str, list[float]]:
     """WebSocket echo round trips per path: a warm-up session, then rounds in rotated order."""
     urls = {name: "ws" + base.removeprefix("http") + "ws" for name, base in bases.items()}
-    headers = {"proxy": server.auth_headers, "jsp": server.auth_headers, "direct": {}}
+    headers = {"proxy": server.auth_headers, "jsp": server.auth_headers, "hop": {}, "direct": {}}
     samples: dict[str, list[float]] = {name: [] for name in PATHS}
     for name in PATHS:
         _echo_trips(urls[name], headers[name], 20)
@@ -224,9 +269,10 @@ def _cpu_per_gb(spent: dict[str, float], seconds: float, size: int) -> dict[str,
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, Any]:
-    proxy, jsp, direct = results["proxy"], results["jsp"], results["direct"]
+    proxy = results["proxy"]
     out: dict[str, Any] = {}
-    for peer_name, peer in (("direct", direct), ("jsp", jsp)):
+    for peer_name in ("direct", "jsp", "hop"):
+        peer = results[peer_name]
         out[peer_name] = {
             "throughput": ratio(proxy["throughput_mb_s_median"], peer["throughput_mb_s_median"]),
             "latency_p50": ratio(proxy["latency"]["p50_ms"], peer["latency"]["p50_ms"]),

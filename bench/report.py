@@ -334,6 +334,7 @@ def preview_table(preview: dict[str, Any]) -> str:
     labels = (
         ("proxy", "our preview proxy"),
         ("jsp", "jupyter-server-proxy"),
+        ("hop", "a bare TCP hop (bench.tcp_hop)"),
         ("direct", "straight to the app"),
     )
     for name, label in labels:
@@ -351,7 +352,11 @@ def preview_table(preview: dict[str, Any]) -> str:
         )
     api = preview["api"]["latency"]
     rows.append(["GET api (server floor)", "", _ms(api["p50_ms"]), _ms(api["p90_ms"]), "", ""])
-    for peer, label in (("jsp", "ours / jupyter-server-proxy"), ("direct", "ours / straight")):
+    for peer, label in (
+        ("jsp", "ours / jupyter-server-proxy"),
+        ("hop", "ours / a bare TCP hop"),
+        ("direct", "ours / straight"),
+    ):
         r = preview["ratios"][peer]
         rows.append(
             [
@@ -381,7 +386,7 @@ def preview_table(preview: dict[str, Any]) -> str:
         ]
         for name, label in labels
     ]
-    cpu_headers = ["downloads: CPU", "busy cores", "client s/GB", "server s/GB", "app s/GB"]
+    cpu_headers = ["downloads: CPU", "busy cores", "client s/GB", "server (hop) s/GB", "app s/GB"]
     return (
         title
         + "\n"
