@@ -18,29 +18,10 @@ import os
 import socket
 import sys
 
+from jupyter_popebot_code.preview.splice import ready
+
 _PIPE_SIZE = 1024 * 1024
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-
-
-async def _ready(fd: int, write: bool) -> None:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    if write:
-        loop.add_writer(fd, wake)
-    else:
-        loop.add_reader(fd, wake)
-    try:
-        await waiter
-    finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
 
 
 async def _pump(source: socket.socket, target: socket.socket) -> None:
@@ -53,7 +34,7 @@ async def _pump(source: socket.socket, target: socket.socket) -> None:
             try:
                 moved = os.splice(source.fileno(), write_end, _PIPE_SIZE, flags=_FLAGS)
             except BlockingIOError:
-                await _ready(source.fileno(), write=False)
+                await ready(source.fileno(), write=False)
                 continue
             if moved == 0:
                 break
@@ -61,7 +42,7 @@ async def _pump(source: socket.socket, target: socket.socket) -> None:
                 try:
                     moved -= os.splice(read_end, target.fileno(), moved, flags=_FLAGS)
                 except BlockingIOError:
-                    await _ready(target.fileno(), write=True)
+                    await ready(target.fileno(), write=True)
     except OSError:
         pass  # either side went away: the connection is over
     finally:

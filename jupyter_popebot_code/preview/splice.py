@@ -35,7 +35,8 @@ class BodyCutShort(Exception):
     """The app closed its connection before the whole body was sent."""
 
 
-async def _ready(fd: int, write: bool) -> None:
+async def ready(fd: int, write: bool) -> None:
+    """Wait until the loop sees `fd` readable (or writable): one wake-up, no handler left."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
 
@@ -73,7 +74,7 @@ async def splice_body(
             try:
                 moved = os.splice(source, write_end, min(remaining, _PIPE_SIZE), flags=_FLAGS)
             except BlockingIOError:
-                await _ready(source, write=False)
+                await ready(source, write=False)
                 continue
             if moved == 0:
                 raise BodyCutShort(f"{remaining} of {length} bytes never came")
@@ -81,7 +82,7 @@ async def splice_body(
                 try:
                     sent = os.splice(read_end, target, moved, flags=_FLAGS)
                 except BlockingIOError:
-                    await _ready(target, write=True)
+                    await ready(target, write=True)
                     continue
                 moved -= sent
                 remaining -= sent
