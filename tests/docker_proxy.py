@@ -8,6 +8,7 @@ engine keeps running for everything else on the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -38,9 +39,16 @@ class DockerSocketProxy:
 
     def close(self) -> None:
         self.stop()
+        asyncio.run_coroutine_threadsafe(self._finish(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+    async def _finish(self) -> None:
+        """Let every connection's pumps end (their transports close) before the loop stops."""
+        me = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not me]
+        await asyncio.wait(tasks, timeout=5) if tasks else None
 
     async def _start(self) -> None:
         if self._server is None:
@@ -50,9 +58,15 @@ class DockerSocketProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._writers):
+        writers = list(self._writers)
+        for writer in writers:
             writer.close()
         self._writers.clear()
+        # Closing finishes on the loop: wait for it, or close() may stop the loop first and a
+        # transport still open (a connection in use when the test ended) is collected later,
+        # as a ResourceWarning in whichever test runs then.
+        closing = asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
+        await asyncio.wait([closing], timeout=5)
         if self.path.exists():
             os.unlink(self.path)
 
@@ -64,6 +78,12 @@ class DockerSocketProxy:
             up_reader, up_writer = await asyncio.open_unix_connection(self.target)
         except OSError:
             writer.close()
+            return
+        if self._server is None:  # stopped while this connection was being made
+            for each in (writer, up_writer):
+                each.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await each.wait_closed()
             return
         self._writers.add(up_writer)
         await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
@@ -77,4 +97,7 @@ class DockerSocketProxy:
             pass
         finally:
             writer.close()
+            # Kept in _writers until closed for good, so that stop() waits for it too.
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
             self._writers.discard(writer)
