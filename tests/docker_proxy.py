@@ -48,7 +48,8 @@ class DockerSocketProxy:
         """Let every connection's pumps end (their transports close) before the loop stops."""
         me = asyncio.current_task()
         tasks = [task for task in asyncio.all_tasks() if task is not me]
-        await asyncio.wait(tasks, timeout=5) if tasks else None
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     async def _start(self) -> None:
         if self._server is None:
