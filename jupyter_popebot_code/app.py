@@ -20,7 +20,7 @@ from .backends.swarm.manager import SwarmContainerManager
 from .core.capacity import RunningCap
 from .core.idle import IdleStopper
 from .core.profiles import ProfileCatalog, parse_profiles
-from .core.secret_delivery import open_personal_secrets
+from .core.secret_delivery import SecretDelivery, open_personal_secrets
 from .core.secrets import PersonalSecrets
 from .core.service import Quota, WorkspaceService
 from .core.store import WorkspaceStore
@@ -69,6 +69,7 @@ class CodeWorkspacesApp(CodeWorkspacesOptions, ExtensionApp):
     running_cap: RunningCap
     profile_catalog: ProfileCatalog
     personal_secrets: PersonalSecrets
+    secret_delivery: SecretDelivery | None
 
     @default("idle_timeout")
     def _default_idle_timeout(self) -> float:
@@ -147,7 +148,9 @@ class CodeWorkspacesApp(CodeWorkspacesOptions, ExtensionApp):
             running_cap=self.running_cap,
             profiles=self.profile_catalog,
         )
-        self.personal_secrets = open_personal_secrets(self, self.db_path, self.service, self.log)
+        self.personal_secrets, self.secret_delivery = open_personal_secrets(
+            self, self.db_path, self.service, self.log
+        )
         self.container_manager.watch(self.store.store_id)
         IOLoop.current().add_callback(self._install_network_policy)
         # A crash between creating a container and recording it leaves an orphan: sweep once.
@@ -270,6 +273,8 @@ class CodeWorkspacesApp(CodeWorkspacesOptions, ExtensionApp):
             # Terminals get a clean close; their containers and terminal sessions keep running.
             await self.terminal_relay.close_all()
             self.preview_proxy.close_all()
+            if self.secret_delivery is not None:
+                await self.secret_delivery.close()
             self.personal_secrets.close()
             await self.service.close()
 

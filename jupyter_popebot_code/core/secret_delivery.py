@@ -61,6 +61,8 @@ class SecretDelivery:
         # Container name -> the start (epoch seconds) its secrets were written for.
         self._delivered: dict[str, float] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Deliveries nobody waits for (owners without secrets), by container name.
+        self._background: dict[str, asyncio.Task[None]] = {}
 
     def _lock_for(self, owner: str) -> asyncio.Lock:
         lock = self._locks.get(owner)
@@ -75,9 +77,26 @@ class SecretDelivery:
         if not name:
             return
         started = await self._running_since(name)
-        if started is None or self._delivered.get(name) == started:
+        if started is None or self._delivered.get(name) == started or name in self._background:
             return
-        await self._deliver(workspace.user_id, {name: started})
+        if await self.secrets.listing(workspace.user_id):
+            await self._deliver(workspace.user_id, {name: started})
+            return
+        # No secrets: a shell that starts before the (empty) files are written misses nothing,
+        # so the start does not wait for the write (a `docker exec`, or a job on a Swarm node);
+        # only the first-start clone waits for them, in the container.
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(workspace.user_id, {name: started})
+        )
+        self._background[name] = task
+        task.add_done_callback(lambda _: self._background.pop(name, None))
+
+    async def close(self) -> None:
+        """Cancel the deliveries still under way (the server is stopping)."""
+        tasks = list(self._background.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def owner_changed(self, owner: str) -> None:
         """After a secret of `owner` changed: rewrite them in each of their running containers."""
@@ -165,8 +184,9 @@ def open_personal_secrets(
     db_path: str,
     service: WorkspaceService,
     log: logging.Logger,
-) -> PersonalSecrets:
-    """The server's secrets (configured by `parent`), opened, delivered into its containers.
+) -> tuple[PersonalSecrets, SecretDelivery | None]:
+    """The server's secrets (configured by `parent`), opened, and what delivers them into its
+    containers (None where the backend cannot).
 
     A key that cannot be used stops the server (as a bad option does): secrets it could not
     read back must not be accepted.
@@ -183,8 +203,8 @@ def open_personal_secrets(
             "Personal secrets are kept but not written into workspaces by %s",
             type(containers).__name__,
         )
-        return secrets
+        return secrets, None
     delivery = SecretDelivery(secrets, service.store, containers, log)
     secrets.on_change = delivery.owner_changed
     service.container_up_hooks.append(delivery.container_up)
-    return secrets
+    return secrets, delivery

@@ -6,6 +6,7 @@ into each); delivery against the real engine and image is in tests/test_personal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from jupyter_popebot_code.core.secret_delivery import render_payload
 from jupyter_popebot_code.core.secrets import PersonalSecrets, Secret, SecretStore
 from jupyter_popebot_code.errors import SecretKeyError, UnreadableSecret
 
-from ..conftest import USER_HEADER, Api, HeaderIdentityProvider
+from ..conftest import USER_HEADER, Api, HeaderIdentityProvider, wait_for
 from ..memory_containers import InMemoryContainerManager, parse_secret_payload
 
 VALUE = "ghp_fastTierValue0123456789abcdefXYZ"
@@ -186,6 +187,8 @@ async def test_secrets_reach_only_their_owners_running_workspaces(
     stopped = await Api(jp_fetch, "alice").create(name="stopped")
     his = await Api(jp_fetch, "bob").create(name="his")
     files = containers.secret_files
+    # Bob has no secrets: his (empty) files are written without holding up the start.
+    await wait_for(lambda: his["container_name"] in files, timeout=30, interval=0.01)
     assert f"export GH_TOKEN={VALUE}\n" in files[hers["container_name"]]["env"]
     assert files[hers["container_name"]]["git-credentials"] == f"git.internal:8443\t{VALUE}\n"
     assert VALUE not in json.dumps(files[his["container_name"]])
@@ -202,6 +205,44 @@ async def test_secrets_reach_only_their_owners_running_workspaces(
     assert VALUE not in json.dumps(files[his["container_name"]])
     assert VALUE not in caplog.text
     assert "GH_TOKEN" in caplog.text or "personal secrets" in caplog.text.lower()
+
+
+@pytest.mark.parametrize("server_settings", [TWO_USERS])
+async def test_a_start_waits_for_the_owners_secrets_only_when_there_are_some(
+    jp_fetch: Callable[..., Any], service: Any, containers: InMemoryContainerManager
+) -> None:
+    gate = containers.gates["install_secrets"] = asyncio.Event()
+    entered = containers.entered["install_secrets"] = asyncio.Event()
+    files = containers.secret_files
+    # No secrets: create and a later start answer while the (empty) files are being written
+    # (a shell that starts first misses nothing); the files still arrive, once per start.
+    bob = Api(jp_fetch, "bob")
+    his = await asyncio.wait_for(bob.create(name="his"), 30)
+    await asyncio.wait_for(entered.wait(), 30)
+    assert containers.calls["install_secrets"] == 1
+    gate.set()
+    await wait_for(lambda: his["container_name"] in files, timeout=30, interval=0.01)
+    assert files[his["container_name"]]["git-credentials"] == ""
+    gate.clear()
+    entered.clear()
+    containers.set_status(his["container_name"], "exited")
+    code, body = await asyncio.wait_for(bob.call("POST", f"{his['id']}/ensure"), 30)
+    assert (code, body["status"]) == (200, "started")
+    await asyncio.wait_for(entered.wait(), 30)
+    assert containers.calls["install_secrets"] == 2
+    gate.set()
+
+    # With secrets, a start answers only once they are written: no shell may start without.
+    gate.clear()
+    entered.clear()
+    await SecretsApi(jp_fetch, "alice").call("PUT", "API_KEY", body={"value": VALUE})
+    creating = asyncio.ensure_future(Api(jp_fetch, "alice").create(name="hers"))
+    await asyncio.wait_for(entered.wait(), 30)
+    done, _ = await asyncio.wait({creating}, timeout=0.5)
+    assert not done, "the create answered before the secrets were written"
+    gate.set()
+    hers = await asyncio.wait_for(creating, 30)
+    assert f"export API_KEY={VALUE}\n" in files[hers["container_name"]]["env"]
 
 
 def test_the_payload_quotes_every_value_for_the_shell() -> None:
