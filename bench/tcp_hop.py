@@ -1,53 +1,39 @@
 """A bare TCP forwarder: the cost of one userspace hop, the bound of any preview proxy.
 
 `python -m bench.tcp_hop HOST PORT` listens on a free loopback port (printed on stdout, one line)
-and forwards every connection to HOST:PORT, both directions, with the preview proxy's own
-technique (non-blocking `splice` through a pipe on an asyncio loop) and nothing else: no HTTP,
-no authorization, no Jupyter server sharing the loop. It runs in a process of its own, started
-by the preview part (`preview_bench`) and killed after it. What it reaches against straight to
-the app is what one more process in the path costs on this machine; our proxy's distance to it
-is what the server's own work costs.
+and forwards every connection to HOST:PORT, both directions, with the preview proxy's own loop
+(`preview.splice.splice_body`: non-blocking `splice` through a pipe on an asyncio loop) and
+nothing else: no HTTP, no authorization, no Jupyter server sharing the loop. It runs in a
+process of its own, started by the preview part (`preview_bench`) and killed after it. What it
+reaches against straight to the app is what one more process in the path costs on this machine;
+our proxy's distance to it is what the server's own work costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import socket
 import sys
 
-from jupyter_popebot_code.preview.splice import ready
+from jupyter_popebot_code.preview.splice import BodyCutShort, splice_body
 
-_PIPE_SIZE = 1024 * 1024
-_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+# splice_body moves a given length: a connection forwarded until it ends is a body longer than
+# any connection carries, cut short by its end.
+_UNTIL_THE_END = sys.maxsize
+
+
+def _uncounted(_: int) -> None:
+    """The proxy counts bytes for its metrics; the hop has none."""
 
 
 async def _pump(source: socket.socket, target: socket.socket) -> None:
     """source -> target until source ends, then end target's sending side."""
-    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        while True:
-            try:
-                moved = os.splice(source.fileno(), write_end, _PIPE_SIZE, flags=_FLAGS)
-            except BlockingIOError:
-                await ready(source.fileno(), write=False)
-                continue
-            if moved == 0:
-                break
-            while moved > 0:
-                try:
-                    moved -= os.splice(read_end, target.fileno(), moved, flags=_FLAGS)
-                except BlockingIOError:
-                    await ready(target.fileno(), write=True)
-    except OSError:
-        pass  # either side went away: the connection is over
+        await splice_body(source.fileno(), target.fileno(), _UNTIL_THE_END, _uncounted)
+    except (BodyCutShort, OSError):
+        pass  # the source ended, or either side went away: this direction is over
     finally:
-        os.close(read_end)
-        os.close(write_end)
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
 
