@@ -195,8 +195,9 @@ def _measure(
     downloads: dict[str, list[float]] = {name: [] for name in PATHS}
     # Who spent the CPU of each path's downloads (the hop's process in the server's column).
     container_file = container_cpu_file(client.containers.get(container).id)
-    probes = {name: CpuProbe(server.pid, container_file) for name in PATHS}
-    probes["hop"] = CpuProbe(hop_pid, container_file)
+    probes = {
+        name: CpuProbe(hop_pid if name == "hop" else server.pid, container_file) for name in PATHS
+    }
     download_cpu: dict[str, dict[str, float]] = {name: {} for name in PATHS}
     latencies: dict[str, list[float]] = {name: [] for name in (*PATHS, "api")}
     deadline = time.monotonic() + budget_s
